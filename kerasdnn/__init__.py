@@ -1,0 +1,50 @@
+"""kerasdnn: dense classifiers trained identically on the TensorFlow, JAX and
+PyTorch backends of Keras 3.
+
+The public names are imported lazily, so that ``python -m kerasdnn.train --help``
+and ``import kerasdnn`` stay fast and do not start a backend before it is needed.
+
+Example:
+    >>> import kerasdnn
+    >>> model = kerasdnn.build_model(hidden_units=(64,), input_shape=(64,))  # doctest: +SKIP
+    >>> model.summary()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+# TensorFlow's C++ start-up messages are noise to users; set before any TF import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ModelConfig": "kerasdnn.config",
+    "TrainConfig": "kerasdnn.config",
+    "KerasDNNError": "kerasdnn.errors",
+    "ConfigError": "kerasdnn.errors",
+    "DNN": "kerasdnn.models",
+    "build_model": "kerasdnn.models",
+    "classification_report": "kerasdnn.reports",
+    "predict_proba": "kerasdnn.evaluate",
+}
+
+__all__ = [*sorted(_EXPORTS), "evaluate", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    if name in ("train", "evaluate"):
+        # Callable modules: kerasdnn.train(...) runs a training, kerasdnn.evaluate(...) a report.
+        return importlib.import_module(f"kerasdnn.{name}")
+    raise AttributeError(f"module 'kerasdnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
