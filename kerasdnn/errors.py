@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pipelines.errors import PipelineError
 
 __all__ = [
+    "USER_ERRORS",
     "ConfigError",
     "KerasDNNError",
     "RunDirectoryError",
-    "USER_ERRORS",
     "exit_on_user_error",
 ]
 
