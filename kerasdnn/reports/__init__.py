@@ -1,0 +1,47 @@
+"""Classification reports: scikit-learn computes, matplotlib draws (headless).
+
+- :func:`classification_report` — labels and probabilities → a JSON-ready dict.
+- :func:`write_report` — the same, written as ``report.json``, ``report.md``,
+  ``roc.png``, ``confusion_matrix.png`` (and ``history.png``), atomically.
+- :func:`format_table` — the results table the command-line tools print.
+- :func:`roc_figure`, :func:`confusion_matrix_figure`, :func:`history_figure` —
+  the figures, for a notebook.
+
+Example:
+    >>> import numpy as np
+    >>> from kerasdnn.reports import classification_report, format_table
+    >>> report = classification_report([0, 1, 2, 2], np.eye(3)[[0, 1, 2, 1]])
+    >>> report["accuracy"]
+    0.75
+"""
+
+from kerasdnn.reports.markdown import format_table, summary_rows, to_markdown
+from kerasdnn.reports.metrics import (
+    BINARY_THRESHOLD,
+    ReportInputError,
+    as_probabilities,
+    classification_report,
+)
+from kerasdnn.reports.plots import (
+    confusion_matrix_figure,
+    history_figure,
+    png_bytes,
+    roc_figure,
+)
+from kerasdnn.reports.writer import REPORT_FILES, write_report
+
+__all__ = [
+    "BINARY_THRESHOLD",
+    "REPORT_FILES",
+    "ReportInputError",
+    "as_probabilities",
+    "classification_report",
+    "confusion_matrix_figure",
+    "format_table",
+    "history_figure",
+    "png_bytes",
+    "roc_figure",
+    "summary_rows",
+    "to_markdown",
+    "write_report",
+]

@@ -1,0 +1,85 @@
+"""Write a report's files into a folder, all of them atomically.
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> folder = tempfile.mkdtemp()
+    >>> report = write_report(folder, [0, 1, 1], np.array([0.3, 0.8, 0.6]), title="Demo")
+    >>> sorted(p.name for p in __import__("pathlib").Path(folder).iterdir())
+    ['confusion_matrix.png', 'report.json', 'report.md', 'roc.png']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kerasdnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from kerasdnn.reports import plots
+from kerasdnn.reports.markdown import to_markdown
+from kerasdnn.reports.metrics import classification_report
+
+__all__ = ["REPORT_FILES", "write_report"]
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+ROC_PNG = "roc.png"
+CONFUSION_PNG = "confusion_matrix.png"
+HISTORY_PNG = "history.png"
+REPORT_FILES = (REPORT_JSON, REPORT_MD, ROC_PNG, CONFUSION_PNG, HISTORY_PNG)
+
+
+def write_report(
+    out_dir: str | os.PathLike[str],
+    y_true: Any,
+    y_prob: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    history: Mapping[str, Sequence[float]] | None = None,
+    title: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score ``y_prob`` against ``y_true`` and write the report files into ``out_dir``.
+
+    Writes ``report.json`` (the :func:`classification_report` dict, plus
+    ``title``, ``metadata`` and the ``files`` written), ``report.md``,
+    ``roc.png``, ``confusion_matrix.png`` and, when ``history`` (a Keras
+    ``History.history`` dict) is given, ``history.png``.  Everything is computed
+    and rendered in memory first; then each file is written atomically,
+    ``report.json`` last.  A failure therefore writes nothing, and a crash never
+    leaves a partial file.  ``out_dir`` is created if needed.
+
+    Returns:
+        The report dict, as written to ``report.json``.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> report = write_report(tempfile.mkdtemp(), [0, 1, 2], np.eye(3))
+        >>> report["accuracy"], report["files"][:2]
+        (1.0, ['report.md', 'roc.png'])
+    """
+    report = classification_report(y_true, y_prob, class_names=class_names)
+    names = report["class_names"]
+    rendered: dict[str, bytes] = {
+        ROC_PNG: plots.png_bytes(plots.roc_figure(y_true, y_prob, class_names=names)),
+        CONFUSION_PNG: plots.png_bytes(plots.confusion_matrix_figure(report)),
+    }
+    images = {"ROC curves": ROC_PNG, "Confusion matrix": CONFUSION_PNG}
+    if history is not None:
+        rendered[HISTORY_PNG] = plots.png_bytes(plots.history_figure(history))
+        images["Training history"] = HISTORY_PNG
+    report = {
+        "title": title,
+        **report,
+        "metadata": dict(metadata or {}),
+        "files": [REPORT_MD, *rendered, REPORT_JSON],
+    }
+    markdown = to_markdown(report, title=title, images=images, history=history)
+
+    out = Path(out_dir)
+    for name, data in rendered.items():
+        atomic_write_bytes(out / name, data)
+    atomic_write_text(out / REPORT_MD, markdown)
+    atomic_write_json(out / REPORT_JSON, report)
+    return report
