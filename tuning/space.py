@@ -1,0 +1,330 @@
+"""The search space, declared once: names, kinds, ranges, defaults.
+
+:data:`DEFAULT_SPACE` lists every tuned hyperparameter.  A JSON file narrows
+it (:func:`load_space`): each key names a hyperparameter and gives a fixed
+value, a list of values, or a range ``{"min": …, "max": …}`` (and optionally
+``"sampling": "linear" | "log"`` for numbers).  :meth:`Space.declare` registers
+the space on a KerasTuner ``HyperParameters`` object and
+:meth:`Space.model_config` maps the values of a trial onto a
+:class:`~kerasdnn.config.ModelConfig`.
+
+This module imports neither Keras nor KerasTuner: the search CLI validates a
+space file before any heavy import.
+
+Example:
+    >>> space = DEFAULT_SPACE.narrow({"optimizer": ["adam"], "num_layers": {"min": 1, "max": 2}})
+    >>> space["optimizer"].values
+    ('adam',)
+    >>> space.model_config({"num_layers": 1, "units_0": 64, "optimizer": "adam",
+    ...                     "learning_rate": 0.001}).hidden_units
+    (64,)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, ModelConfig
+from kerasdnn.errors import ConfigError
+
+__all__ = ["DEFAULT_SPACE", "MAX_LAYERS", "Param", "Space", "load_space"]
+
+MAX_LAYERS = 8  # units_0 … units_7 at most; the default space goes up to 4
+_RANGE_KEYS = ("min", "max", "sampling")
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One hyperparameter: a range (``kind`` "int" or "float") or a list of values.
+
+    Attributes:
+        name: the hyperparameter's name (``units`` stands for ``units_0``, ``units_1``, …).
+        kind: ``"int"`` or ``"float"`` (a range from ``min`` to ``max``), or ``"choice"``.
+        default: the value KerasTuner uses before it samples one.
+        min: lower bound of a range (inclusive).
+        max: upper bound of a range (inclusive).
+        sampling: ``"linear"`` or ``"log"`` for a range.
+        values: the allowed values of a ``"choice"`` (one value: fixed).
+        check: ``(predicate, description)`` that every value must satisfy.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    min: float | None = None
+    max: float | None = None
+    sampling: str = "linear"
+    values: tuple[Any, ...] = ()
+    check: tuple[Callable[[Any], bool], str] = dataclasses.field(
+        default=(lambda value: True, "anything"), compare=False, repr=False
+    )
+
+    @property
+    def fixed(self) -> bool:
+        return self.kind == "choice" and len(self.values) == 1
+
+    def possible_values(self) -> list[Any]:
+        """Every value the search may give (ints and choices only)."""
+        if self.kind == "choice":
+            return list(self.values)
+        if self.kind == "int":
+            return list(range(int(self.min), int(self.max) + 1))
+        raise TypeError(f"{self.name} is a float range")
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "choice":
+            return {"values": list(self.values), "default": self.default}
+        return {"kind": self.kind, "min": self.min, "max": self.max,
+                "sampling": self.sampling, "default": self.default}
+
+    def narrow(self, spec: Any) -> Param:
+        """This parameter with the values of a space-file entry (see the module docstring)."""
+        where = f"search space {self.name!r}"
+        if isinstance(spec, Mapping):
+            unknown = sorted(set(spec) - set(_RANGE_KEYS))
+            if unknown:
+                raise ConfigError(
+                    f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                    "a range has \"min\", \"max\" and optionally \"sampling\""
+                )
+            if self.kind == "choice":
+                raise ConfigError(
+                    f"{where} is a choice: give a value or a list of values, "
+                    f"e.g. {json.dumps(list(self.values[:2]))}"
+                )
+            low, high = spec.get("min", self.min), spec.get("max", self.max)
+            sampling = spec.get("sampling", self.sampling)
+            for bound in (low, high):
+                self._check_value(bound, where)
+            if sampling not in ("linear", "log"):
+                raise ConfigError(f"{where}: sampling must be \"linear\" or \"log\", "
+                                  f"got {sampling!r}")
+            if low > high:
+                raise ConfigError(f"{where}: empty range (min {low} > max {high})")
+            if sampling == "log" and low <= 0:
+                raise ConfigError(f"{where}: log sampling needs min > 0, got {low}")
+            if low == high:
+                return self._as_choice((low,))
+            default = min(max(self.default, low), high)
+            if self.kind == "int":
+                low, high, default = int(low), int(high), int(round(default))
+            else:
+                low, high, default = float(low), float(high), float(default)
+            return dataclasses.replace(
+                self, min=low, max=high, sampling=sampling, default=default
+            )
+        values = tuple(spec) if isinstance(spec, list) else (spec,)
+        if not values:
+            raise ConfigError(f"{where}: empty list of values")
+        for value in values:
+            self._check_value(value, where)
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}: repeated values in {json.dumps(list(values))}")
+        if len({type(value) for value in values}) > 1 and not all(
+            _is_number(value) for value in values
+        ):
+            raise ConfigError(f"{where}: values must all be of one type, got {list(values)}")
+        return self._as_choice(values)
+
+    def _as_choice(self, values: tuple[Any, ...]) -> Param:
+        if self.kind == "int":
+            values = tuple(int(value) for value in values)
+        elif self.kind == "float" or (
+            all(_is_number(value) for value in values)
+            and any(isinstance(value, float) for value in values)
+        ):
+            values = tuple(float(value) for value in values)
+        default = self.default if self.default in values else values[0]
+        return dataclasses.replace(
+            self, kind="choice", values=values, default=default, min=None, max=None,
+            sampling="linear",
+        )
+
+    def _check_value(self, value: Any, where: str) -> None:
+        predicate, description = self.check
+        if not predicate(value):
+            raise ConfigError(f"{where}: every value must be {description}, got {value!r}")
+
+    def declare(self, hp: Any, name: str | None = None) -> Any:
+        """Register on KerasTuner's ``hp`` and return the current value (``None``: inactive)."""
+        name = name or self.name
+        if self.fixed:
+            return hp.Fixed(name, self.values[0])
+        if self.kind == "choice":
+            return hp.Choice(name, list(self.values), default=self.default)
+        if self.kind == "int":
+            return hp.Int(name, int(self.min), int(self.max), sampling=self.sampling,
+                          default=int(self.default))
+        return hp.Float(name, float(self.min), float(self.max), sampling=self.sampling,
+                        default=float(self.default))
+
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    """An ordered set of :class:`Param`; see the module docstring.
+
+    Example:
+        >>> sorted(DEFAULT_SPACE.to_dict())[:3]
+        ['activation', 'batch_size', 'dropout']
+    """
+
+    params: tuple[Param, ...]
+
+    def __getitem__(self, name: str) -> Param:
+        for param in self.params:
+            if param.name == name:
+                return param
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[Param]:
+        return iter(self.params)
+
+    @property
+    def names(self) -> list[str]:
+        return [param.name for param in self.params]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (stored in the search directory to detect changes)."""
+        return {param.name: param.to_dict() for param in self.params}
+
+    def narrow(self, changes: Mapping[str, Any]) -> Space:
+        """A copy with some parameters narrowed; unknown names are refused."""
+        if not isinstance(changes, Mapping):
+            raise ConfigError("the search space file must hold a JSON object "
+                              "{\"name\": value | [values] | {\"min\": …, \"max\": …}}")
+        unknown = sorted(set(changes) - set(self.names))
+        if unknown:
+            raise ConfigError(
+                f"unknown search space key(s) {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(self.names)}"
+            )
+        params = tuple(
+            param.narrow(changes[param.name]) if param.name in changes else param
+            for param in self.params
+        )
+        space = Space(params)
+        space._check_layers()
+        return space
+
+    def _check_layers(self) -> None:
+        layers = self["num_layers"]
+        if layers.kind == "float" or max(layers.possible_values()) > MAX_LAYERS:
+            raise ConfigError(f"search space 'num_layers': at most {MAX_LAYERS} layers")
+
+    def layer_counts(self) -> list[int]:
+        return sorted(self["num_layers"].possible_values())
+
+    def declare(self, hp: Any) -> dict[str, Any]:
+        """Register every parameter on KerasTuner's ``hp``; return the active values.
+
+        ``units_i`` is active only when ``num_layers > i``; ``momentum`` only with SGD.
+        """
+        values: dict[str, Any] = {}
+        for param in self.params:
+            if param.name == "units":
+                counts = self.layer_counts()
+                for layer in range(max(counts)):
+                    name = f"units_{layer}"
+                    parents = [count for count in counts if count > layer]
+                    if len(parents) == len(counts):
+                        values[name] = param.declare(hp, name)
+                    else:
+                        with hp.conditional_scope("num_layers", parents):
+                            values[name] = param.declare(hp, name)
+            elif param.name == "momentum":
+                optimizers = self["optimizer"].possible_values()
+                if "sgd" not in optimizers:
+                    continue
+                if optimizers == ["sgd"]:
+                    values[param.name] = param.declare(hp)
+                else:
+                    with hp.conditional_scope("optimizer", ["sgd"]):
+                        values[param.name] = param.declare(hp)
+            else:
+                values[param.name] = param.declare(hp)
+        return {name: value for name, value in values.items() if value is not None}
+
+    def model_config(
+        self, values: Mapping[str, Any], base: ModelConfig | None = None
+    ) -> ModelConfig:
+        """The :class:`ModelConfig` of one trial: ``base`` with the tuned fields replaced.
+
+        Example:
+            >>> DEFAULT_SPACE.model_config({"num_layers": 2, "units_0": 32, "units_1": 16,
+            ...                             "dropout": 0.25}).hidden_units
+            (32, 16)
+        """
+        base = base or ModelConfig()
+        changes: dict[str, Any] = {}
+        if "num_layers" in values:
+            changes["hidden_units"] = tuple(
+                int(values[f"units_{layer}"]) for layer in range(int(values["num_layers"]))
+            )
+        for name in ("activation", "dropout", "l2", "optimizer", "learning_rate", "momentum"):
+            if name in values:
+                changes[name] = values[name]
+        return base.replace(**changes)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(predicate: Callable[[Any], bool], description: str) -> tuple[Callable[[Any], bool], str]:
+    return predicate, description
+
+
+DEFAULT_SPACE = Space((
+    Param("num_layers", "int", 2, min=1, max=4,
+          check=_check(lambda v: _is_int(v) and 1 <= v <= MAX_LAYERS,
+                       f"an integer from 1 to {MAX_LAYERS}")),
+    Param("units", "int", 256, min=16, max=1024, sampling="log",
+          check=_check(lambda v: _is_int(v) and v >= 1, "an integer >= 1")),
+    Param("activation", "choice", "relu",
+          values=("relu", "gelu", "elu", "selu", "tanh", "swish", "leaky_relu"),
+          check=_check(lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")),
+    Param("dropout", "float", 0.0, min=0.0, max=0.5,
+          check=_check(lambda v: _is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)")),
+    Param("l2", "choice", 0.0, values=(0.0, 1e-6, 1e-5, 1e-4, 1e-3),
+          check=_check(lambda v: _is_number(v) and v >= 0.0, "a number >= 0")),
+    Param("optimizer", "choice", "sgd", values=OPTIMIZERS,
+          check=_check(lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}")),
+    Param("learning_rate", "float", 0.01, min=1e-4, max=0.1, sampling="log",
+          check=_check(lambda v: _is_number(v) and v > 0.0, "a positive number")),
+    Param("momentum", "float", 0.9, min=0.0, max=0.99,
+          check=_check(lambda v: _is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)")),
+    Param("batch_size", "choice", 100, values=(32, 64, 100, 128, 256),
+          check=_check(lambda v: _is_int(v) and v >= 1, "an integer >= 1")),
+))
+
+
+def load_space(path: str | Path | None) -> Space:
+    """:data:`DEFAULT_SPACE`, narrowed by the JSON file at ``path`` (``None``: unchanged).
+
+    Example:
+        >>> load_space(None) == DEFAULT_SPACE
+        True
+    """
+    if path is None:
+        return DEFAULT_SPACE
+    path = Path(path)
+    try:
+        changes = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--space {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"--space {path}: not a JSON file ({error})") from None
+    try:
+        return DEFAULT_SPACE.narrow(changes)
+    except ConfigError as error:
+        raise ConfigError(f"--space {path}: {error}") from None
