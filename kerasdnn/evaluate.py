@@ -1,0 +1,433 @@
+"""Rebuild the report of a saved model, on any backend: ``python -m kerasdnn.evaluate``.
+
+A model trained on JAX evaluates on TensorFlow or PyTorch: the ``.keras`` file
+is backend-independent.  The report files go to a new folder
+(``<run_dir>/eval-<backend>-<timestamp>`` by default), never over the training
+report.  The module itself is callable: ``kerasdnn.evaluate(...)`` runs
+:func:`evaluate`.
+
+Example:
+    >>> import kerasdnn
+    >>> report = kerasdnn.evaluate("runs/digits")  # doctest: +SKIP
+    >>> report["accuracy"], report["metadata"]["out_dir"]  # doctest: +SKIP
+    (0.96, 'runs/digits/eval-torch-20250101-120000')
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import shutil
+import sys
+import types
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kerasdnn.cli import ArgumentParser, check_backend, positive_int, quiet_tensorflow
+from kerasdnn.config import TrainConfig
+from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
+from kerasdnn.io import atomic_write_bytes
+from kerasdnn.rundir import CONFIG_FILE, MODEL_FILE, read_run_config
+
+__all__ = ["build_parser", "collect", "evaluate", "logits_to_proba", "main", "predict_proba"]
+
+PROG = "kerasdnn.evaluate"
+PREDICTIONS_FILE = "predictions.npz"
+_DEFAULT_BATCH_SIZE = 100
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def logits_to_proba(logits: Any, *, binary: bool) -> np.ndarray:
+    """Probabilities from logits: softmax over ``(n, k)``, or for a one-unit binary
+    head the sigmoid, returned as ``(n, 2)`` with columns ``[P(0), P(1)]``.
+
+    Example:
+        >>> logits_to_proba(np.array([[0.0]]), binary=True).tolist()
+        [[0.5, 0.5]]
+    """
+    from scipy.special import expit, softmax
+
+    values = np.asarray(logits, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if binary:
+        if values.shape[-1] != 1:
+            raise ConfigError(
+                f"a binary model has one output unit, got logits of shape {values.shape}"
+            )
+        positive = expit(values[:, 0])
+        return np.stack([1.0 - positive, positive], axis=1)
+    return softmax(values, axis=1)
+
+
+def predict_proba(model: Any, data: Any, *, batch_size: int | None = None) -> np.ndarray:
+    """Class probabilities of ``model`` (which outputs logits) on ``data``.
+
+    Args:
+        model: a Keras model outputting logits, e.g. a ``kerasdnn.DNN``.  Its
+            ``model_config.binary`` says whether the head is one sigmoid unit;
+            without a ``model_config``, an output width of 1 means binary.
+        data: an array of inputs, or a ``tf.data.Dataset`` of ``x`` or ``(x, y)``
+            batches (labels are ignored).
+        batch_size: for array inputs (Keras's default otherwise).
+
+    Returns:
+        ``(n, k)`` float64 probabilities; binary models give ``(n, 2)``.
+
+    Example:
+        >>> from kerasdnn.models import build_model  # doctest: +SKIP
+        >>> model = build_model(input_shape=(64,), hidden_units=(16,))  # doctest: +SKIP
+        >>> predict_proba(model, np.zeros((3, 64), "float32")).shape  # doctest: +SKIP
+        (3, 10)
+    """
+    logits = model.predict(data, batch_size=batch_size, verbose=0)
+    return logits_to_proba(logits, binary=is_binary(model))
+
+
+def collect(model: Any, dataset: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predicted probabilities over ``dataset``, in one pass.
+
+    Each ``(x, y)`` batch is predicted as it is read, so labels and predictions
+    stay aligned even for a dataset that reshuffles on every pass.  An
+    unbatched ``tf.data.Dataset`` (``pipelines.load(batch_size=None)``) is
+    batched by 256 first.
+
+    Returns:
+        ``(y_true, y_prob)``: int64 labels ``(n,)`` and float64 probabilities
+        ``(n, k)`` as in :func:`predict_proba`.
+
+    Example:
+        >>> y_true, y_prob = collect(model, splits.test)  # doctest: +SKIP
+        >>> (y_prob.argmax(axis=1) == y_true).mean()  # doctest: +SKIP
+        0.96
+    """
+    batches = _numpy_batches(model, dataset)
+    labels: list[np.ndarray] = []
+    logits: list[np.ndarray] = []
+    for batch in batches:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ConfigError("collect needs a dataset of (x, y) batches, with labels")
+        x, y = batch[0], batch[1]
+        logits.append(np.asarray(model.predict_on_batch(x)))
+        labels.append(np.asarray(y).reshape(-1))
+    if not labels:
+        raise ConfigError("the dataset is empty: nothing to evaluate")
+    y_prob = logits_to_proba(np.concatenate(logits), binary=is_binary(model))
+    return np.concatenate(labels).astype(np.int64), y_prob
+
+
+def is_binary(model: Any) -> bool:
+    """True when ``model`` has a one-unit sigmoid head (``model_config.binary``,
+    else an output width of 1).
+
+    Example:
+        >>> is_binary(types.SimpleNamespace(output_shape=(None, 1)))
+        True
+    """
+    config = getattr(model, "model_config", None)
+    if config is not None and hasattr(config, "binary"):
+        return bool(config.binary)
+    return tuple(model.output_shape)[-1] == 1
+
+
+def _numpy_batches(model: Any, dataset: Iterable[Any]) -> Iterable[Any]:
+    spec = getattr(dataset, "element_spec", None)
+    if spec is None:
+        return dataset
+    x_spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+    input_rank = len(tuple(model.input_shape)) - 1
+    if x_spec.shape.rank == input_rank:  # one example per element: batch them
+        dataset = dataset.batch(256)
+    return dataset.as_numpy_iterator()
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    source: str | Path,
+    *,
+    dataset: str | None = None,
+    out: str | Path | None = None,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate a saved model on a test split and write its report.
+
+    Args:
+        source: a run directory written by ``python -m kerasdnn.train`` (holding
+            ``model.keras`` and ``config.json``), or a ``.keras`` file (its
+            folder's ``config.json`` is used when there is one).
+        dataset: dataset name (default: the one the run was trained on, with the
+            same seed and validation split, so the test split is the same).
+        out: folder for the report (default:
+            ``<run_dir>/eval-<backend>-<timestamp>``).  Never the run directory.
+        batch_size: prediction batch size (default: the run's, else 100).
+
+    Returns:
+        The report dict (see :func:`kerasdnn.reports.classification_report`)
+        with ``metadata``: model, run_dir, backend, trained_on, dataset, out_dir.
+        ``out`` receives ``report.json``, ``report.md``, ``roc.png``,
+        ``confusion_matrix.png`` and ``predictions.npz`` (``y_true``, ``y_prob``).
+
+    Raises:
+        RunDirectoryError: a missing path, a folder that is not a finished
+            run, an unloadable model, a model that does not fit the data.
+        ConfigError: an unknown ``KERAS_BACKEND`` or bad arguments.
+        pipelines.errors.PipelineError: an unknown or unavailable dataset.
+
+    Example:
+        >>> report = evaluate("runs/digits", out="runs/digits-on-torch")  # doctest: +SKIP
+        >>> sorted(report["metadata"])  # doctest: +SKIP
+        ['backend', 'created', 'dataset', 'model', 'out_dir', 'run_dir', 'trained_on']
+    """
+    backend = check_backend()
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    model_path, run_dir, record = _resolve_source(Path(source))
+    train_config = TrainConfig.from_dict(record["train"]) if record else None
+    dataset_name = dataset or _trained_dataset(record)
+    if dataset_name is None:
+        raise ConfigError(
+            f"no {CONFIG_FILE} beside {model_path}: pass --dataset NAME to say what to test on"
+        )
+    out_dir = _output_dir(out, run_dir, backend)
+
+    quiet_tensorflow()
+    model = _load_model(model_path)
+    import pipelines
+
+    splits = pipelines.load(
+        dataset_name,
+        batch_size=batch_size or (train_config.batch_size if train_config else None)
+        or _DEFAULT_BATCH_SIZE,
+        validation_split=train_config.validation_split if train_config else 0.1,
+        seed=train_config.seed if train_config else 1337,
+    )
+    info = splits.info
+    _check_fits(model, model_path, info)
+    y_true, y_prob = collect(model, splits.test)
+
+    metadata = {
+        "model": str(model_path),
+        "run_dir": str(run_dir),
+        "backend": backend,
+        "trained_on": (record or {}).get("backend"),
+        "dataset": {
+            "name": dataset_name,
+            "source": info.source,
+            "split": "test",
+            "num_examples": len(y_true),
+            "note": getattr(info, "note", None),
+        },
+        "out_dir": str(out_dir),
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    return _write_outputs(out_dir, y_true, y_prob, info, metadata)
+
+
+def _resolve_source(source: Path) -> tuple[Path, Path, dict[str, Any] | None]:
+    """``(model file, run directory, config.json record or None)``."""
+    if not source.exists():
+        raise RunDirectoryError(
+            f"{source}: no such file or directory; give a run directory or a .keras file"
+        )
+    if source.is_dir():
+        model_path, run_dir = source / MODEL_FILE, source
+        if not model_path.is_file():
+            if (source / CONFIG_FILE).is_file():
+                raise RunDirectoryError(
+                    f"the run in {source} has not finished (no {MODEL_FILE}); "
+                    f"finish it with `python -m kerasdnn.train --out {source} --resume`"
+                )
+            raise RunDirectoryError(
+                f"{source} is not a kerasdnn run directory (no {MODEL_FILE}); give the --out "
+                "folder of `python -m kerasdnn.train` or a .keras file"
+            )
+    else:
+        if source.suffix != ".keras":
+            raise RunDirectoryError(
+                f"{source} is not a .keras model file; give a run directory or a .keras file"
+            )
+        model_path, run_dir = source, source.parent
+    record = read_run_config(run_dir) if (run_dir / CONFIG_FILE).is_file() else None
+    return model_path, run_dir, record
+
+
+def _trained_dataset(record: dict[str, Any] | None) -> str | None:
+    """The dataset the run was trained on ("auto" → the source it actually used)."""
+    if not record:
+        return None
+    name = record["train"]["dataset"]
+    used = (record.get("dataset") or {}).get("source")
+    return used if name == "auto" and used else name
+
+
+def _output_dir(out: str | Path | None, run_dir: Path, backend: str) -> Path:
+    if out is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        candidate = run_dir / f"eval-{backend}-{stamp}"
+        number = 1
+        while candidate.exists():
+            number += 1
+            candidate = run_dir / f"eval-{backend}-{stamp}-{number}"
+        return candidate
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirectoryError(f"--out {out_dir} is a file; give a directory for the report")
+    if (out_dir / MODEL_FILE).exists() or (out_dir / CONFIG_FILE).exists():
+        raise RunDirectoryError(
+            f"--out {out_dir} is a run directory: its training report would be overwritten; "
+            "choose another --out"
+        )
+    return out_dir
+
+
+def _load_model(model_path: Path) -> Any:
+    import keras
+
+    import kerasdnn.models  # noqa: F401  (registers kerasdnn>DNN for deserialization)
+
+    try:
+        return keras.saving.load_model(model_path, compile=False)
+    except Exception as error:  # any failure to read the file is the user's to fix
+        detail = " ".join(str(error).split())[:200] or type(error).__name__
+        raise RunDirectoryError(
+            f"cannot load {model_path} ({detail}); the file is damaged or not a Keras model: "
+            "retrain it or give another model"
+        ) from None
+
+
+def _check_fits(model: Any, model_path: Path, info: Any) -> None:
+    expected_inputs = tuple(model.input_shape)[1:]
+    if tuple(info.input_shape) != expected_inputs:
+        raise RunDirectoryError(
+            f"{model_path} takes inputs of shape {expected_inputs} but dataset {info.source} "
+            f"gives {tuple(info.input_shape)}; pass the --dataset it was trained on"
+        )
+    units = tuple(model.output_shape)[-1]
+    classes = 2 if is_binary(model) else units
+    if classes != info.num_classes:
+        raise RunDirectoryError(
+            f"{model_path} predicts {classes} classes but dataset {info.source} has "
+            f"{info.num_classes}; pass the --dataset it was trained on"
+        )
+
+
+def _write_outputs(
+    out_dir: Path,
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    info: Any,
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """Report files and predictions.npz; a new folder is removed again on failure."""
+    from kerasdnn.reports import write_report
+
+    created = not out_dir.exists()
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, y_true=y_true, y_prob=y_prob)
+    try:
+        report = write_report(
+            out_dir,
+            y_true,
+            y_prob,
+            class_names=list(info.class_names),
+            title=f"{info.source} test split · {Path(metadata['model']).name} "
+            f"on {metadata['backend']}",
+            metadata=metadata,
+        )
+        atomic_write_bytes(out_dir / PREDICTIONS_FILE, buffer.getvalue())
+    except BaseException:
+        if created and out_dir.exists():
+            shutil.rmtree(out_dir)
+        raise
+    return report
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def build_parser() -> ArgumentParser:
+    """The ``python -m kerasdnn.evaluate`` argument parser (imports nothing heavy).
+
+    Example:
+        >>> build_parser().parse_args(["runs/digits", "--batch-size", "50"]).batch_size
+        50
+    """
+    import argparse
+
+    parser = ArgumentParser(
+        prog="python -m kerasdnn.evaluate",
+        description=(
+            "Rebuild the scikit-learn report of a saved model on the test split, on the\n"
+            "Keras backend named by KERAS_BACKEND (a model trained on one backend evaluates\n"
+            "on any other). Writes report.json, report.md, roc.png, confusion_matrix.png and\n"
+            "predictions.npz to a new folder; the training report is never overwritten."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  KERAS_BACKEND=torch python -m kerasdnn.evaluate runs/digits-jax-20250101-120000\n"
+            "  python -m kerasdnn.evaluate model.keras --dataset digits --out eval/"
+        ),
+    )
+    parser.add_argument(
+        "source", metavar="RUN_DIR_OR_MODEL",
+        help="a run directory of `python -m kerasdnn.train`, or a .keras model file",
+    )
+    parser.add_argument(
+        "--dataset", metavar="NAME",
+        help="dataset to test on (default: the run's, from its config.json, with the same "
+        "seed and validation split; required for a .keras file without a config.json)",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR",
+        help="folder for the report (default: <run_dir>/eval-<backend>-<timestamp>)",
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, metavar="N",
+        help=f"prediction batch size (default: the run's, else {_DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the output folder (default: off)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m kerasdnn.evaluate``; returns the exit status."""
+    args = build_parser().parse_args(argv)  # before any heavy import: --help stays fast
+    with exit_on_user_error(PROG):
+        report = evaluate(args.source, dataset=args.dataset, out=args.out,
+                          batch_size=args.batch_size)
+    meta = report["metadata"]
+    if not args.quiet:
+        from kerasdnn.reports import format_table
+
+        data = meta["dataset"]
+        trained = f" (trained on {meta['trained_on']})" if meta["trained_on"] else ""
+        if data.get("note"):
+            print(data["note"])
+        print(f"model {meta['model']}{trained} · backend {meta['backend']}")
+        print(f"dataset {data['source']} · {data['split']} split · "
+              f"{data['num_examples']:,} examples")
+        print(format_table(report))
+    print(f"wrote {meta['out_dir']}")
+    return 0
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``kerasdnn.evaluate(...)`` run :func:`evaluate` while it stays a module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return evaluate(*args, **kwargs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+else:
+    sys.modules[__name__].__class__ = _CallableModule
