@@ -1,0 +1,161 @@
+"""One custom training step per Keras backend.
+
+``kerasdnn/steps/tensorflow.py``, ``jax.py`` and ``torch.py`` each define a
+mixin (:class:`~kerasdnn.steps.tensorflow.TensorFlowStep`,
+:class:`~kerasdnn.steps.jax.JAXStep`, :class:`~kerasdnn.steps.torch.TorchStep`)
+with the same two methods, ``train_step`` and ``test_step``, laid out like
+Keras's own ``keras/src/backend/<backend>/trainer.py``.  :func:`step_class`
+picks the one of the active backend; :class:`kerasdnn.models.DNN` inherits it.
+
+Each ``train_step`` does exactly what Keras's stock step does (``compute_loss``
+with ``training=True``, regularization losses, ``optimizer.scale_loss`` and the
+``LossScaleOptimizer`` kept), plus:
+
+* ``grad_norm``: the global norm of the *unscaled* gradients, before clipping,
+  computed once per step and logged as the running mean over the epoch (a
+  ``keras.metrics.Mean`` named ``grad_norm``; one batch's value after
+  ``train_on_batch``);
+* global-norm clipping when the model's ``clipnorm`` is set (the same formula
+  as Keras's ``global_clipnorm``, applied with the norm already computed);
+* a non-finite guard: when the loss or the gradient norm is NaN/Inf, no weight
+  (trainable or not), no optimizer variable and no metric changes, and the
+  model's ``skipped_steps`` counter (a non-trainable int32 model variable,
+  reported as ``skipped_steps`` in the training logs) goes up by one.  With
+  mixed precision, a finite loss whose scaled gradients overflow is still
+  handed to the ``LossScaleOptimizer`` so that it lowers its loss scale (its
+  stock behaviour; its inner optimizer and the weights do not change); the
+  step is counted as skipped.
+
+The backend-neutral pieces (global norm, clip factor, finiteness) live here, in
+``keras.ops``; one backend file never imports another.
+
+Example:
+    >>> from kerasdnn.steps import step_class
+    >>> step_class().__name__ in ("TensorFlowStep", "JAXStep", "TorchStep")
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+__all__ = [
+    "GRAD_NORM",
+    "SKIPPED_STEPS",
+    "clip_factor",
+    "global_norm",
+    "handles_overflow",
+    "is_finite",
+    "loss_scale",
+    "lower_loss_scale",
+    "step_class",
+]
+
+GRAD_NORM = "grad_norm"
+SKIPPED_STEPS = "skipped_steps"
+
+_STEP_CLASSES = {
+    "tensorflow": ("kerasdnn.steps.tensorflow", "TensorFlowStep"),
+    "jax": ("kerasdnn.steps.jax", "JAXStep"),
+    "torch": ("kerasdnn.steps.torch", "TorchStep"),
+}
+
+
+def step_class(backend: str | None = None) -> type:
+    """The step mixin of ``backend`` (default: the active Keras backend).
+
+    Example:
+        >>> step_class("jax").__name__
+        'JAXStep'
+    """
+    backend = backend or keras.backend.backend()
+    if backend not in _STEP_CLASSES:
+        raise ValueError(
+            f"kerasdnn has no training step for the Keras backend {backend!r}; "
+            f"use one of {', '.join(_STEP_CLASSES)} (KERAS_BACKEND)"
+        )
+    module, name = _STEP_CLASSES[backend]
+    return getattr(importlib.import_module(module), name)
+
+
+def global_norm(grads: Sequence[Any]) -> Any:
+    """sqrt of the sum of squares of all gradients (``None`` entries ignored), float32.
+
+    Example:
+        >>> float(global_norm([ops.ones((3,)), None, ops.ones((1,))]))
+        2.0
+    """
+    squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads if g is not None]
+    return ops.sqrt(ops.sum(ops.stack(squares)))
+
+
+def loss_scale(optimizer: Any) -> Any:
+    """The factor ``optimizer.scale_loss`` multiplies the loss by (``None``: no scaling).
+
+    Call it where the optimizer's variables have their current values (inside
+    the JAX step's ``StatelessScope``).
+
+    Example:
+        >>> loss_scale(keras.optimizers.SGD()) is None
+        True
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(ops.ones((), "float32"))
+    if getattr(optimizer, "loss_scale_factor", None) is not None:
+        return ops.convert_to_tensor(optimizer.loss_scale_factor, "float32")
+    return None
+
+
+def clip_factor(norm: Any, clipnorm: float) -> Any:
+    """``min(1, clipnorm / norm)``, written as Keras's ``clip_by_global_norm`` writes it.
+
+    Example:
+        >>> float(clip_factor(ops.convert_to_tensor(4.0), 1.0))
+        0.25
+    """
+    return clipnorm * ops.minimum(1.0 / norm, 1.0 / clipnorm)
+
+
+def is_finite(loss: Any, norm: Any) -> Any:
+    """True when the loss and every gradient are finite (a boolean scalar tensor).
+
+    A NaN/Inf in any gradient makes the norm NaN/Inf, so the norm already
+    computed for ``grad_norm`` is the test; a norm that overflows float32
+    (gradients beyond ~1e19) counts as non-finite too.
+
+    Example:
+        >>> bool(is_finite(ops.convert_to_tensor(1.0), ops.convert_to_tensor(float("nan"))))
+        False
+    """
+    return ops.logical_and(ops.isfinite(ops.cast(loss, "float32")), ops.isfinite(norm))
+
+
+def handles_overflow(optimizer: Any) -> bool:
+    """Whether ``optimizer`` deals with non-finite gradients itself (a LossScaleOptimizer).
+
+    Example:
+        >>> handles_overflow(keras.optimizers.SGD())
+        False
+    """
+    return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def lower_loss_scale(optimizer: Any) -> None:
+    """What a ``LossScaleOptimizer`` does on overflowing gradients: halve the
+    loss scale and restart its growth count (stateful; the JAX step maps the
+    optimizer's variables with a ``StatelessScope``).
+
+    Example:
+        >>> optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD())
+        >>> optimizer.build([keras.Variable(1.0)])
+        >>> lower_loss_scale(optimizer)
+        >>> float(optimizer.dynamic_scale)
+        16384.0
+    """
+    optimizer.step_counter.assign(0)
+    optimizer.dynamic_scale.assign(ops.multiply(optimizer.dynamic_scale, 0.5))

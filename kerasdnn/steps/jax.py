@@ -1,0 +1,169 @@
+"""The JAX training step (stateless, jitted by Keras).
+
+Laid out like ``keras/src/backend/jax/trainer.py``: ``train_step(state, data)``
+returns ``(logs, state)`` with ``state = (trainable_variables,
+non_trainable_variables, optimizer_variables, metrics_variables)``.  The loss
+function is ``_loss_and_updates`` (Keras's own ``compute_loss_and_updates``
+is neither overridden nor reused: its return shape differs).  The update and
+the skip are the two branches of one ``jax.lax.cond``, so nothing waits on
+the host.
+
+Example:
+    >>> class MyModel(JAXStep, keras.Model): ...  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import keras
+
+from kerasdnn.steps import (
+    GRAD_NORM,
+    SKIPPED_STEPS,
+    clip_factor,
+    global_norm,
+    handles_overflow,
+    is_finite,
+    loss_scale,
+    lower_loss_scale,
+)
+
+__all__ = ["JAXStep"]
+
+
+class JAXStep:
+    """``train_step``/``test_step`` for ``keras.Model`` subclasses on JAX.
+
+    The model provides ``clipnorm``, ``grad_norm_tracker`` and
+    ``skipped_steps_tracker`` (see :class:`kerasdnn.models.DNN`).
+    """
+
+    def train_step(self, state: tuple, data: Any) -> tuple[dict[str, Any], tuple]:
+        (
+            trainable_variables,
+            non_trainable_variables,
+            optimizer_variables,
+            metrics_variables,
+        ) = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+
+        # Forward pass, gradients and their global norm (unscaled, before clipping)
+        grad_fn = jax.value_and_grad(self._loss_and_updates, has_aux=True)
+        (_, aux), gradients = grad_fn(
+            trainable_variables,
+            non_trainable_variables,
+            metrics_variables,
+            optimizer_variables,
+            x,
+            y,
+            sample_weight,
+        )
+        loss, y_pred, new_non_trainable_variables, new_metrics_variables, scale = aux
+        norm = global_norm(gradients)
+        if scale is not None:
+            norm = norm / scale
+        finite = is_finite(loss, norm)
+        if self.clipnorm:
+            factor = clip_factor(norm, self.clipnorm)
+            gradients = [g * factor.astype(g.dtype) for g in gradients]
+
+        def update() -> tuple:
+            new_trainable, new_optimizer = self.optimizer.stateless_apply(
+                optimizer_variables, gradients, trainable_variables
+            )
+            new_metrics = self._updated_metrics_variables(
+                new_metrics_variables, loss, norm, x, y, y_pred, sample_weight
+            )
+            return (new_trainable, list(new_non_trainable_variables),
+                    list(new_optimizer), new_metrics)
+
+        def skip() -> tuple:
+            kept_optimizer = list(optimizer_variables)
+            if handles_overflow(self.optimizer):
+                kept_optimizer = jax.lax.cond(
+                    jax.numpy.isfinite(loss),
+                    lambda: self._lowered_loss_scale(optimizer_variables),
+                    lambda: kept_optimizer,
+                )
+            return (list(trainable_variables), list(non_trainable_variables), kept_optimizer,
+                    self._counted_skip(metrics_variables))
+
+        # Update weights, or leave everything as it was
+        state = jax.lax.cond(finite, update, skip)
+        return self._metrics_result(state[3]), state
+
+    def test_step(self, state: tuple, data: Any) -> tuple[dict[str, Any], tuple]:
+        logs, state = super().test_step(state, data)
+        logs.pop(GRAD_NORM, None)
+        logs.pop(SKIPPED_STEPS, None)
+        return logs, state
+
+    def _loss_and_updates(
+        self,
+        trainable_variables: list,
+        non_trainable_variables: list,
+        metrics_variables: list,
+        optimizer_variables: list,
+        x: Any,
+        y: Any,
+        sample_weight: Any,
+    ) -> tuple[Any, tuple]:
+        """Stock ``compute_loss_and_updates`` with ``training=True`` (for
+        ``jax.value_and_grad``): ``(scaled_loss, (loss, y_pred,
+        non_trainable_variables, metrics_variables, loss_scale))``."""
+        y_pred, non_trainable_variables, losses = self.stateless_call(
+            trainable_variables, non_trainable_variables, x, return_losses=True, training=True
+        )
+        if losses:
+            # Make forward pass losses (regularization) available to compute_loss.
+            self._losses_override.clear()
+            self._losses_override = losses
+        loss, (_, non_trainable_variables, metrics_variables) = self.stateless_compute_loss(
+            trainable_variables,
+            non_trainable_variables,
+            metrics_variables,
+            x=x,
+            y=y,
+            y_pred=y_pred,
+            sample_weight=sample_weight,
+            training=True,
+        )
+        if losses:
+            self._losses_override.clear()
+
+        # Handle loss scaling
+        mapping = list(zip(self.optimizer.variables, optimizer_variables, strict=True))
+        with keras.StatelessScope(state_mapping=mapping):
+            scaled_loss = self.optimizer.scale_loss(loss)
+            scale = loss_scale(self.optimizer)
+        return scaled_loss, (loss, y_pred, non_trainable_variables, metrics_variables, scale)
+
+    def _updated_metrics_variables(
+        self, metrics_variables: list, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,
+        sample_weight: Any,
+    ) -> list:
+        mapping = list(zip(self.metrics_variables, metrics_variables, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self._loss_tracker.update_state(loss, sample_weight=y_pred.shape[0])
+            self.grad_norm_tracker.update_state(norm)
+            self.compute_metrics(x, y, y_pred, sample_weight)
+        return [scope.get_current_value(v) for v in self.metrics_variables]
+
+    def _metrics_result(self, metrics_variables: list) -> dict[str, Any]:
+        mapping = list(zip(self.metrics_variables, metrics_variables, strict=True))
+        with keras.StatelessScope(state_mapping=mapping):
+            return self.get_metrics_result()
+
+    def _counted_skip(self, metrics_variables: list) -> list:
+        mapping = list(zip(self.metrics_variables, metrics_variables, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self.skipped_steps_tracker.update_state()
+        return [scope.get_current_value(v) for v in self.metrics_variables]
+
+    def _lowered_loss_scale(self, optimizer_variables: list) -> list:
+        mapping = list(zip(self.optimizer.variables, optimizer_variables, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            lower_loss_scale(self.optimizer)
+        return [scope.get_current_value(v) for v in self.optimizer.variables]
