@@ -1,0 +1,212 @@
+"""Helpers shared by the benchmarks: the machine record, timing statistics,
+subprocess runs and Markdown tables.
+
+Nothing here imports a backend: the parent process of every benchmark stays
+light and launches one subprocess per backend.
+
+Example:
+    >>> summarize([3.0, 1.0, 2.0])["median"]
+    2.0
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("tensorflow", "jax", "torch")
+WATCHED_PACKAGES = (
+    "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "numpy",
+    "tensorflow-datasets",
+)
+
+
+def parse_backends(text: str) -> list[str]:
+    """Comma-separated backend names, checked against ``BACKENDS``.
+
+    Example:
+        >>> parse_backends("jax, torch")
+        ['jax', 'torch']
+    """
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown backend(s) {unknown or text!r}; choose from {', '.join(BACKENDS)}"
+        )
+    return names
+
+
+def summarize(seconds: Sequence[float]) -> dict[str, Any]:
+    """Median and spread (min, max) of repeated timings, in seconds.
+
+    Example:
+        >>> summarize([1.0, 4.0, 2.0])
+        {'seconds': [1.0, 4.0, 2.0], 'median': 2.0, 'min': 1.0, 'max': 4.0}
+    """
+    values = [float(value) for value in seconds]
+    return {
+        "seconds": values,
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA GPUs as ``nvidia-smi`` names them (empty without one)."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        output = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+             "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in output.splitlines() if line.strip()]
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, CPU model, GPUs, load and package versions, without importing any of them.
+
+    Example:
+        >>> sorted(machine_info())[:3]
+        ['cores', 'cpu_model', 'gpus']
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    versions = {"python": platform.python_version()}
+    for package in WATCHED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "gpus": gpu_names(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "usable_cores": usable,
+        "versions": versions,
+    }
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    """One line naming the machine, for the top of a table."""
+    versions = machine["versions"]
+    shown = ", ".join(
+        f"{name} {versions[name]}" for name in ("keras", "tensorflow", "tensorflow-cpu", "jax",
+                                                 "torch") if name in versions
+    )
+    gpus = f"; GPU: {', '.join(machine['gpus'])}" if machine["gpus"] else "; no GPU"
+    load = machine.get("load_average")
+    load_text = f"; load {load[0]:.1f}" if load else ""
+    return (f"{machine['usable_cores']} cores ({machine['cpu_model']}){gpus}{load_text}; "
+            f"Python {versions['python']}, {shown}")
+
+
+@dataclass
+class Completed:
+    """What a benchmark subprocess left: exit status, wall time, output tail."""
+
+    returncode: int | None  # None: killed at the timeout
+    seconds: float
+    stdout: str
+    stderr: str
+
+    @property
+    def failure(self) -> str | None:
+        """One line saying why the process failed, or None when it exited 0."""
+        if self.returncode is None:
+            return f"timed out after {self.seconds:.0f} s"
+        if self.returncode != 0:
+            lines = [line for line in self.stderr.splitlines() if line.strip()]
+            last = lines[-1].strip() if lines else "no output"
+            return f"exit status {self.returncode}: {last}"
+        return None
+
+
+def run_python(args: Sequence[str], *, backend: str | None = None, timeout: float | None = None,
+               env: dict[str, str] | None = None) -> Completed:
+    """Run ``python ARGS`` from the repository root with ``KERAS_BACKEND`` set.
+
+    Example:
+        >>> run_python(["-c", "print(1)"]).stdout
+        '1\\n'
+    """
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    if backend is not None:
+        environment["KERAS_BACKEND"] = backend
+    start = time.perf_counter()
+    try:
+        process = subprocess.run(
+            [sys.executable, *args], cwd=REPO_ROOT, env=environment,
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as error:
+        return Completed(None, time.perf_counter() - start, _text(error.stdout),
+                         _text(error.stderr))
+    return Completed(process.returncode, time.perf_counter() - start, process.stdout,
+                     process.stderr)
+
+
+def _text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table, padded so it also reads well in a terminal.
+
+    Example:
+        >>> print(markdown_table(["a", "b"], [["1", "22"]]))
+        | a | b  |
+        |---|----|
+        | 1 | 22 |
+    """
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (str(cell).ljust(width) for cell, width in zip(cells, widths, strict=True))
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def seconds_cell(stats: dict[str, Any]) -> str:
+    """``median [min–max]`` in seconds, as the tables show it.
+
+    Example:
+        >>> seconds_cell({"median": 1.234, "min": 1.2, "max": 1.31})
+        '1.23 [1.20–1.31]'
+    """
+    return f"{stats['median']:.2f} [{stats['min']:.2f}–{stats['max']:.2f}]"
