@@ -4,13 +4,42 @@ Every error here carries a one-line message that says what to do.  The
 command-line tools of kerasdnn print it and exit with status 2.
 
 Example:
-    >>> from pipelines.errors import PipelineError
-    >>> isinstance(PipelineError("x"), Exception)
+    >>> from pipelines.errors import PipelineError, UnknownDatasetError
+    >>> issubclass(UnknownDatasetError, PipelineError)
     True
 """
 
 from __future__ import annotations
 
+__all__ = [
+    "DataFormatError",
+    "DatasetUnavailableError",
+    "InvalidArgumentError",
+    "InvalidDataError",
+    "PipelineError",
+    "UnknownDatasetError",
+]
+
 
 class PipelineError(Exception):
     """Base class of every user-facing error raised by :mod:`pipelines`."""
+
+
+class UnknownDatasetError(PipelineError, ValueError):
+    """The dataset name is not in the registry (the message lists the known ones)."""
+
+
+class InvalidArgumentError(PipelineError, ValueError):
+    """An argument of :func:`pipelines.load` is out of range (batch size, split fraction...)."""
+
+
+class DataFormatError(PipelineError):
+    """A data file is missing, truncated or not in the expected format (IDX, NPZ)."""
+
+
+class InvalidDataError(PipelineError, ValueError):
+    """The data read fine but cannot be trained on (labels out of range, NaN, empty split)."""
+
+
+class DatasetUnavailableError(PipelineError):
+    """A TFDS dataset is not prepared and cannot be downloaded (offline)."""

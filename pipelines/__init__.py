@@ -1,0 +1,40 @@
+"""pipelines: named data sources → tf.data input pipelines for dense classifiers.
+
+``load`` returns the train / validation / test ``tf.data.Dataset``s of a source
+and a :class:`DatasetInfo`; ``python -m pipelines --list`` lists the sources.
+Importing this package is cheap: TensorFlow is imported on first use of
+``load`` (quietly, and kept off the GPU unless Keras runs on TensorFlow).
+
+Example:
+    >>> import pipelines
+    >>> train, validation, test, info = pipelines.load("digits", batch_size=100)
+    >>> info.source, info.input_shape, info.num_classes
+    ('digits', (64,), 10)
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pipelines.errors import PipelineError
+from pipelines.info import DatasetInfo, Splits
+
+__all__ = ["DatasetInfo", "PipelineError", "Splits", "describe", "load", "prefetch_to_device"]
+
+
+def __getattr__(name: str):  # PEP 562: heavy parts (TensorFlow) load on first use
+    if name == "load":
+        from pipelines.builder import load
+
+        return load
+    if name == "describe":
+        from pipelines.sources import describe
+
+        return describe
+    if name == "prefetch_to_device":
+        from pipelines.device import prefetch_to_device
+
+        return prefetch_to_device
+    raise AttributeError(f"module 'pipelines' has no attribute {name!r}")

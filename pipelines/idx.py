@@ -1,0 +1,106 @@
+"""A small reader for the IDX format of the MNIST files (plain or gzipped).
+
+An IDX file is a 4-byte magic number ``0x00 0x00 <type> <ndim>``, then ``ndim``
+big-endian uint32 dimensions, then the values in C order.  The reader checks
+the magic number, the type code, the dimensions and that the payload has
+exactly the announced length, and raises :class:`DataFormatError` otherwise.
+
+Example:
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(bytes([0, 0, 0x08, 1]) + (3).to_bytes(4, "big") + bytes([7, 1, 2]))
+    >>> read_idx(path)
+    array([7, 1, 2], dtype=uint8)
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.errors import DataFormatError
+
+__all__ = ["IDX_DTYPES", "find_idx_file", "read_idx"]
+
+# Type code (third byte of the magic number) -> big-endian NumPy dtype.
+IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise DataFormatError(f"IDX file {path} does not exist: check the folder name")
+    raw = path.read_bytes()
+    if raw[:2] != _GZIP_MAGIC:
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataFormatError(
+            f"IDX file {path} is a truncated or corrupt gzip file ({error}): download it again"
+        ) from None
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read one IDX file (``.gz`` or plain) into a NumPy array in native byte order.
+
+    Example:
+        >>> read_idx("train-images-idx3-ubyte.gz").shape  # doctest: +SKIP
+        (60000, 28, 28)
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise DataFormatError(f"IDX file {path} is truncated: {len(raw)} bytes, no header")
+    zero1, zero2, type_code, ndim = raw[:4]
+    if zero1 != 0 or zero2 != 0 or type_code not in IDX_DTYPES or ndim == 0:
+        raise DataFormatError(
+            f"IDX file {path} has a wrong magic number 0x{raw[:4].hex()} (expected "
+            "0x0000TTNN with type TT in 08,09,0b,0c,0d,0e): is it an MNIST IDX file?"
+        )
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataFormatError(f"IDX file {path} is truncated inside its {ndim} dimensions")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = IDX_DTYPES[type_code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = len(raw) - header_size
+    if actual != expected:
+        problem = "truncated" if actual < expected else "longer than its header says"
+        raise DataFormatError(
+            f"IDX file {path} is {problem}: header {shape} needs {expected} bytes of "
+            f"data, found {actual}; download it again"
+        )
+    data = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
+    return data.astype(dtype.newbyteorder("="), copy=True)
+
+
+def find_idx_file(folder: str | os.PathLike[str], stem: str, kind: str) -> Path:
+    """Find ``<stem>-<kind>-ubyte[.gz]`` (or ``<stem>.<kind>-ubyte``) in ``folder``.
+
+    Example:
+        >>> find_idx_file("mnist", "train-images", "idx3")  # doctest: +SKIP
+        PosixPath('mnist/train-images-idx3-ubyte.gz')
+    """
+    folder = Path(folder)
+    names = [f"{stem}{sep}{kind}-ubyte{gz}" for sep in ("-", ".") for gz in ("", ".gz")]
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise DataFormatError(
+        f"IDX file {stem}-{kind}-ubyte[.gz] is missing in {folder}: the folder needs "
+        "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+        "t10k-labels-idx1-ubyte (plain or .gz)"
+    )

@@ -1,0 +1,243 @@
+"""The registry of data sources: one name (or ``prefix:ARGUMENT``) → decoded NumPy arrays.
+
+``python -m pipelines --list`` prints it.
+
+Example:
+    >>> [source.name for source in SOURCES][:3]
+    ['auto', 'mnist', 'fashion_mnist']
+    >>> read_source("digits").x_train.shape
+    (1437, 8, 8)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.errors import DataFormatError, DatasetUnavailableError, UnknownDatasetError
+from pipelines.idx import find_idx_file, read_idx
+from pipelines.info import RawData
+from pipelines.splitting import split_indices
+
+__all__ = ["DIGITS_TEST_FRACTION", "SOURCES", "Source", "describe", "read_source"]
+
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_TEST_SEED = 0
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+Reader = Callable[..., RawData]
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One registry entry: ``name`` (``"idx:DIR"`` for a prefix taking an argument)."""
+
+    name: str
+    description: str
+    read: Reader
+
+    @property
+    def prefix(self) -> str | None:
+        return self.name.split(":", 1)[0] if ":" in self.name else None
+
+
+def _read_digits(*, source: str = "digits", **_: object) -> RawData:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images.astype(np.uint8)  # values 0..16
+    labels = digits.target.astype(np.int64)
+    train, test = split_indices(labels, DIGITS_TEST_FRACTION, seed=DIGITS_TEST_SEED, what="test")
+    return RawData(
+        source=source,
+        x_train=images[train],
+        y_train=labels[train],
+        x_test=images[test],
+        y_test=labels[test],
+        class_names=[str(n) for n in digits.target_names],
+        value_max=16.0,
+    )
+
+
+def _value_max(x: np.ndarray) -> float:
+    """What ``scale="unit"`` divides by: the dtype range for uint8, data max for other
+    integers, 1 for floats (taken as already in [0, 1])."""
+    if x.dtype == np.uint8:
+        return 255.0
+    if np.issubdtype(x.dtype, np.integer) and x.size:
+        return float(max(int(x.max()), 1))
+    return 1.0
+
+
+def _class_names_from_labels(*label_arrays: np.ndarray) -> list[str]:
+    largest = max((int(np.max(y)) for y in label_arrays if y.size), default=0)
+    return [str(i) for i in range(max(largest + 1, 2))]
+
+
+def _check_counts(what: str, x: np.ndarray, y: np.ndarray, where: str) -> None:
+    if y.ndim != 1:
+        raise DataFormatError(
+            f"{where}: {what} labels must be one-dimensional, got shape {y.shape}"
+        )
+    if len(x) != len(y):
+        raise DataFormatError(
+            f"{where}: {len(x)} {what} images but {len(y)} {what} labels; the files do not "
+            "belong together"
+        )
+
+
+def _read_idx_dir(argument: str, *, source: str, **_: object) -> RawData:
+    folder = Path(argument).expanduser()
+    if not folder.is_dir():
+        raise DataFormatError(
+            f"idx: folder {folder} does not exist; give a folder of MNIST IDX files"
+        )
+    arrays = {}
+    for split, stem in (("train", "train"), ("test", "t10k")):
+        x = read_idx(find_idx_file(folder, f"{stem}-images", "idx3"))
+        y = read_idx(find_idx_file(folder, f"{stem}-labels", "idx1"))
+        _check_counts(split, x, y, f"idx:{folder}")
+        arrays[split] = (x, y)
+    (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+    return RawData(
+        source=source,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=_class_names_from_labels(y_train, y_test),
+        value_max=_value_max(x_train),
+    )
+
+
+def _read_npz(argument: str, *, source: str, **_: object) -> RawData:
+    path = Path(argument).expanduser()
+    if not path.is_file():
+        raise DataFormatError(f"npz: file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in NPZ_KEYS if key not in npz.files]
+            if missing:
+                raise DataFormatError(
+                    f"npz: {path} lacks {', '.join(missing)}; it needs arrays "
+                    f"{', '.join(NPZ_KEYS)} (like Keras's mnist.npz)"
+                )
+            x_train, y_train, x_test, y_test = (np.asarray(npz[key]) for key in NPZ_KEYS)
+            names = [str(n) for n in npz["class_names"]] if "class_names" in npz.files else None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise DataFormatError(f"npz: {path} is not a readable .npz file ({error})") from None
+    _check_counts("train", x_train, y_train, f"npz:{path}")
+    _check_counts("test", x_test, y_test, f"npz:{path}")
+    return RawData(
+        source=source,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=names or _class_names_from_labels(y_train, y_test),
+        value_max=_value_max(x_train),
+    )
+
+
+def _read_tfds(argument: str, *, source: str, data_dir=None, manual_dir=None) -> RawData:
+    from pipelines.tfds_source import read_tfds
+
+    return read_tfds(argument, data_dir=data_dir, manual_dir=manual_dir, source=source)
+
+
+def _read_named_tfds(name: str) -> Reader:
+    def read(*, source: str, data_dir=None, manual_dir=None) -> RawData:
+        return _read_tfds(name, source=source, data_dir=data_dir, manual_dir=manual_dir)
+
+    return read
+
+
+def _read_auto(*, source: str = "auto", data_dir=None, manual_dir=None) -> RawData:
+    from pipelines.tfds_source import is_available, read_tfds, ways_out
+
+    available, root = is_available("mnist", data_dir=data_dir, manual_dir=manual_dir)
+    reason = "is not prepared in {root} and cannot be downloaded (offline)"
+    if available:
+        try:
+            return read_tfds("mnist", data_dir=data_dir, manual_dir=manual_dir, source="mnist")
+        except DatasetUnavailableError:
+            reason = "could not be prepared in {root}"
+    raw = _read_digits(source="digits")
+    raw.note = (
+        f"auto: MNIST {reason.format(root=root)}, so the bundled 8x8 digits are used; "
+        f"to get MNIST, {ways_out('mnist')}"
+    )
+    return raw
+
+
+SOURCES: tuple[Source, ...] = (
+    Source(
+        "auto",
+        "MNIST when prepared or downloadable, else the bundled digits (with a note)",
+        _read_auto,
+    ),
+    Source(
+        "mnist",
+        "TFDS MNIST: 70,000 28x28 grey handwritten digits, 10 classes",
+        _read_named_tfds("mnist"),
+    ),
+    Source(
+        "fashion_mnist",
+        "TFDS Fashion-MNIST: 70,000 28x28 grey clothing images, 10 classes",
+        _read_named_tfds("fashion_mnist"),
+    ),
+    Source(
+        "digits",
+        "scikit-learn's bundled 1,797 8x8 digits (0..16), no network; test split "
+        "= fixed stratified 20%",
+        _read_digits,
+    ),
+    Source(
+        "tfds:NAME",
+        "any TFDS image-classification dataset (data_dir, manual_dir honoured)",
+        _read_tfds,
+    ),
+    Source(
+        "idx:DIR",
+        "a folder of MNIST-format IDX files (train-/t10k- images and labels, plain or .gz)",
+        _read_idx_dir,
+    ),
+    Source("npz:PATH", "a Keras-style mnist.npz (x_train, y_train, x_test, y_test)", _read_npz),
+)
+
+
+def describe() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` for every source, as ``--list`` prints them.
+
+    Example:
+        >>> dict(describe())["digits"].startswith("scikit-learn")
+        True
+    """
+    return [(source.name, source.description) for source in SOURCES]
+
+
+def read_source(
+    name: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    manual_dir: str | os.PathLike[str] | None = None,
+) -> RawData:
+    """Read the decoded arrays of ``name`` (a registry name or ``prefix:ARGUMENT``).
+
+    Example:
+        >>> read_source("digits").class_names[:3]
+        ['0', '1', '2']
+    """
+    prefix, _, argument = str(name).partition(":")
+    for source in SOURCES:
+        if source.prefix is None and source.name == name:
+            return source.read(source=name, data_dir=data_dir, manual_dir=manual_dir)
+        if source.prefix is not None and source.prefix == prefix and argument:
+            return source.read(argument, source=name, data_dir=data_dir, manual_dir=manual_dir)
+    known = ", ".join(source.name for source in SOURCES)
+    raise UnknownDatasetError(f"unknown dataset {name!r}; known: {known}")

@@ -1,0 +1,48 @@
+"""Import TensorFlow quietly, and keep it off the GPU unless it is the Keras backend.
+
+tf.data is the input pipeline on every backend, but only the TensorFlow backend
+should let TensorFlow own the GPU: with JAX or PyTorch, TensorFlow would
+otherwise reserve most of the accelerator's memory for nothing.  Every module of
+:mod:`pipelines` that needs TensorFlow imports it from here.
+
+Example:
+    >>> from pipelines.tf_setup import tf
+    >>> tf.data.Dataset.range(3).cardinality().numpy()
+    np.int64(3)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf
+
+__all__ = ["keras_backend", "tf"]
+
+
+def keras_backend() -> str:
+    """The Keras backend in use (``KERAS_BACKEND`` or Keras's own config).
+
+    Example:
+        >>> keras_backend() in ("tensorflow", "jax", "torch", "numpy", "openvino")
+        True
+    """
+    import keras  # lazily: pipelines does not need keras for anything else
+
+    return keras.backend.backend()
+
+
+def _hide_gpus_from_tensorflow() -> None:
+    """With a JAX or PyTorch backend, TensorFlow must not claim any GPU."""
+    if keras_backend() == "tensorflow":
+        return
+    # RuntimeError: the devices were initialised before pipelines was imported;
+    # TensorFlow already holds them and nothing can be changed any more.
+    with contextlib.suppress(RuntimeError):
+        tf.config.set_visible_devices([], "GPU")
+
+
+_hide_gpus_from_tensorflow()
