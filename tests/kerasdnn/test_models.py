@@ -1,0 +1,176 @@
+"""build_model / DNN: architecture, parameter count, config round trip, errors,
+and same seed → the same initial weights on every backend (against NumPy goldens)."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kerasdnn.config import ModelConfig
+from kerasdnn.errors import ConfigError
+from kerasdnn.models import DNN, build_model
+
+GOLDEN_CASES = {
+    "digits_64_32_16_10_seed1337": dict(input_shape=(64,), hidden_units=(32, 16),
+                                        num_classes=10, seed=1337),
+    "images_8x8_24_binary_seed7": dict(input_shape=(8, 8), hidden_units=(24,),
+                                       num_classes=2, seed=7),
+}
+
+
+def test_seed_architecture_has_520260_parameters():
+    model = build_model()
+    assert model.count_params() == 520_260
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 520_260
+    assert [layer.name for layer in model.layers] == ["inputs", "hidden_1", "hidden_2", "logits"]
+    assert model.output_shape == (None, 10)
+    assert isinstance(model, DNN) and model.compiled
+
+
+def test_config_json_round_trip_through_the_model():
+    config = ModelConfig(input_shape=(8, 8), hidden_units=(12, 6), num_classes=3, dropout=0.25,
+                         batch_norm=True, l2=1e-4, optimizer="adamw", learning_rate=3e-3,
+                         clipnorm=2.0, seed=11, metrics=("accuracy", "auc"))
+    model = build_model(json.loads(config.to_json()))
+    assert model.model_config == config
+    assert ModelConfig.from_dict(model.get_config()["model_config"]) == config
+    rebuilt = DNN.from_config(json.loads(json.dumps(model.get_config())))
+    assert rebuilt.model_config == config
+    assert [w.shape for w in rebuilt.weights] == [w.shape for w in model.weights]
+
+
+def test_layers_follow_the_config():
+    model = build_model(input_shape=(8, 8), hidden_units=(12, 6), num_classes=3, dropout=0.25,
+                        batch_norm=True, l2=1e-4)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["InputLayer", "Flatten", "Dense", "BatchNormalization", "Dropout",
+                     "Dense", "BatchNormalization", "Dropout", "Dense"]
+    hidden = model.get_layer("hidden_1")
+    assert hidden.kernel_regularizer.get_config()["l2"] == pytest.approx(1e-4)
+    assert hidden.get_config()["activation"] == "relu"
+    assert model.output_shape == (None, 3)
+    assert build_model(input_shape=(5,), hidden_units=(), num_classes=2).count_params() == 6
+
+
+def test_loss_metrics_and_optimizer_follow_the_config():
+    multi = build_model(input_shape=(4,), hidden_units=(3,), metrics=("accuracy", "auc"),
+                        optimizer="adam", learning_rate=0.005)
+    assert isinstance(multi.loss, keras.losses.SparseCategoricalCrossentropy)
+    assert multi.loss.get_config()["from_logits"] is True
+    assert isinstance(multi.optimizer, keras.optimizers.Adam)
+    assert float(multi.optimizer.learning_rate) == pytest.approx(0.005)
+
+    binary = build_model(input_shape=(4,), hidden_units=(3,), num_classes=2, optimizer="adamw",
+                         weight_decay=0.01)
+    assert binary.output_shape == (None, 1)
+    assert isinstance(binary.loss, keras.losses.BinaryCrossentropy)
+    assert binary.loss.get_config()["from_logits"] is True
+    assert binary.optimizer.weight_decay == pytest.approx(0.01)
+
+    sgd = build_model(input_shape=(4,), hidden_units=(3,))
+    assert isinstance(sgd.optimizer, keras.optimizers.SGD)
+    assert sgd.optimizer.momentum == pytest.approx(0.9)
+    assert float(sgd.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_mixed_precision_keeps_float32_logits_and_scales_the_loss():
+    model = build_model(input_shape=(4,), hidden_units=(8,), mixed_precision=True)
+    assert model.get_layer("hidden_1").dtype_policy.name == "mixed_float16"
+    assert model.get_layer("hidden_1").compute_dtype == "float16"
+    assert model.get_layer("logits").compute_dtype == "float32"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    logits = model.predict(np.ones((2, 4), np.float32), verbose=0)
+    assert logits.dtype == np.float32
+
+
+def _identity_model(num_classes: int) -> DNN:
+    """A linear model whose logits are its inputs (identity kernel, zero bias)."""
+    units = 1 if num_classes == 2 else num_classes
+    model = build_model(input_shape=(units,), hidden_units=(), num_classes=num_classes,
+                        metrics=("accuracy", "auc"))
+    model.set_weights([np.eye(units, dtype=np.float32), np.zeros(units, np.float32)])
+    return model
+
+
+def test_accuracy_and_auc_read_logits_and_integer_labels():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(60, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, 60).astype(np.int32)
+    logs = _identity_model(3).evaluate(logits, labels, verbose=0, return_dict=True)
+    assert logs["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == labels))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected = roc_auc_score(labels, probs, multi_class="ovr", average="macro")
+    assert logs["auc"] == pytest.approx(expected, abs=0.01)
+    assert "grad_norm" not in logs and "skipped_steps" not in logs
+
+
+def test_binary_accuracy_and_auc_read_one_logit():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(60, 1)).astype(np.float32)
+    labels = (rng.random(60) < 1 / (1 + np.exp(-2 * logits[:, 0]))).astype(np.int32)
+    logs = _identity_model(2).evaluate(logits, labels, verbose=0, return_dict=True)
+    assert logs["accuracy"] == pytest.approx(np.mean((logits[:, 0] > 0) == labels))
+    assert logs["auc"] == pytest.approx(roc_auc_score(labels, logits[:, 0]), abs=0.01)
+    z, t = logits[:, 0].astype(np.float64), labels
+    bce = np.mean(np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0) - z * t)
+    assert logs["loss"] == pytest.approx(bce, rel=1e-5)
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_same_seed_gives_the_stored_numpy_weights_on_every_backend(case, data_dir):
+    golden = np.load(data_dir / "initial_weights.npz")
+    model = build_model(**GOLDEN_CASES[case])
+    weights = {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+    expected = {key.split("/", 1)[1]: golden[key] for key in golden.files
+                if key.startswith(case + "/")}
+    assert sorted(weights) == sorted(expected)
+    for path, value in expected.items():
+        np.testing.assert_array_equal(weights[path], value, err_msg=path)
+
+
+def test_another_seed_gives_other_weights():
+    first = build_model(input_shape=(6,), hidden_units=(4,), seed=1)
+    second = build_model(input_shape=(6,), hidden_units=(4,), seed=2)
+    kernel = "hidden_1/kernel"
+    a = {w.path: keras.ops.convert_to_numpy(w) for w in first.weights}[kernel]
+    b = {w.path: keras.ops.convert_to_numpy(w) for w in second.weights}[kernel]
+    assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "parameter"),
+    [
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"num_classes": 1}, "num_classes"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"activation": "softmax"}, "activation"),
+        ({"hidden_units": (10, -1)}, "hidden_units"),
+        ({"metrics": ("accuracy", "f1")}, "metrics"),
+        ({"clipnorm": -1.0}, "clipnorm"),
+    ],
+)
+def test_bad_values_raise_a_config_error_naming_the_parameter(overrides, parameter):
+    with pytest.raises(ConfigError, match=parameter):
+        build_model(**overrides)
+
+
+def test_unknown_override_is_refused_with_the_known_keys():
+    with pytest.raises(ConfigError, match=r"hidden_layers.*known keys:.*hidden_units"):
+        build_model(hidden_layers=(10,))
+    with pytest.raises(ConfigError, match="ModelConfig"):
+        build_model(["not", "a", "config"])
+
+
+def test_steps_per_execution_is_honoured_where_keras_allows_it(backend):
+    model = build_model(input_shape=(4,), hidden_units=(3,), steps_per_execution=4)
+    assert model.model_config.steps_per_execution == 4
+    # Keras 3.15 requires steps_per_execution == 1 on PyTorch.
+    assert model.steps_per_execution == (1 if backend == "torch" else 4)
