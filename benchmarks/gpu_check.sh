@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The epoch benchmark on an NVIDIA GPU, for every backend, with device prefetch
+# on and then off; prints nvidia-smi and the two tables. Finishes in under 8 minutes:
+# each backend's subprocess gets a share of what is left of the budget, so one hang
+# costs its share only (its rows then read "error: timed out").
+#
+# Usage:
+#   benchmarks/gpu_check.sh [WHEEL_DIR]
+#
+#   WHEEL_DIR  optional folder of CUDA wheels (jax[cuda12] plugin, torch+cu12x,
+#              tensorflow, ...) installed offline first; without it the check uses
+#              what is installed.
+# Environment: PYTHON (default: python), OUT (where the JSON goes; default: a temp folder),
+#              BUDGET_S (default: 470), EXAMPLES (default: 60000), REPEATS (default: 2),
+#              BACKENDS (default: tensorflow,jax,torch).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python}
+BUDGET_S=${BUDGET_S:-470}
+EXAMPLES=${EXAMPLES:-60000}
+REPEATS=${REPEATS:-2}
+BACKENDS=${BACKENDS:-tensorflow,jax,torch}
+RESULTS=${OUT:-$(mktemp -d)}
+IFS=, read -r -a backend_list <<< "$BACKENDS"
+WORKERS=$(( ${#backend_list[@]} + 1 ))  # one per backend, and the pure PyTorch loop
+export TF_CPP_MIN_LOG_LEVEL=2
+
+if [ $# -ge 1 ] && [ -n "$1" ]; then
+    echo "== installing wheels from $1 (offline)"
+    timeout 150 "$PYTHON" -m pip install --quiet --no-index --find-links "$1" "$1"/*.whl \
+        || echo "!! wheel install failed or timed out; going on with what is installed"
+fi
+
+echo "== nvidia-smi"
+nvidia-smi || echo "!! nvidia-smi failed: no NVIDIA driver visible"
+"$PYTHON" -c 'import importlib.metadata as m
+for p in ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "jax-cuda12-plugin", "torch"):
+    try: print(f"{p} {m.version(p)}")
+    except m.PackageNotFoundError: pass'
+
+status=0
+runs_left=2
+for prefetch in on off; do
+    left=$((BUDGET_S - SECONDS - 5))
+    per_worker=$((left / (WORKERS * runs_left)))
+    [ "$per_worker" -gt 120 ] && per_worker=120
+    if [ "$per_worker" -lt 20 ]; then
+        echo "!! out of time budget before device prefetch $prefetch"; status=1; break
+    fi
+    echo
+    echo "== epoch benchmark on the GPU, device prefetch $prefetch" \
+         "(${per_worker} s per backend, ${SECONDS} s elapsed)"
+    timeout $((per_worker * WORKERS + 10)) "$PYTHON" -m benchmarks.epoch \
+        --backends "$BACKENDS" --examples "$EXAMPLES" --repeats "$REPEATS" \
+        --device-prefetch "$prefetch" --timeout "$per_worker" \
+        --json "$RESULTS/gpu-epoch-prefetch-$prefetch.json" \
+        2> "$RESULTS/gpu-epoch-prefetch-$prefetch.log" \
+        || { status=1; echo "!! benchmark exited with an error; log tail:"; \
+             tail -n 30 "$RESULTS/gpu-epoch-prefetch-$prefetch.log"; }
+    runs_left=$((runs_left - 1))
+done
+echo
+echo "== done in ${SECONDS} s; JSON and logs in $RESULTS"
+exit $status
