@@ -46,7 +46,7 @@ def split_indices(
             keep = held_out = indices[:0]
     if keep.size == 0 or held_out.size == 0:
         raise InvalidDataError(
-            f"the {what} split would be empty: {len(y)} examples with {what} fraction "
-            f"{fraction}; use more data or another fraction"
+            f"cannot split {len(y)} examples into a non-empty {what} part (fraction "
+            f"{fraction}) and a non-empty rest: an empty split; use more data or another fraction"
         )
     return np.sort(keep), np.sort(held_out)

@@ -38,6 +38,7 @@ __all__ = ["TEST_FRACTION", "TEST_SEED", "is_available", "read_tfds", "ways_out"
 TEST_FRACTION = 0.2
 TEST_SEED = 0
 DEFAULT_HOST = ("storage.googleapis.com", 443)
+READ_CHUNK = 10_000
 
 
 @contextlib.contextmanager
@@ -131,9 +132,13 @@ def _prepare(builder, name: str, manual_dir: str | os.PathLike[str] | None) -> N
         if not _manual_files_present(builder, manual_dir):
             unreachable = _unreachable_hosts(builder)
             if unreachable:
+                missing = ""
+                if manual_dir is not None:
+                    names = [info.filename for info in _url_infos(builder).values()]
+                    missing = f" (manual_dir {manual_dir} lacks {', '.join(names) or 'the files'})"
                 raise DatasetUnavailableError(
-                    f"dataset {name!r} is not prepared in {root} and its download host "
-                    f"{', '.join(unreachable)} cannot be reached: {ways_out(name)}"
+                    f"dataset {name!r} is not prepared in {root}{missing} and its download "
+                    f"host {', '.join(unreachable)} cannot be reached: {ways_out(name)}"
                 )
         config = tfds.download.DownloadConfig(
             manual_dir=None if manual_dir is None else os.fspath(manual_dir)
@@ -170,12 +175,14 @@ def _class_label(builder, name: str):
 
 
 def _read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
-    import tensorflow_datasets as tfds
-
+    # Whole-split batches (batch_size=-1) rely on the recorded split sizes; reading
+    # in chunks does not (and works on mocked builders too).
     with _quiet_absl():
-        dataset = builder.as_dataset(split=split, as_supervised=True, batch_size=-1)
-        x, y = tfds.as_numpy(dataset)
-    return np.asarray(x), np.asarray(y)
+        dataset = builder.as_dataset(split=split, as_supervised=True).batch(READ_CHUNK)
+        chunks = list(dataset.as_numpy_iterator())
+    if not chunks:
+        raise InvalidDataError(f"TFDS dataset {builder.name!r}: the {split} split is empty")
+    return np.concatenate([x for x, _ in chunks]), np.concatenate([y for _, y in chunks])
 
 
 def read_tfds(
