@@ -20,6 +20,7 @@ import io
 import shutil
 import sys
 import types
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -198,10 +199,9 @@ def evaluate(
     out_dir = _output_dir(out, run_dir, backend)
 
     quiet_tensorflow()
-    model = _load_model(model_path)
     import pipelines
 
-    splits = pipelines.load(
+    splits = pipelines.load(  # before Keras starts its backend: a bad name fails fast
         dataset_name,
         batch_size=batch_size or (train_config.batch_size if train_config else None)
         or _DEFAULT_BATCH_SIZE,
@@ -209,6 +209,7 @@ def evaluate(
         seed=train_config.seed if train_config else 1337,
     )
     info = splits.info
+    model = _load_model(model_path)
     _check_fits(model, model_path, info)
     y_true, y_prob = collect(model, splits.test)
 
@@ -254,6 +255,11 @@ def _resolve_source(source: Path) -> tuple[Path, Path, dict[str, Any] | None]:
                 f"{source} is not a .keras model file; give a run directory or a .keras file"
             )
         model_path, run_dir = source, source.parent
+    if not zipfile.is_zipfile(model_path):  # checked before any heavy import
+        raise RunDirectoryError(
+            f"cannot load {model_path}: not a .keras archive (damaged or truncated); "
+            "retrain it or give another model"
+        )
     record = read_run_config(run_dir) if (run_dir / CONFIG_FILE).is_file() else None
     return model_path, run_dir, record
 

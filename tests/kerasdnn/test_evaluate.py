@@ -232,6 +232,29 @@ def test_evaluate_refuses_models_that_do_not_fit_the_data(tmp_path, trained_run,
     assert not (tmp_path / "eval").exists()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage_config"])
+def test_corrupt_model_is_a_user_error(tmp_path, trained_run, fake_load, damage) -> None:
+    import zipfile
+
+    from kerasdnn.evaluate import evaluate
+
+    run_dir, _ = trained_run
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "config.json").write_bytes((run_dir / "config.json").read_bytes())
+    original = (run_dir / "model.keras").read_bytes()
+    if damage == "truncated":
+        (target / "model.keras").write_bytes(original[: len(original) // 2])
+    else:  # a valid archive whose model description is garbage: Keras itself fails
+        with zipfile.ZipFile(target / "model.keras", "w") as archive:
+            archive.writestr("config.json", "{not json")
+            archive.writestr("metadata.json", "{}")
+    with pytest.raises(RunDirectoryError, match="cannot load") as caught:
+        evaluate(target)
+    assert "\n" not in str(caught.value)
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "model.keras"]
+
+
 def test_failed_write_leaves_no_eval_folder(tmp_path, trained_run, fake_load, monkeypatch):
     import kerasdnn.reports
     from kerasdnn.evaluate import evaluate
@@ -315,7 +338,7 @@ def test_cli_user_errors(tmp_path, trained_run, make, extra, fragments) -> None:
     elif make == "corrupt":
         target.mkdir()
         (target / "config.json").write_bytes((run_dir / "config.json").read_bytes())
-        (target / "model.keras").write_bytes((run_dir / "model.keras").read_bytes()[:500])
+        (target / "model.keras").write_bytes(b"PK\x03\x04 truncated")
     elif make == "damaged_config":
         target.mkdir()
         (target / "model.keras").write_bytes((run_dir / "model.keras").read_bytes())
