@@ -112,7 +112,7 @@ class Param:
                 return self._as_choice((low,))
             default = min(max(self.default, low), high)
             if self.kind == "int":
-                low, high, default = int(low), int(high), int(round(default))
+                low, high, default = int(low), int(high), round(default)
             else:
                 low, high, default = float(low), float(high), float(default)
             return dataclasses.replace(

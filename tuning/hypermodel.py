@@ -1,0 +1,292 @@
+"""The KerasTuner hypermodel of kerasdnn: :class:`DNNHyperModel`.
+
+``build(hp)`` maps the hyperparameters of :data:`tuning.space.DEFAULT_SPACE`
+(or a narrowed space) onto a :class:`~kerasdnn.config.ModelConfig` and calls
+:func:`kerasdnn.models.build_model`: the exact model of ``kerasdnn.train``.
+``fit(hp, model, train, validation_data=…, **kwargs)`` batches the
+*unbatched* ``tf.data`` datasets with the trial's batch size (Keras ignores
+``fit(batch_size=…)`` for datasets), trains with ``**kwargs`` (Hyperband
+passes ``epochs`` and ``initial_epoch``) and returns the ``History``, whose
+logs also hold ``steps_per_epoch`` (the batches actually seen per epoch).  A
+trial whose loss goes non-finite, or whose training steps are mostly skipped
+by the non-finite guard, raises ``keras_tuner.errors.FailedTrialError``.
+
+Example:
+    >>> import keras_tuner, pipelines  # doctest: +SKIP
+    >>> splits = pipelines.load("digits", batch_size=None)  # doctest: +SKIP
+    >>> hypermodel = DNNHyperModel(ModelConfig(input_shape=(64,)))  # doctest: +SKIP
+    >>> tuner = keras_tuner.RandomSearch(hypermodel, "val_accuracy", max_trials=3,
+    ...                                  seed=1)  # doctest: +SKIP
+    >>> tuner.search(splits.train, validation_data=splits.validation,
+    ...              epochs=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import keras
+import keras_tuner
+
+from kerasdnn.config import ModelConfig
+from tuning.space import DEFAULT_SPACE, Space
+
+__all__ = ["TUNERS", "BayesianOptimization", "DNNHyperModel", "Hyperband", "RandomSearch",
+           "StepCounter", "make_tuner"]
+
+STEPS_PER_EPOCH = "steps_per_epoch"
+
+
+class StepCounter(keras.callbacks.Callback):
+    """Counts the training batches of each epoch and the steps the guard skipped.
+
+    Example:
+        >>> counter = StepCounter()
+        >>> counter.steps
+        []
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[int] = []
+        self.skipped: list[int] = []
+        self._count = 0
+        self._skipped_at_start = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._count = 0
+        self._skipped_at_start = _skipped(self.model)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._count += 1
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.steps.append(self._count)
+        self.skipped.append(_skipped(self.model) - self._skipped_at_start)
+        if _diverged(logs or {}, self._count, self.skipped[-1]):
+            self.model.stop_training = True
+
+
+class DNNHyperModel(keras_tuner.HyperModel):
+    """Builds ``kerasdnn`` models from hyperparameters and fits them on unbatched data.
+
+    Args:
+        base_config: the fixed part of every model (``input_shape``,
+            ``num_classes``, ``seed``, ``metrics``, …); the tuned fields replace
+            its own.
+        space: the search space (:data:`tuning.space.DEFAULT_SPACE` by default).
+
+    Attributes:
+        steps_per_epoch: batches per epoch of the last :meth:`fit`.
+        execution: added to the seed of the weights, so that repeated
+            executions of one trial start from different initializations.
+
+    Example:
+        >>> hypermodel = DNNHyperModel(ModelConfig(input_shape=(64,)))
+        >>> hp = keras_tuner.HyperParameters()
+        >>> hypermodel.build(hp).model_config.hidden_units
+        (256, 256)
+    """
+
+    def __init__(self, base_config: ModelConfig | None = None, space: Space = DEFAULT_SPACE,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base_config = base_config or ModelConfig()
+        self.space = space
+        self.steps_per_epoch: list[int] = []
+        self.execution = 0
+
+    def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
+        self.space.declare(hp)
+
+    def model_config(self, hp: keras_tuner.HyperParameters) -> ModelConfig:
+        """The :class:`ModelConfig` a trial's hyperparameters stand for."""
+        values = self.space.declare(hp)
+        config = self.space.model_config(values, self.base_config)
+        return config.replace(seed=self.base_config.seed + self.execution)
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        from kerasdnn.models import build_model
+
+        return build_model(self.model_config(hp))
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, x: Any, *args: Any,
+            validation_data: Any = None, callbacks: list | None = None,
+            **kwargs: Any) -> keras.callbacks.History:
+        """Batch ``x`` (and ``validation_data``) by the trial's ``batch_size``, then fit.
+
+        Args:
+            hp: the trial's hyperparameters (``batch_size`` among them).
+            model: the model :meth:`build` returned.
+            x: an unbatched ``tf.data.Dataset`` of ``(features, label)``.
+            validation_data: an unbatched ``tf.data.Dataset`` (or ``None``).
+            callbacks: Keras callbacks (KerasTuner adds its own).
+            **kwargs: passed on to ``model.fit`` (``epochs``, ``initial_epoch``,
+                ``verbose``, …).
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: the training diverged.
+        """
+        import tensorflow as tf
+
+        import pipelines.device
+
+        batch_size = int(self.space.declare(hp)["batch_size"])
+        kwargs.pop("batch_size", None)  # ignored by Keras for datasets; the hp decides
+        kwargs["shuffle"] = False  # the training split is shuffled by pipelines, every epoch
+        train = _batched(x, batch_size, self.base_config, tf)
+        if validation_data is not None:
+            validation_data = _batched(validation_data, batch_size, self.base_config, tf)
+        counter = StepCounter()
+        history = model.fit(
+            pipelines.device.prefetch_to_device(train),
+            *args,
+            validation_data=validation_data,
+            callbacks=[*(callbacks or []), counter],
+            **kwargs,
+        )
+        self.steps_per_epoch = counter.steps
+        if history.history:
+            history.history[STEPS_PER_EPOCH] = [float(steps) for steps in counter.steps]
+        reason = _divergence(history.history, counter)
+        if reason:
+            raise keras_tuner.errors.FailedTrialError(f"the training diverged: {reason}")
+        return history
+
+
+def _batched(dataset: Any, batch_size: int, config: ModelConfig, tf: Any) -> Any:
+    rank = len(dataset.element_spec[0].shape)
+    if rank != len(config.input_shape):
+        raise keras_tuner.errors.FatalValueError(
+            "DNNHyperModel.fit needs unbatched datasets (pipelines.load(..., batch_size=None)); "
+            f"got examples of rank {rank} for an input shape {config.input_shape}"
+        )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _skipped(model: keras.Model) -> int:
+    counter = getattr(model, "skipped_steps", None)
+    return int(keras.ops.convert_to_numpy(counter)) if counter is not None else 0
+
+
+def _diverged(logs: dict[str, Any], steps: int, skipped: int) -> str:
+    for name in ("loss", "val_loss"):
+        if name in logs and not math.isfinite(float(logs[name])):
+            return f"{name} is {float(logs[name])}"
+    if steps and skipped * 2 > steps:
+        return f"{skipped} of {steps} steps had a non-finite loss or gradient"
+    return ""
+
+
+def _divergence(history: dict[str, list[float]], counter: StepCounter) -> str:
+    for epoch, (steps, skipped) in enumerate(zip(counter.steps, counter.skipped, strict=True)):
+        logs = {name: values[epoch] for name, values in history.items() if epoch < len(values)}
+        reason = _diverged(logs, steps, skipped)
+        if reason:
+            return f"{reason} in epoch {epoch + 1}"
+    return ""
+
+
+# --------------------------------------------------------------------------- tuners
+
+TRIAL_SECONDS = "seconds"
+TUNERS = ("random", "bayesian", "hyperband")
+
+
+class _TrialRecording:
+    """Tuner mixin: seconds per trial, a seed per execution, a hook per finished trial.
+
+    ``on_trial_done(trial)`` (when set) receives the oracle's record of each
+    trial this tuner ran, once it has ended.
+    """
+
+    on_trial_done: Any = None
+
+    def on_trial_begin(self, trial: Any) -> None:
+        super().on_trial_begin(trial)
+        self._trial_start = time.perf_counter()
+        self._executions = 0
+
+    def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        self.hypermodel.execution = self._executions
+        self._executions += 1
+        return super()._build_and_fit_model(trial, *args, **kwargs)
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        results = super().run_trial(trial, *args, **kwargs)
+        seconds = time.perf_counter() - self._trial_start
+        for result in results if isinstance(results, list) else [results]:
+            if isinstance(result, keras.callbacks.History) and result.history:
+                epochs = len(next(iter(result.history.values())))
+                result.history[TRIAL_SECONDS] = [seconds] * epochs
+        return results
+
+    def on_trial_end(self, trial: Any) -> None:
+        if trial.status != keras_tuner.engine.trial.TrialStatus.COMPLETED:
+            # A failed trial reports no metrics; record its time (the objective
+            # must be present in any report to the oracle).
+            seconds = time.perf_counter() - self._trial_start
+            self.oracle.update_trial(
+                trial.trial_id, {self.oracle.objective.name: math.nan, TRIAL_SECONDS: seconds}
+            )
+        super().on_trial_end(trial)
+        if self.on_trial_done is not None:
+            self.on_trial_done(self.oracle.get_trial(trial.trial_id), trial.message)
+
+
+class RandomSearch(_TrialRecording, keras_tuner.RandomSearch):
+    """``keras_tuner.RandomSearch`` that records seconds and reports each trial."""
+
+
+class BayesianOptimization(_TrialRecording, keras_tuner.BayesianOptimization):
+    """``keras_tuner.BayesianOptimization`` that records seconds and reports each trial."""
+
+
+class Hyperband(_TrialRecording, keras_tuner.Hyperband):
+    """``keras_tuner.Hyperband`` that records seconds and reports each trial."""
+
+
+def make_tuner(
+    kind: str,
+    hypermodel: DNNHyperModel,
+    *,
+    objective: str,
+    seed: int,
+    directory: str,
+    project_name: str,
+    overwrite: bool = False,
+    max_trials: int | None = None,
+    max_epochs: int | None = None,
+    factor: int = 3,
+    executions_per_trial: int = 1,
+    tuner_id: str | None = None,
+) -> Any:
+    """A KerasTuner tuner of ``kind`` (``random``, ``bayesian``, ``hyperband``) for ``hypermodel``.
+
+    The objective's direction is "min" for a loss, "max" otherwise.
+
+    Example:
+        >>> tuner = make_tuner("random", DNNHyperModel(ModelConfig(input_shape=(64,))),
+        ...                    objective="val_accuracy", seed=1, max_trials=2,
+        ...                    directory="runs/tuning", project_name="demo")  # doctest: +SKIP
+    """
+    direction = "min" if objective.endswith("loss") else "max"
+    common: dict[str, Any] = {
+        "objective": keras_tuner.Objective(objective, direction),
+        "seed": seed,
+        "directory": directory,
+        "project_name": project_name,
+        "overwrite": overwrite,
+        "executions_per_trial": executions_per_trial,
+    }
+    if tuner_id is not None:
+        common["tuner_id"] = tuner_id
+    if kind == "random":
+        return RandomSearch(hypermodel, max_trials=max_trials, **common)
+    if kind == "bayesian":
+        return BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    if kind == "hyperband":
+        return Hyperband(hypermodel, max_epochs=max_epochs, factor=factor, **common)
+    raise ValueError(f"unknown tuner {kind!r}; use one of {', '.join(TUNERS)}")
