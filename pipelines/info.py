@@ -47,8 +47,8 @@ class DatasetInfo:
         """A JSON-ready dict.
 
         Example:
-            >>> DatasetInfo("d", "d", (2,), 2, ["a", "b"], {"train": 1})
-            ... .to_dict()["input_shape"]
+            >>> info = DatasetInfo("d", "d", (2,), 2, ["a", "b"], {"train": 1})
+            >>> info.to_dict()["input_shape"]
             [2]
         """
         data = dataclasses.asdict(self)

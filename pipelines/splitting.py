@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from pipelines.errors import InvalidDataError
 
@@ -32,6 +31,8 @@ def split_indices(
         >>> split_indices(np.array([0, 1, 0, 1]), 0.5, seed=1, what="test")[1].size
         2
     """
+    from sklearn.model_selection import train_test_split  # lazily: `--list` stays fast
+
     indices = np.arange(len(y))
     try:
         keep, held_out = train_test_split(
