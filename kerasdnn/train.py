@@ -296,6 +296,7 @@ def _fit(
         validation_data=validation_data,
         epochs=train_config.epochs,
         callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles, reproducibly
         verbose=verbose,
     )
     return csv_logger.history()
