@@ -30,6 +30,7 @@ from pipelines.tf_setup import tf
 __all__ = ["SCALES", "load", "make_dataset"]
 
 SCALES = ("unit", "standardize")
+SCALE_CHUNK = 1024  # examples scaled per vectorised map call before the cache
 
 
 def _check_arguments(
@@ -138,9 +139,9 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """One in-memory split as a ``tf.data`` pipeline of ``(x float32, y int32)``.
 
-    Scaling and flattening are vectorised per batch when the data is not cached
-    (they commute with shuffling and batching); with ``cache`` they run once, per
-    example, before the cache.
+    Scaling and flattening are vectorised: with ``cache`` they run once, on chunks
+    of examples, before the cache; without, on each batch (they commute with
+    shuffling and batching).
 
     Example:
         >>> ds = make_dataset(np.ones((4, 2, 2), np.uint8), np.arange(4) % 2,
@@ -151,28 +152,34 @@ def make_dataset(
         [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]
     """
     example_rank = x.ndim - 1
+    num_features = math.prod(x.shape[1:])
     offset_t = tf.constant(offset, tf.float32)
     multiplier_t = tf.constant(multiplier, tf.float32)
 
     def scale_and_flatten(features: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         scaled = (tf.cast(features, tf.float32) - offset_t) * multiplier_t
-        if flatten:
-            leading = tf.shape(scaled)[: tf.rank(scaled) - example_rank]
-            scaled = tf.reshape(scaled, tf.concat([leading, [-1]], axis=0))
+        if flatten:  # the rank is static: one example, or a batch of them
+            batched = scaled.shape.rank > example_rank
+            scaled = tf.reshape(scaled, [-1, num_features] if batched else [num_features])
         return scaled, tf.cast(labels, tf.int32)
 
     dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
-    per_batch = not cache and batch_size is not None
-    if not per_batch:
-        dataset = dataset.map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
-        dataset = dataset.cache()
+        # Scale once, in vectorised chunks, then keep the scaled examples.
+        dataset = (
+            dataset.batch(SCALE_CHUNK)
+            .map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
+            .unbatch()
+            .cache()
+        )
+    elif batch_size is None:
+        dataset = dataset.map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
     if batch_size is not None:
         dataset = dataset.batch(batch_size)
-    if per_batch:
-        dataset = dataset.map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
+        if not cache:  # scaling commutes with shuffling and batching: do it per batch
+            dataset = dataset.map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -122,6 +122,9 @@ def test_unbatched_and_uncached_give_the_same_examples(npz_path, cache):
     single = pipelines.load(f"npz:{npz_path}", batch_size=None, cache=cache)
     x, y = next(iter(single.validation))
     assert x.shape == (35,) and y.shape == ()
+    # Static shapes: Keras and the tuner see the feature size without running anything.
+    assert single.train.element_spec[0].shape.as_list() == [35]
+    assert batched.train.element_spec[0].shape.as_list() == [None, 35]
     np.testing.assert_array_equal(
         collect(batched.validation)[0],
         np.stack([x for x, _ in single.validation.as_numpy_iterator()]),
