@@ -225,11 +225,12 @@ class _TrialRecording:
 
     def on_trial_end(self, trial: Any) -> None:
         if trial.status != keras_tuner.engine.trial.TrialStatus.COMPLETED:
-            # A failed trial reports no metrics; record its time (the objective
-            # must be present in any report to the oracle).
+            # A failed trial reports no metrics; record its time. Any report to the
+            # oracle must hold the objective: the worst value (failed trials are not scored).
             seconds = time.perf_counter() - self._trial_start
+            worst = -math.inf if self.oracle.objective.direction == "max" else math.inf
             self.oracle.update_trial(
-                trial.trial_id, {self.oracle.objective.name: math.nan, TRIAL_SECONDS: seconds}
+                trial.trial_id, {self.oracle.objective.name: worst, TRIAL_SECONDS: seconds}
             )
         super().on_trial_end(trial)
         if self.on_trial_done is not None:

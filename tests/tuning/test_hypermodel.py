@@ -1,0 +1,63 @@
+"""DNNHyperModel and the tuners: hyperparameters → model, repeatable sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras_tuner
+import pytest
+
+from kerasdnn.config import ModelConfig
+from tuning.hypermodel import DNNHyperModel, make_tuner
+from tuning.space import DEFAULT_SPACE
+
+BASE = ModelConfig(input_shape=(64,), num_classes=10, seed=11)
+
+
+def test_build_maps_hyperparameters_onto_the_model() -> None:
+    hp = keras_tuner.HyperParameters()
+    hypermodel = DNNHyperModel(BASE)
+    hypermodel.declare_hyperparameters(hp)
+    hp.values.update({"num_layers": 2, "units_0": 48, "units_1": 24, "activation": "tanh",
+                      "dropout": 0.1, "optimizer": "sgd", "learning_rate": 0.02,
+                      "momentum": 0.5})
+    model = hypermodel.build(hp)
+    assert model.model_config == ModelConfig(
+        input_shape=(64,), num_classes=10, seed=11, hidden_units=(48, 24), activation="tanh",
+        dropout=0.1, optimizer="sgd", learning_rate=0.02, momentum=0.5,
+    )
+    # 64*48+48 + 48*24+24 + 24*10+10 parameters, as a dense stack has
+    assert model.count_params() == 64 * 48 + 48 + 48 * 24 + 24 + 24 * 10 + 10
+    assert model.optimizer.__class__.__name__ == "SGD"
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
+
+
+def test_fit_refuses_batched_data() -> None:
+    import tensorflow as tf
+
+    hp = keras_tuner.HyperParameters()
+    hypermodel = DNNHyperModel(BASE, DEFAULT_SPACE.narrow({"num_layers": 1, "units": 8}))
+    model = hypermodel.build(hp)
+    batched = tf.data.Dataset.from_tensor_slices(
+        (tf.zeros((8, 64)), tf.zeros((8,), tf.int32))).batch(4)
+    with pytest.raises(keras_tuner.errors.FatalValueError, match="unbatched"):
+        hypermodel.fit(hp, model, batched, epochs=1, verbose=0)
+
+
+def _sequence(tmp_path: Path, kind: str, seed: int, name: str) -> list[dict]:
+    """The hyperparameters of the first four trials the oracle hands out (no training)."""
+    extra = {"max_epochs": 3} if kind == "hyperband" else {"max_trials": 10}
+    tuner = make_tuner(kind, DNNHyperModel(BASE), objective="val_accuracy", seed=seed,
+                       directory=str(tmp_path), project_name=name, **extra)
+    trials = [tuner.oracle.create_trial(f"tuner{index}") for index in range(4)]
+    return [dict(trial.hyperparameters.values) for trial in trials]
+
+
+@pytest.mark.parametrize("kind", ["random", "bayesian", "hyperband"])
+def test_same_seed_same_sequence_of_hyperparameters(tmp_path: Path, kind: str) -> None:
+    first = _sequence(tmp_path, kind, 7, "a")
+    again = _sequence(tmp_path, kind, 7, "b")
+    other = _sequence(tmp_path, kind, 8, "c")
+    assert first == again
+    assert first != other
+    assert len({str(sorted(values.items())) for values in first}) == 4  # four distinct trials
