@@ -360,6 +360,7 @@ def test_cli_unknown_backend_is_a_user_error(trained_run) -> None:
     _assert_user_error(_cli(str(run_dir), backend="theano"), "KERAS_BACKEND", "theano")
 
 
+@pytest.mark.slow
 def test_cli_unknown_dataset_is_a_user_error(trained_run, backend, tmp_path) -> None:
     run_dir, _ = trained_run
     result = _cli(str(run_dir), "--dataset", "no_such_dataset", "--out", str(tmp_path / "e"),
@@ -378,6 +379,7 @@ def _expected_on_real_digits(model) -> tuple[np.ndarray, np.ndarray]:
     return y, np.asarray(model.predict(x, verbose=0))
 
 
+@pytest.mark.slow
 def test_cli_evaluates_a_run_on_the_real_pipeline(trained_run, backend, tmp_path) -> None:
     run_dir, model = trained_run
     result = _cli(str(run_dir), "--out", str(tmp_path / "eval"), backend=backend)
