@@ -170,6 +170,7 @@ def make_dataset(
             dataset.batch(SCALE_CHUNK)
             .map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
             .unbatch()
+            .apply(tf.data.experimental.assert_cardinality(len(y)))  # unbatch forgets it
             .cache()
         )
     elif batch_size is None:

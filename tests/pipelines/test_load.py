@@ -125,6 +125,8 @@ def test_unbatched_and_uncached_give_the_same_examples(npz_path, cache):
     # Static shapes: Keras and the tuner see the feature size without running anything.
     assert single.train.element_spec[0].shape.as_list() == [35]
     assert batched.train.element_spec[0].shape.as_list() == [None, 35]
+    # Known sizes: Keras shows progress with a total from the first epoch.
+    assert int(single.train.cardinality()) == 180 and int(batched.train.cardinality()) == 26
     np.testing.assert_array_equal(
         collect(batched.validation)[0],
         np.stack([x for x, _ in single.validation.as_numpy_iterator()]),
