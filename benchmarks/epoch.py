@@ -287,6 +287,7 @@ def run_worker(name: str, args: argparse.Namespace) -> None:
             traceback.print_exc()
             message = str(error).strip().splitlines()
             row["error"] = f"{type(error).__name__}: {message[0] if message else ''}".strip()
+        row["load_average_after"] = list(os.getloadavg())  # other work on the machine skews rows
         with result_file.open("a") as stream:
             stream.write(json.dumps(row) + "\n")
 
