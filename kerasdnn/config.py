@@ -30,6 +30,7 @@ __all__ = [
     "ACTIVATIONS",
     "METRICS",
     "OPTIMIZERS",
+    "SCALES",
     "ModelConfig",
     "TrainConfig",
 ]
@@ -37,6 +38,7 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adam", "adamw")
 ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish", "leaky_relu")
 METRICS = ("accuracy", "auc")
+SCALES = ("auto", "unit", "standardize")
 
 _Config = TypeVar("_Config", bound="_JSONConfig")
 
@@ -184,6 +186,9 @@ class TrainConfig(_JSONConfig):
         epochs: number of epochs, >= 1.
         batch_size: examples per training step, >= 1.
         validation_split: fraction of the training split held out, in (0, 1).
+        scale: ``"unit"`` ([0, 1]), ``"standardize"`` (per feature, training
+            statistics) or ``"auto"`` (the dataset's own choice: unit for images,
+            standardize for digits).
         seed: seed of the shuffling and of the validation split.
         out: run directory (``None``: ``runs/<dataset>-<backend>-<timestamp>``).
         early_stopping: patience in epochs on the validation loss (``None``: off).
@@ -198,6 +203,7 @@ class TrainConfig(_JSONConfig):
     epochs: int = 10
     batch_size: int = 100
     validation_split: float = 0.1
+    scale: str = "auto"
     seed: int = 1337
     out: str | None = None
     early_stopping: int | None = None
@@ -211,6 +217,7 @@ class TrainConfig(_JSONConfig):
                "batch_size", "an integer >= 1", self.batch_size)
         _check(_is_number(self.validation_split) and 0.0 < self.validation_split < 1.0,
                "validation_split", "a number in (0, 1)", self.validation_split)
+        _check_choice("scale", self.scale, SCALES)
         _check(_is_int(self.seed) and self.seed >= 0, "seed", "an integer >= 0", self.seed)
         _check(self.out is None or isinstance(self.out, str), "out", "a path", self.out)
         _check(self.early_stopping is None

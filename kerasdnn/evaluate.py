@@ -206,6 +206,7 @@ def evaluate(
         batch_size=batch_size or (train_config.batch_size if train_config else None)
         or _DEFAULT_BATCH_SIZE,
         validation_split=train_config.validation_split if train_config else 0.1,
+        scale=_trained_scale(record),
         seed=train_config.seed if train_config else 1337,
     )
     info = splits.info
@@ -229,6 +230,13 @@ def evaluate(
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     return _write_outputs(out_dir, y_true, y_prob, info, metadata)
+
+
+def _trained_scale(record: dict[str, Any] | None) -> str:
+    """The scaling the model was trained with (as resolved then), so test inputs match."""
+    if not record:
+        return "auto"
+    return record.get("dataset", {}).get("scale") or record["train"].get("scale", "auto")
 
 
 def _resolve_source(source: Path) -> tuple[Path, Path, dict[str, Any] | None]:

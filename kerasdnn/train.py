@@ -33,7 +33,7 @@ from kerasdnn.cli import (
     positive_int,
     quiet_tensorflow,
 )
-from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, ModelConfig, TrainConfig
+from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, SCALES, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.rundir import (
     BACKUP_DIR,
@@ -56,6 +56,7 @@ _FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "epochs": ("train", "epochs"),
     "batch_size": ("train", "batch_size"),
     "validation_split": ("train", "validation_split"),
+    "scale": ("train", "scale"),
     "out": ("train", "out"),
     "early_stopping": ("train", "early_stopping"),
     "tensorboard": ("train", "tensorboard"),
@@ -152,6 +153,7 @@ def train(
         train_config.dataset,
         batch_size=train_config.batch_size,
         validation_split=train_config.validation_split,
+        scale=train_config.scale,
         seed=train_config.seed,
     )
     info = splits.info
@@ -259,6 +261,7 @@ def _dataset_record(info: Any) -> dict[str, Any]:
         "class_names": list(info.class_names),
         "num_examples": dict(info.num_examples),
         "note": info.note,
+        "scale": info.scale,
     }
 
 
@@ -434,6 +437,9 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--validation-split", type=_fraction,
                       help="fraction of the training split held out "
                       f"(default: {t.validation_split})")
+    data.add_argument("--scale", choices=SCALES,
+                      help=f"input scaling: unit ([0, 1]), standardize (per feature), or auto, "
+                      f"the dataset's own choice (default: {t.scale})")
     run = parser.add_argument_group("training")
     run.add_argument("--epochs", type=positive_int, help=f"epochs (default: {t.epochs})")
     run.add_argument("--batch-size", type=positive_int,

@@ -29,7 +29,7 @@ from pipelines.tf_setup import tf
 
 __all__ = ["SCALES", "load", "make_dataset"]
 
-SCALES = ("unit", "standardize")
+SCALES = ("auto", "unit", "standardize")
 SCALE_CHUNK = 1024  # examples scaled per vectorised map call before the cache
 
 
@@ -190,7 +190,7 @@ def load(
     batch_size: int | None = 100,
     validation_split: float = 0.1,
     seed: int = 1337,
-    scale: str = "unit",
+    scale: str = "auto",
     flatten: bool = True,
     data_dir: str | os.PathLike[str] | None = None,
     manual_dir: str | os.PathLike[str] | None = None,
@@ -204,7 +204,9 @@ def load(
         batch_size: examples per batch; ``None`` yields unbatched examples.
         validation_split: fraction of the training split held out (stratified, seeded).
         seed: seeds the validation hold-out and the training shuffle.
-        scale: ``"unit"`` (to [0, 1]) or ``"standardize"`` (per feature, train statistics).
+        scale: ``"unit"`` (to [0, 1]), ``"standardize"`` (per feature, train
+            statistics), or ``"auto"``: the source's own choice (unit for images,
+            standardize for digits); ``info.scale`` says which was used.
         flatten: flatten each example to one vector (what a dense network takes).
         data_dir: TFDS data dir (default TFDS's own, honouring ``TFDS_DATA_DIR``).
         manual_dir: folder with the original archive files of a TFDS dataset.
@@ -230,6 +232,7 @@ def load(
         "validation": (raw.x_train[held_out], raw.y_train[held_out]),
         "test": (raw.x_test, raw.y_test),
     }
+    scale = raw.default_scale if scale == "auto" else scale
     offset, multiplier = _scaling(parts["train"][0], scale, raw.value_max)
     datasets = {
         split: make_dataset(
@@ -253,5 +256,6 @@ def load(
         class_names=list(raw.class_names),
         num_examples={split: len(y) for split, (_, y) in parts.items()},
         note=raw.note,
+        scale=scale,
     )
     return Splits(datasets["train"], datasets["validation"], datasets["test"], info)

