@@ -76,12 +76,23 @@ class DNN(step_class(), keras.Model):
         """Training steps skipped so far by the non-finite guard."""
         return int(keras.ops.convert_to_numpy(self.skipped_steps_tracker.result()))
 
-    def compile(self, *args: Any, **kwargs: Any) -> None:
-        """``keras.Model.compile``; on PyTorch ``steps_per_execution`` is forced to 1
-        (Keras 3.15 refuses anything else there), so a model saved with more loads."""
+    def get_compile_config(self) -> dict[str, Any] | None:
+        """Keras's compile config, with backend-neutral optimizer entries."""
+        config = super().get_compile_config()
+        return _portable(config) if config else config
+
+    def compile_from_config(self, config: Mapping[str, Any]) -> None:
+        """Compile a loaded model, whichever backend saved it.
+
+        Keras 3.15 records the PyTorch optimizers under their backend module
+        (``keras.src.backend.torch.optimizers...``), which other backends then
+        import; such entries are mapped back to ``keras.optimizers``.  On PyTorch
+        ``steps_per_execution`` becomes 1 (Keras 3.15 refuses anything else there).
+        """
+        config = _portable(dict(config))
         if keras.backend.backend() == "torch":
-            kwargs["steps_per_execution"] = 1
-        super().compile(*args, **kwargs)
+            config["steps_per_execution"] = 1
+        super().compile_from_config(config)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "model_config": self.model_config.to_dict()}
@@ -120,7 +131,10 @@ def build_model(config: ModelConfig | Mapping[str, Any] | None = None,
         loss=_loss(config),
         metrics=[_metric(config, name) for name in config.metrics],
         jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        # Keras 3.15 requires 1 on PyTorch; the config keeps what was asked.
+        steps_per_execution=(
+            1 if keras.backend.backend() == "torch" else config.steps_per_execution
+        ),
     )
     return model
 
@@ -136,6 +150,20 @@ def _as_model_config(config: ModelConfig | Mapping[str, Any] | None) -> ModelCon
         f"config must be a ModelConfig, a mapping of its fields or None, "
         f"got {type(config).__name__}"
     )
+
+
+def _portable(config: Any) -> Any:
+    """``config`` with backend-specific optimizer modules replaced by ``keras.optimizers``."""
+    if isinstance(config, Mapping):
+        config = {key: _portable(value) for key, value in config.items()}
+        module = config.get("module")
+        if isinstance(module, str) and module.startswith("keras.src.backend."):
+            config["module"] = "keras.optimizers"
+            config["registered_name"] = None
+        return config
+    if isinstance(config, list):
+        return [_portable(item) for item in config]
+    return config
 
 
 def _layer_stack(config: ModelConfig, inputs: Any) -> Any:
