@@ -18,13 +18,14 @@ with ``training=True``, regularization losses, ``optimizer.scale_loss`` and the
 * global-norm clipping when the model's ``clipnorm`` is set (the same formula
   as Keras's ``global_clipnorm``, applied with the norm already computed);
 * a non-finite guard: when the loss or the gradient norm is NaN/Inf, no weight
-  (trainable or not), no optimizer variable and no metric changes, and the
-  model's ``skipped_steps`` counter (a non-trainable int32 model variable,
-  reported as ``skipped_steps`` in the training logs) goes up by one.  With
-  mixed precision, a finite loss whose scaled gradients overflow is still
-  handed to the ``LossScaleOptimizer`` so that it lowers its loss scale (its
-  stock behaviour; its inner optimizer and the weights do not change); the
-  step is counted as skipped.
+  (trainable or not: batch-norm statistics are put back), no optimizer
+  variable (``iterations`` and slots included) and no metric changes, and the
+  model's ``skipped_steps_tracker`` (a :class:`~kerasdnn.metrics.SkippedSteps`
+  metric that is never reset, logged as ``skipped_steps``: the running total)
+  goes up by one.  With mixed precision, a finite loss whose scaled gradients
+  overflow also makes the ``LossScaleOptimizer`` halve its loss scale (its
+  stock behaviour; its inner optimizer and the weights do not change); such a
+  step is counted as skipped too.
 
 The backend-neutral pieces (global norm, clip factor, finiteness) live here, in
 ``keras.ops``; one backend file never imports another.

@@ -28,7 +28,7 @@ def _data(seed=0, n=24):
 def test_save_then_load_on_the_same_backend(tmp_path):
     # No dropout here: Keras does not save dropout's random-generator state, and the
     # resumed step below must be comparable.
-    model = build_model(**{**CONFIG, "dropout": 0.0})
+    model = build_model(**{**CONFIG, "dropout": 0.0, "metrics": ("accuracy",)})
     x, y = _data()
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     path = tmp_path / "model.keras"
