@@ -226,11 +226,28 @@ def set_distributed_environment(options: SearchOptions) -> None:
         ('tuner1', '8000')
     """
     if options.chief is None:
+        _role_from_environment(options)
         return
     host, port = options.chief
     os.environ["KERASTUNER_TUNER_ID"] = options.worker or "chief"
     os.environ["KERASTUNER_ORACLE_IP"] = host
     os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+
+
+def _role_from_environment(options: SearchOptions) -> None:
+    """KerasTuner's variables set by hand (no --chief): take the role they give."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return
+    try:
+        options.chief = (os.environ["KERASTUNER_ORACLE_IP"],
+                         int(os.environ["KERASTUNER_ORACLE_PORT"]))
+        tuner_id = os.environ["KERASTUNER_TUNER_ID"]
+    except (KeyError, ValueError):
+        raise ConfigError(
+            "KERASTUNER_ORACLE_IP is set but KERASTUNER_ORACLE_PORT or KERASTUNER_TUNER_ID is "
+            "missing or wrong; use --chief HOST:PORT [--worker ID] instead"
+        ) from None
+    options.worker = None if "chief" in tuner_id else tuner_id
 
 
 def check_resume(options: SearchOptions, space: Space) -> dict[str, Any]:

@@ -114,7 +114,8 @@ def test_defaults_depend_on_the_tuner() -> None:
 def test_distributed_environment(argv: list[str], expected: dict,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so the test's changes are undone
+        monkeypatch.delenv(name)
     set_distributed_environment(options_from_args(build_parser().parse_args(argv)))
     found = {name: os.environ[name] for name in
              ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
