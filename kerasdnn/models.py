@@ -30,7 +30,7 @@ from kerasdnn.config import ModelConfig
 from kerasdnn.errors import ConfigError
 from kerasdnn.initializers import NumpyGlorotUniform
 from kerasdnn.metrics import LogitsAUC, SkippedSteps
-from kerasdnn.steps import GRAD_NORM, step_class
+from kerasdnn.steps import GRAD_NORM, SKIPPED_STEPS, step_class
 
 __all__ = ["DNN", "build_model"]
 
@@ -51,8 +51,9 @@ class DNN(step_class(), keras.Model):
             (logged as ``grad_norm``; reset each epoch like every metric).
         skipped_steps_tracker: :class:`~kerasdnn.metrics.SkippedSteps`, the
             running count of training steps skipped because the loss or a
-            gradient was not finite (logged as ``skipped_steps``; never reset).
-            Neither is a model weight: ``count_params()`` counts the network only.
+            gradient was not finite (logged as ``skipped_steps``; never reset;
+            saved in ``.keras`` files and weight checkpoints).  Neither is a
+            model weight: ``count_params()`` counts the network only.
 
     Example:
         >>> model = DNN(ModelConfig(input_shape=(64,), hidden_units=(32,)))
@@ -75,6 +76,19 @@ class DNN(step_class(), keras.Model):
     def skipped_steps(self) -> int:
         """Training steps skipped so far by the non-finite guard."""
         return int(keras.ops.convert_to_numpy(self.skipped_steps_tracker.result()))
+
+    def save_own_variables(self, store: Any) -> None:
+        """Keras's own variables, plus the skipped-steps count (so that ``.keras``
+        files and ``BackupAndRestore`` checkpoints carry it)."""
+        super().save_own_variables(store)
+        store[SKIPPED_STEPS] = self.skipped_steps_tracker.count
+
+    def load_own_variables(self, store: Any) -> None:
+        # Keras's weight stores offer keys() but not iteration or `in`.
+        keys = list(store.keys())
+        super().load_own_variables({key: store[key] for key in keys if key != SKIPPED_STEPS})
+        if SKIPPED_STEPS in keys:
+            self.skipped_steps_tracker.count.assign(store[SKIPPED_STEPS])
 
     def get_compile_config(self) -> dict[str, Any] | None:
         """Keras's compile config, with backend-neutral optimizer entries."""
