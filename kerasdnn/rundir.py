@@ -19,7 +19,6 @@ import datetime as _dt
 import json
 import platform
 import re
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +136,8 @@ def describe_differences(saved: dict[str, Any], asked: dict[str, Any]) -> list[s
 
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages that decide the numbers."""
+    from importlib import metadata  # not at import time: keeps --help fast
+
     found = {"python": platform.python_version()}
     for name in _VERSIONED:
         try:

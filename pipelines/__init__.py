@@ -2,7 +2,8 @@
 
 ``load`` returns the train / validation / test ``tf.data.Dataset``s of a source
 and a :class:`DatasetInfo`; ``python -m pipelines --list`` lists the sources.
-Importing this package is cheap: TensorFlow is imported on first use of
+Importing this package is cheap (``kerasdnn``'s ``--help`` imports its errors):
+NumPy and TensorFlow are imported on first use of
 ``load`` (quietly, and kept off the GPU unless Keras runs on TensorFlow).
 
 Example:
@@ -19,12 +20,15 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipelines.errors import PipelineError
-from pipelines.info import DatasetInfo, Splits
 
 __all__ = ["DatasetInfo", "PipelineError", "Splits", "describe", "load", "prefetch_to_device"]
 
 
-def __getattr__(name: str):  # PEP 562: heavy parts (TensorFlow) load on first use
+def __getattr__(name: str):  # PEP 562: heavy parts (NumPy, TensorFlow) load on first use
+    if name in ("DatasetInfo", "Splits"):
+        from pipelines import info
+
+        return getattr(info, name)
     if name == "load":
         from pipelines.builder import load
 
