@@ -313,6 +313,7 @@ def _merged(splits: Any, train_config: TrainConfig) -> Any:
     return (
         splits.train.unbatch()
         .concatenate(splits.validation.unbatch())
+        .apply(tf.data.experimental.assert_cardinality(examples))  # known steps per epoch
         .shuffle(examples, seed=train_config.seed, reshuffle_each_iteration=True)
         .batch(train_config.batch_size)
         .prefetch(tf.data.AUTOTUNE)
