@@ -18,7 +18,8 @@ and judge it with scikit-learn: the report table, the ROC curves and the confusi
 
 The backend is whatever `KERAS_BACKEND` says (TensorFlow, JAX or PyTorch): the numbers are
 the same on all three."""),
-    ("code", """import keras
+    ("code", """%matplotlib inline
+import keras
 
 import kerasdnn
 import pipelines

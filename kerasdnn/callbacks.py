@@ -19,7 +19,7 @@ import keras
 
 from kerasdnn.io import atomic_write_text
 
-__all__ = ["AtomicCSVLogger", "ReplayShuffles", "read_history_csv"]
+__all__ = ["AtomicCSVLogger", "read_history_csv"]
 
 
 class AtomicCSVLogger(keras.callbacks.Callback):
@@ -92,29 +92,3 @@ def _to_csv(rows: list[dict[str, float]]) -> str:
         writer.writerow({**row, "epoch": int(row["epoch"])})
     return buffer.getvalue()
 
-
-class ReplayShuffles(keras.callbacks.Callback):
-    """On resume, move a ``tf.data`` shuffle past the epochs already completed.
-
-    A dataset shuffled with a seed and ``reshuffle_each_iteration=True`` draws
-    the order of its n-th epoch from its n-th iterator.  A resumed run starts
-    with a fresh dataset; creating (and dropping) one iterator per completed
-    epoch makes epoch k see the order it has in an uninterrupted run, so a
-    resumed run ends with the same weights.
-
-    Args:
-        dataset: the training ``tf.data.Dataset`` given to ``fit``.
-
-    Example:
-        >>> callbacks = [keras.callbacks.BackupAndRestore("backup"),
-        ...              ReplayShuffles(train_dataset)]  # doctest: +SKIP
-    """
-
-    def __init__(self, dataset: object) -> None:
-        super().__init__()
-        self.dataset = dataset
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        # BackupAndRestore (earlier in the list) has set the epoch training restarts from.
-        for _ in range(int(getattr(self.model, "_initial_epoch", 0) or 0)):
-            iter(self.dataset)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shutil
 import sys
 import types
@@ -155,6 +156,7 @@ def train(
         validation_split=train_config.validation_split,
         scale=train_config.scale,
         seed=train_config.seed,
+        repeat=not merge_validation,  # an endless, epoch-indexed stream: resumable exactly
     )
     info = splits.info
     model_config = model_config.replace(
@@ -276,16 +278,22 @@ def _fit(
     import keras
 
     import pipelines.device
-    from kerasdnn.callbacks import AtomicCSVLogger, ReplayShuffles
+    from kerasdnn.callbacks import AtomicCSVLogger
 
+    counts = splits.info.num_examples
     train_data, validation_data = splits.train, splits.validation
+    steps = math.ceil(counts["train"] / train_config.batch_size)
     if merge_validation:
-        train_data, validation_data = _merged(splits, train_config), None
-    monitor = "val_loss" if validation_data is not None else "loss"
+        train_data, validation_data = _merged(splits, train_config).repeat(), None
+        steps = math.ceil((counts["train"] + counts["validation"]) / train_config.batch_size)
+    # Keras's BackupAndRestore decides where an interrupted run restarts; the stream
+    # then skips the batches of the epochs already done (epoch k's order depends on
+    # the seed and k alone), so a resumed run sees exactly what an unbroken one does.
     backup = keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_DIR), delete_checkpoint=True)
+    train_stream = train_data.skip(_restored_epochs(model, backup) * steps)
+    monitor = "val_loss" if validation_data is not None else "loss"
     csv_logger = AtomicCSVLogger(out_dir / "history.csv")
     callbacks: list[keras.callbacks.Callback] = [backup, csv_logger]
-    callbacks.append(ReplayShuffles(train_data))
     if train_config.early_stopping is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -295,7 +303,8 @@ def _fit(
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
     model.fit(
-        pipelines.device.prefetch_to_device(train_data),
+        pipelines.device.prefetch_to_device(train_stream),
+        steps_per_epoch=steps,
         validation_data=validation_data,
         epochs=train_config.epochs,
         callbacks=callbacks,
@@ -303,6 +312,14 @@ def _fit(
         verbose=verbose,
     )
     return csv_logger.history()
+
+
+def _restored_epochs(model: Any, backup: Any) -> int:
+    """Restore an interrupted run now (Keras's own BackupAndRestore logic, fallback to
+    the previous backup included) and return the number of epochs it had completed."""
+    backup.set_model(model)
+    backup.on_train_begin()
+    return int(getattr(model, "_initial_epoch", 0) or 0)
 
 
 def _merged(splits: Any, train_config: TrainConfig) -> Any:

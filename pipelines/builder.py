@@ -31,6 +31,8 @@ __all__ = ["SCALES", "load", "make_dataset"]
 
 SCALES = ("auto", "unit", "standardize")
 SCALE_CHUNK = 1024  # examples scaled per vectorised map call before the cache
+_ENDLESS = 2**62  # epochs of a repeated training stream
+_EPOCH_SEED_STRIDE = 1_000_003  # epoch e of seed s shuffles with seed s * stride + e
 
 
 def _check_arguments(
@@ -136,6 +138,7 @@ def make_dataset(
     batch_size: int | None,
     shuffle_seed: int | None,
     cache: bool = True,
+    repeat: bool = False,
 ) -> tf.data.Dataset:
     """One in-memory split as a ``tf.data`` pipeline of ``(x float32, y int32)``.
 
@@ -175,12 +178,29 @@ def make_dataset(
         )
     elif batch_size is None:
         dataset = dataset.map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if batch_size is not None:
-        dataset = dataset.batch(batch_size)
+
+    def batched(examples: tf.data.Dataset) -> tf.data.Dataset:
+        if batch_size is None:
+            return examples
+        examples = examples.batch(batch_size)
         if not cache:  # scaling commutes with shuffling and batching: do it per batch
-            dataset = dataset.map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
+            examples = examples.map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
+        return examples
+
+    if shuffle_seed is None:
+        dataset = batched(dataset)
+    elif repeat:
+        # Epoch e is shuffled with its own seed: its order depends on (seed, e) alone,
+        # not on how many iterators were made before, so skipping k epochs' batches
+        # resumes the stream exactly where an unbroken run would be.
+        examples, first_seed = dataset, int(shuffle_seed) * _EPOCH_SEED_STRIDE
+        dataset = tf.data.Dataset.range(_ENDLESS).flat_map(
+            lambda epoch: batched(examples.shuffle(len(y), seed=first_seed + epoch))
+        )
+    else:
+        dataset = batched(
+            dataset.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -195,6 +215,7 @@ def load(
     data_dir: str | os.PathLike[str] | None = None,
     manual_dir: str | os.PathLike[str] | None = None,
     cache: bool = True,
+    repeat: bool = False,
 ) -> Splits:
     """Load a dataset by name as train / validation / test ``tf.data.Dataset``s.
 
@@ -211,6 +232,10 @@ def load(
         data_dir: TFDS data dir (default TFDS's own, honouring ``TFDS_DATA_DIR``).
         manual_dir: folder with the original archive files of a TFDS dataset.
         cache: cache the scaled examples in memory after the first epoch.
+        repeat: make train an endless stream of epochs (``ceil(n / batch_size)``
+            batches each; give ``fit`` that as ``steps_per_epoch``) in which epoch
+            ``e`` is shuffled by ``(seed, e)`` alone, so ``train.skip(k * steps)``
+            starts exactly at epoch ``k`` (how ``kerasdnn.train`` resumes a run).
 
     Returns:
         :class:`Splits` ``(train, validation, test, info)``; train is shuffled with
@@ -244,6 +269,7 @@ def load(
             batch_size=batch_size,
             shuffle_seed=int(seed) if split == "train" else None,
             cache=cache,
+            repeat=repeat and split == "train",
         )
         for split, (x, y) in parts.items()
     }

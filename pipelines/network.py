@@ -37,7 +37,7 @@ def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S)
         try:
             with socket.create_connection((host, port), timeout=timeout):
                 answer.append(True)
-        except (OSError, ValueError):
+        except Exception:  # any failure to connect means: not reachable
             answer.append(False)
 
     thread = threading.Thread(target=attempt, name=f"probe-{host}", daemon=True)

@@ -4,6 +4,7 @@ the import check of the start-up benchmark, and one tiny end-to-end run of
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -108,12 +109,16 @@ def test_epoch_benchmark_end_to_end(backend: str, tmp_path: Path) -> None:
     assert set(rows) == {(backend, epoch.FLOOR), (backend, epoch.STOCK_KERAS),
                          (backend, epoch.KERASDNN), ("pytorch", epoch.FLOOR),
                          ("pytorch", epoch.PURE_LOOP)}
-    for key in [(backend, epoch.FLOOR), (backend, epoch.STOCK_KERAS), ("pytorch", epoch.FLOOR),
-                ("pytorch", epoch.PURE_LOOP)]:
+    measured = [(backend, epoch.FLOOR), (backend, epoch.STOCK_KERAS), (backend, epoch.KERASDNN)]
+    pytorch_rows = [("pytorch", epoch.FLOOR), ("pytorch", epoch.PURE_LOOP)]
+    if importlib.util.find_spec("torch") is None:  # e.g. the tox env of another backend
+        for key in pytorch_rows:
+            assert "No module named 'torch'" in rows[key]["error"], rows[key]
+    else:
+        measured += pytorch_rows
+    for key in measured:
         assert "error" not in rows[key], rows[key]
         assert rows[key]["median"] > 0 and rows[key]["examples"] == 1000
-    kerasdnn = rows[(backend, epoch.KERASDNN)]
-    assert ("median" in kerasdnn) != ("error" in kerasdnn)
     stock = rows[(backend, epoch.STOCK_KERAS)]
     assert stock["ratios"]["floor"] == pytest.approx(
         stock["median"] / rows[(backend, epoch.FLOOR)]["median"])

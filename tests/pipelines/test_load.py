@@ -283,3 +283,27 @@ def test_auto_scaling_standardizes_digits_with_training_statistics() -> None:
     np.testing.assert_allclose(
         x_train, reference.transform(np.asarray(x_unit, np.float64) * 16), atol=1e-5
     )
+
+
+def test_repeated_train_stream_is_indexed_by_epoch() -> None:
+    import math
+
+    splits = pipelines.load("digits", batch_size=128, seed=3, repeat=True)
+    steps = math.ceil(splits.info.num_examples["train"] / 128)
+
+    def epochs(dataset, count: int) -> list[np.ndarray]:
+        labels = [y for _, y in dataset.take(count * steps).as_numpy_iterator()]
+        return [np.concatenate(labels[e * steps:(e + 1) * steps]) for e in range(count)]
+
+    for _ in range(3):  # iterators made and dropped must not move the order
+        iter(splits.train)
+    first = epochs(splits.train, 3)
+    again = epochs(pipelines.load("digits", batch_size=128, seed=3, repeat=True).train, 3)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Each epoch is a new permutation of the same examples.
+    assert not np.array_equal(first[0], first[1])
+    np.testing.assert_array_equal(np.sort(first[0]), np.sort(first[2]))
+    # Skipping k epochs' batches starts exactly at epoch k.
+    resumed = epochs(splits.train.skip(2 * steps), 1)
+    np.testing.assert_array_equal(resumed[0], first[2])
