@@ -237,12 +237,49 @@ class _TrialRecording:
             self.on_trial_done(self.oracle.get_trial(trial.trial_id), trial.message)
 
 
-class RandomSearch(_TrialRecording, keras_tuner.RandomSearch):
-    """``keras_tuner.RandomSearch`` that records seconds and reports each trial."""
+class _DefaultsFirst:
+    """Oracle mixin: the first trial of a search runs the space's defaults — the seed
+    network as ``kerasdnn.train`` trains it — so the best trial is never worse (on the
+    objective) than the default run; later trials are the oracle's own choices."""
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        if not self.trials:
+            values = self.hyperparameters.values  # every hyperparameter at its default
+            self._tried_so_far.add(self._compute_values_hash(values))
+            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+        return super().populate_space(trial_id)
 
 
-class BayesianOptimization(_TrialRecording, keras_tuner.BayesianOptimization):
-    """``keras_tuner.BayesianOptimization`` that records seconds and reports each trial."""
+class _RandomSearchOracle(_DefaultsFirst, keras_tuner.oracles.RandomSearchOracle):
+    pass
+
+
+class _BayesianOptimizationOracle(
+    _DefaultsFirst, keras_tuner.oracles.BayesianOptimizationOracle
+):
+    pass
+
+
+class RandomSearch(_TrialRecording, keras_tuner.Tuner):
+    """Random search (KerasTuner's oracle) that starts with the default configuration,
+    records seconds and reports each trial."""
+
+    def __init__(self, hypermodel: Any, *, objective: Any, max_trials: int, seed: int,
+                 **kwargs: Any) -> None:
+        oracle = _RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
+        super().__init__(oracle, hypermodel, **kwargs)
+
+
+class BayesianOptimization(_TrialRecording, keras_tuner.Tuner):
+    """Bayesian optimization (KerasTuner's oracle) that starts with the default
+    configuration, records seconds and reports each trial."""
+
+    def __init__(self, hypermodel: Any, *, objective: Any, max_trials: int, seed: int,
+                 **kwargs: Any) -> None:
+        oracle = _BayesianOptimizationOracle(
+            objective=objective, max_trials=max_trials, seed=seed
+        )
+        super().__init__(oracle, hypermodel, **kwargs)
 
 
 class Hyperband(_TrialRecording, keras_tuner.Hyperband):

@@ -150,18 +150,24 @@ class Param:
         if not predicate(value):
             raise ConfigError(f"{where}: every value must be {description}, got {value!r}")
 
-    def declare(self, hp: Any, name: str | None = None) -> Any:
-        """Register on KerasTuner's ``hp`` and return the current value (``None``: inactive)."""
+    def declare(self, hp: Any, name: str | None = None, default: Any = None) -> Any:
+        """Register on KerasTuner's ``hp`` and return the current value (``None``: inactive).
+
+        ``default`` replaces the parameter's own default (kept within its range).
+        """
         name = name or self.name
         if self.fixed:
             return hp.Fixed(name, self.values[0])
+        if default is None or (self.kind == "choice" and default not in self.values):
+            default = self.default
         if self.kind == "choice":
-            return hp.Choice(name, list(self.values), default=self.default)
+            return hp.Choice(name, list(self.values), default=default)
+        default = min(max(default, self.min), self.max)
         if self.kind == "int":
             return hp.Int(name, int(self.min), int(self.max), sampling=self.sampling,
-                          default=int(self.default))
+                          default=int(default))
         return hp.Float(name, float(self.min), float(self.max), sampling=self.sampling,
-                        default=float(self.default))
+                        default=float(default))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,14 +234,17 @@ class Space:
         for param in self.params:
             if param.name == "units":
                 counts = self.layer_counts()
+                # Defaults: the seed network's layer sizes (500, 250), then the param's own.
+                seed_units = ModelConfig().hidden_units
                 for layer in range(max(counts)):
                     name = f"units_{layer}"
+                    default = seed_units[layer] if layer < len(seed_units) else None
                     parents = [count for count in counts if count > layer]
                     if len(parents) == len(counts):
-                        values[name] = param.declare(hp, name)
+                        values[name] = param.declare(hp, name, default)
                     else:
                         with hp.conditional_scope("num_layers", parents):
-                            values[name] = param.declare(hp, name)
+                            values[name] = param.declare(hp, name, default)
             elif param.name == "momentum":
                 optimizers = self["optimizer"].possible_values()
                 if "sgd" not in optimizers:

@@ -61,3 +61,15 @@ def test_same_seed_same_sequence_of_hyperparameters(tmp_path: Path, kind: str) -
     assert first == again
     assert first != other
     assert len({str(sorted(values.items())) for values in first}) == 4  # four distinct trials
+
+
+@pytest.mark.parametrize("kind", ["random", "bayesian"])
+def test_the_first_trial_is_the_seed_network(tmp_path: Path, kind: str) -> None:
+    first = _sequence(tmp_path, kind, 7, "first")[0]
+    seed = ModelConfig()
+    assert first["num_layers"] == 2
+    assert (first["units_0"], first["units_1"]) == seed.hidden_units
+    assert (first["optimizer"], first["learning_rate"], first["momentum"]) == (
+        seed.optimizer, seed.learning_rate, seed.momentum)
+    assert (first["activation"], first["dropout"], first["l2"], first["batch_size"]) == (
+        "relu", 0.0, 0.0, 100)

@@ -71,8 +71,9 @@ def test_declare_makes_units_depend_on_layers_and_momentum_on_sgd() -> None:
     names = [param.name for param in hp.space]
     assert names == ["num_layers", "units_0", "units_1", "units_2", "units_3", "activation",
                      "dropout", "l2", "optimizer", "learning_rate", "momentum", "batch_size"]
-    # defaults: 2 layers, SGD → units_0, units_1 and momentum are active, units_2/3 are not
-    assert values == {"num_layers": 2, "units_0": 256, "units_1": 256, "activation": "relu",
+    # defaults: the seed network (2 layers of 500 and 250 units, SGD 0.01 / 0.9, batch 100);
+    # units_0, units_1 and momentum are active, units_2/3 are not
+    assert values == {"num_layers": 2, "units_0": 500, "units_1": 250, "activation": "relu",
                       "dropout": 0.0, "l2": 0.0, "optimizer": "sgd", "learning_rate": 0.01,
                       "momentum": 0.9, "batch_size": 100}
     hp.values.update({"num_layers": 3, "optimizer": "adam"})
