@@ -193,6 +193,9 @@ class TrainConfig(_JSONConfig):
         out: run directory (``None``: ``runs/<dataset>-<backend>-<timestamp>``).
         early_stopping: patience in epochs on the validation loss (``None``: off).
         tensorboard: also write TensorBoard logs to ``<out>/tensorboard``.
+        data_dir: TFDS data directory (``None``: TFDS's own, honouring ``TFDS_DATA_DIR``).
+        manual_dir: folder holding a TFDS dataset's original archive files, used
+            instead of a download (checksums verified).
 
     Example:
         >>> TrainConfig(epochs=5).batch_size
@@ -208,6 +211,8 @@ class TrainConfig(_JSONConfig):
     out: str | None = None
     early_stopping: int | None = None
     tensorboard: bool = False
+    data_dir: str | None = None
+    manual_dir: str | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.dataset, str) and self.dataset.strip() != "",
@@ -225,6 +230,9 @@ class TrainConfig(_JSONConfig):
                "early_stopping", "a patience in epochs >= 1, or null", self.early_stopping)
         _check(isinstance(self.tensorboard, bool), "tensorboard", "true or false",
                self.tensorboard)
+        for name in ("data_dir", "manual_dir"):
+            value = getattr(self, name)
+            _check(value is None or isinstance(value, str), name, "a path or null", value)
 
 
 def _jsonable(value: Any) -> Any:

@@ -208,6 +208,8 @@ def evaluate(
         validation_split=train_config.validation_split if train_config else 0.1,
         scale=_trained_scale(record),
         seed=train_config.seed if train_config else 1337,
+        data_dir=train_config.data_dir if train_config else None,
+        manual_dir=train_config.manual_dir if train_config else None,
     )
     info = splits.info
     model = _load_model(model_path)

@@ -61,6 +61,8 @@ _FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "out": ("train", "out"),
     "early_stopping": ("train", "early_stopping"),
     "tensorboard": ("train", "tensorboard"),
+    "data_dir": ("train", "data_dir"),
+    "manual_dir": ("train", "manual_dir"),
     "optimizer": ("model", "optimizer"),
     "lr": ("model", "learning_rate"),
     "momentum": ("model", "momentum"),
@@ -156,6 +158,8 @@ def train(
         validation_split=train_config.validation_split,
         scale=train_config.scale,
         seed=train_config.seed,
+        data_dir=train_config.data_dir,
+        manual_dir=train_config.manual_dir,
         repeat=not merge_validation,  # an endless, epoch-indexed stream: resumable exactly
     )
     info = splits.info
@@ -455,6 +459,11 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--validation-split", type=_fraction,
                       help="fraction of the training split held out "
                       f"(default: {t.validation_split})")
+    data.add_argument("--data-dir", metavar="DIR",
+                      help="TFDS data directory (default: TFDS's own, or TFDS_DATA_DIR)")
+    data.add_argument("--manual-dir", metavar="DIR",
+                      help="the original archive files of a TFDS dataset, used instead of a "
+                      "download (default: none)")
     data.add_argument("--scale", choices=SCALES,
                       help=f"input scaling: unit ([0, 1]), standardize (per feature), or auto, "
                       f"the dataset's own choice (default: {t.scale})")

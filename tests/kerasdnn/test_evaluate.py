@@ -179,7 +179,8 @@ def test_evaluate_run_dir_matches_scikit_learn(trained_run, digits, fake_load, b
     report = evaluate(run_dir)
 
     assert fake_load[-1] == {"name": "digits", "batch_size": 100, "validation_split": 0.2,
-                             "scale": "auto", "seed": 11}  # the run's data: the same test split
+                             "scale": "auto", "seed": 11, "data_dir": None,
+                             "manual_dir": None}  # the run's data: the same test split
     x, y = digits["x_test"], digits["y_test"]
     logits = np.asarray(model.predict(x, verbose=0))
     prob = _softmax64(logits)
