@@ -385,7 +385,7 @@ def _print_summary(
     layers = "-".join(
         str(n)
         for n in (
-            int(_product(model_config.input_shape)),
+            math.prod(model_config.input_shape),
             *model_config.hidden_units,
             model_config.output_units,
         )
@@ -415,13 +415,6 @@ def _print_results(report: dict[str, Any], history: dict[str, list[float]], out_
     if skipped and skipped[-1]:
         print(f"skipped {int(skipped[-1])} step(s) with a non-finite loss or gradient")
     print(f"wrote {out_dir}")
-
-
-def _product(shape: Sequence[int]) -> int:
-    total = 1
-    for size in shape:
-        total *= size
-    return total
 
 
 # --------------------------------------------------------------------------- CLI
