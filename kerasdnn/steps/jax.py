@@ -8,16 +8,25 @@ is neither overridden nor reused: its return shape differs).  The update and
 the skip are the two branches of one ``jax.lax.cond``, so nothing waits on
 the host.
 
+With ``steps_per_execution=K > 1`` (and ``jit_compile``), K consecutive
+batches of one shape run as one compiled ``jax.lax.scan`` over the step,
+where Keras 3.15 calls the jitted single step K times from Python: one
+dispatch and one host round trip per K steps.  The steps are the same; only
+the loop moved into XLA.
+
 Example:
     >>> class MyModel(JAXStep, keras.Model): ...  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
 import keras
+import numpy as np
 
 from kerasdnn.steps import (
     GRAD_NORM,
@@ -94,6 +103,16 @@ class JAXStep:
         state = jax.lax.cond(finite, update, skip)
         return self._metrics_result(state[3]), state
 
+    def make_train_function(self, force: bool = False) -> None:
+        """Keras's train function, but K steps per execution run as one ``lax.scan``."""
+        if self.train_function is not None and not force:
+            return
+        if (self.steps_per_execution == 1 or self.run_eagerly or not self.jit_compile
+                or keras.distribution.distribution() is not None):
+            super().make_train_function(force)
+            return
+        self.train_function = _scanned_steps(self.train_step, self.steps_per_execution)
+
     def test_step(self, state: tuple, data: Any) -> tuple[dict[str, Any], tuple]:
         logs, state = super().test_step(state, data)
         logs.pop(GRAD_NORM, None)
@@ -167,3 +186,52 @@ class JAXStep:
         with keras.StatelessScope(state_mapping=mapping) as scope:
             lower_loss_scale(self.optimizer)
         return [scope.get_current_value(v) for v in self.optimizer.variables]
+
+
+def _scanned_steps(train_step: Callable, steps: int) -> Callable:
+    """``iterator_step(state, iterator) -> (logs, state)`` running up to ``steps``
+    batches from ``iterator``: a run of batches of one shape as one jitted
+    ``lax.scan`` (state donated, as Keras does), the others (an epoch's shorter
+    last batch) one jitted step each."""
+    one_step = jax.jit(train_step, donate_argnums=0)
+
+    def scan_body(state: tuple, data: Any) -> tuple[tuple, dict[str, Any]]:
+        logs, state = train_step(state, data)
+        return state, logs
+
+    def _many_steps(state: tuple, stacked: Any) -> tuple[dict[str, Any], tuple]:
+        state, logs = jax.lax.scan(scan_body, state, stacked)
+        return jax.tree.map(lambda value: value[-1], logs), state
+
+    many_steps = jax.jit(_many_steps, donate_argnums=0)
+
+    def iterator_step(state: tuple, iterator: Iterator) -> tuple[dict[str, Any], tuple]:
+        batches = list(itertools.islice(iterator, steps))
+        if not batches:
+            raise StopIteration
+        logs: dict[str, Any] = {}
+        for run in _same_shape_runs(batches):
+            if len(run) == 1:
+                logs, state = one_step(state, run[0])
+            else:
+                stacked = jax.tree.map(_stack, *run)
+                logs, state = many_steps(state, stacked)
+        return logs, state
+
+    return iterator_step
+
+
+def _stack(*arrays: Any) -> Any:
+    """Host arrays stacked on the host; arrays already on a device, on the device."""
+    if all(isinstance(array, np.ndarray) for array in arrays):
+        return np.stack(arrays)
+    return jax.numpy.stack(arrays)
+
+
+def _same_shape_runs(batches: list) -> Iterator[list]:
+    """Consecutive batches grouped by the shapes of their arrays."""
+    def shapes(batch: Any) -> tuple:
+        return tuple(np.shape(leaf) for leaf in jax.tree.leaves(batch))
+
+    for _, run in itertools.groupby(batches, key=shapes):
+        yield list(run)
