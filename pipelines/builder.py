@@ -196,7 +196,7 @@ def make_dataset(
         examples, first_seed = dataset, int(shuffle_seed) * _EPOCH_SEED_STRIDE
         dataset = tf.data.Dataset.range(_ENDLESS).flat_map(
             lambda epoch: batched(examples.shuffle(len(y), seed=first_seed + epoch))
-        )
+        ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
     else:
         dataset = batched(
             dataset.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)

@@ -29,7 +29,7 @@ import contextlib
 import queue
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -119,7 +119,8 @@ def _iterable_dataset(prefetcher: TorchPrefetchLoader) -> Any:
 
 
 class TorchPrefetchLoader:
-    """Iterates a ``tf.data`` dataset in a background thread and hands over torch
+    """Iterates a ``tf.data`` dataset (or an iterator of NumPy batches, such as
+    :func:`pipelines.feed.host_batches`) in a background thread and hands over torch
     tensors already on ``device`` (pinned host memory, ``non_blocking`` copies on a
     side CUDA stream); at most ``buffer_size`` batches wait in the queue.
 
@@ -134,7 +135,8 @@ class TorchPrefetchLoader:
         [[0, 1], [2, 3], [4, 5]]
     """
 
-    def __init__(self, dataset: tf.data.Dataset, *, device: str = "cuda", buffer_size: int = 2):
+    def __init__(self, dataset: tf.data.Dataset | Iterable[Any], *, device: str = "cuda",
+                 buffer_size: int = 2):
         import torch
 
         self.dataset = dataset
@@ -142,7 +144,8 @@ class TorchPrefetchLoader:
         self.buffer_size = max(1, int(buffer_size))
 
     @classmethod
-    def data_loader(cls, dataset: tf.data.Dataset, *, device: str = "cuda", buffer_size: int = 2):
+    def data_loader(cls, dataset: tf.data.Dataset | Iterable[Any], *, device: str = "cuda",
+                    buffer_size: int = 2):
         """A ``DataLoader`` (no re-batching) over the prefetched batches of ``dataset``."""
         import torch.utils.data
 
@@ -151,6 +154,8 @@ class TorchPrefetchLoader:
 
     @property
     def num_batches(self) -> int | None:
+        if not isinstance(self.dataset, tf.data.Dataset):
+            return None
         cardinality = int(self.dataset.cardinality())
         return cardinality if cardinality >= 0 else None
 
@@ -169,7 +174,9 @@ class TorchPrefetchLoader:
 
         stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         try:
-            for batch in self.dataset.as_numpy_iterator():
+            batches = (self.dataset.as_numpy_iterator()
+                       if isinstance(self.dataset, tf.data.Dataset) else self.dataset)
+            for batch in batches:
                 if stream is not None:
                     with torch.cuda.stream(stream):
                         tensors = tf.nest.map_structure(self._to_device, batch)

@@ -1,0 +1,90 @@
+"""Hand a batched training stream to ``model.fit`` the cheapest way for each backend.
+
+Each ``next()`` on a ``tf.data`` iterator from Python costs a fixed few hundred
+microseconds on a small CPU, whatever the batch size (``benchmarks/pipeline.py``
+measures it); at batch 100 that is a tenth of a training step of the seed
+network.  So:
+
+* TensorFlow: the dataset itself (its graph reads the next batch in-graph,
+  ``steps_per_execution`` at a time), behind
+  :func:`pipelines.device.prefetch_to_device`.
+* JAX and PyTorch, for an endless stream (``pipelines.load(repeat=True)``, fitted
+  with ``steps_per_epoch``): a Python iterator of NumPy batches
+  (:func:`host_batches`) that takes ``batches_per_fetch`` batches from
+  ``tf.data`` per ``next()``, as one padded block, and hands them out one by one
+  as views, in the same order and with the same shapes.  With CUDA, PyTorch gets
+  :class:`pipelines.device.TorchPrefetchLoader` (copies on a side stream) over it.
+* A finite dataset stays a dataset: Keras iterates it afresh each epoch, which a
+  Python iterator cannot do.
+
+Example:
+    >>> splits = pipelines.load("digits", repeat=True)  # doctest: +SKIP
+    >>> steps = math.ceil(splits.info.num_examples["train"] / 100)  # doctest: +SKIP
+    >>> model.fit(for_fit(splits.train), steps_per_epoch=steps, epochs=3)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pipelines.device import TorchPrefetchLoader, prefetch_to_device
+from pipelines.tf_setup import keras_backend, tf
+
+__all__ = ["BATCHES_PER_FETCH", "for_fit", "host_batches"]
+
+BATCHES_PER_FETCH = 10
+
+
+def host_batches(dataset: tf.data.Dataset, *,
+                 batches_per_fetch: int = BATCHES_PER_FETCH) -> Iterator[Any]:
+    """The batches of ``dataset`` as NumPy arrays, ``batches_per_fetch`` taken per ``next()``.
+
+    The batches keep their order, structure and shapes (an epoch's shorter last
+    batch included); each is a view into the block it was fetched in.
+
+    Example:
+        >>> dataset = tf.data.Dataset.range(5).batch(2).map(lambda x: (x, -x))
+        >>> [x.tolist() for x, _ in host_batches(dataset, batches_per_fetch=2)]
+        [[0, 1], [2, 3], [4]]
+    """
+    if batches_per_fetch < 1:
+        raise ValueError(f"batches_per_fetch must be >= 1, got {batches_per_fetch}")
+
+    def with_length(*batch: Any) -> tuple[Any, tf.Tensor]:
+        batch = batch[0] if len(batch) == 1 else batch
+        return batch, tf.shape(tf.nest.flatten(batch)[0])[0]
+
+    blocks = (
+        dataset.map(with_length)
+        .padded_batch(batches_per_fetch)
+        .prefetch(1)
+    )
+    for block, lengths in blocks.as_numpy_iterator():
+        for index, length in enumerate(lengths):
+            yield tf.nest.map_structure(
+                lambda array, index=index, length=length: array[index, :length], block
+            )
+
+
+def for_fit(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_PER_FETCH) -> Any:
+    """What to give ``model.fit`` for the batches of ``dataset`` on the active backend.
+
+    An endless ``dataset`` becomes a Python iterator on JAX and PyTorch (fit it
+    with ``steps_per_epoch``); anything else is what
+    :func:`pipelines.device.prefetch_to_device` makes of it.
+
+    Example:
+        >>> model.fit(for_fit(stream), steps_per_epoch=540, epochs=10)  # doctest: +SKIP
+    """
+    backend = keras_backend()
+    endless = int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY
+    if backend not in ("jax", "torch") or not endless:
+        return prefetch_to_device(dataset)
+    batches = host_batches(dataset, batches_per_fetch=batches_per_fetch)
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return TorchPrefetchLoader.data_loader(batches, device="cuda")
+    return batches
