@@ -20,9 +20,7 @@ from kerasdnn.steps import (
     GRAD_NORM,
     SKIPPED_STEPS,
     clip_factor,
-    global_norm,
     handles_overflow,
-    is_finite,
     loss_scale,
     lower_loss_scale,
 )
@@ -39,7 +37,8 @@ class TorchStep:
 
     def train_step(self, data: Any) -> dict[str, Any]:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        saved = [v.value.detach().clone() for v in self.non_trainable_variables]
+        non_trainable = self.non_trainable_variables
+        saved = [v.value.detach().clone() for v in non_trainable] if non_trainable else []
 
         # Forward pass
         y_pred = self(x, training=True)
@@ -54,31 +53,37 @@ class TorchStep:
         trainable_weights = self.trainable_weights[:]
         gradients = [v.value.grad for v in trainable_weights]
         with torch.no_grad():
-            norm = global_norm(gradients)
+            norm = _global_norm(gradients)
             scale = loss_scale(self.optimizer)
             if scale is not None:
                 norm = norm / scale
-            finite = bool(is_finite(loss, norm))
+            finite = bool(torch.isfinite(norm) & torch.isfinite(loss))  # is_finite, 2 ops
             if self.clipnorm:
                 factor = clip_factor(norm, self.clipnorm)
                 gradients = [g * factor.to(g.dtype) for g in gradients]
 
-            # Update weights, or leave everything as it was
-            if finite:
-                self.optimizer.apply(gradients, trainable_weights)
-                self._loss_tracker.update_state(loss, sample_weight=y_pred.shape[0])
-                self.grad_norm_tracker.update_state(norm)
-                self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-            else:
-                for variable, value in zip(self.non_trainable_variables, saved, strict=True):
+            # Leave everything as it was, or update the weights
+            if not finite:
+                for variable, value in zip(non_trainable, saved, strict=True):
                     variable.assign(value)
                 self.skipped_steps_tracker.update_state()
                 if handles_overflow(self.optimizer) and bool(torch.isfinite(loss)):
                     lower_loss_scale(self.optimizer)
-        return self.get_metrics_result()
+                return self.get_metrics_result()
+            self.optimizer.apply(gradients, trainable_weights)
+            self._loss_tracker.update_state(loss, sample_weight=y_pred.shape[0])
+            self.grad_norm_tracker.update_state(norm)
+            return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data: Any) -> dict[str, Any]:
         logs = super().test_step(data)
         logs.pop(GRAD_NORM, None)
         logs.pop(SKIPPED_STEPS, None)
         return logs
+
+
+def _global_norm(gradients: list) -> torch.Tensor:
+    """:func:`kerasdnn.steps.global_norm` in two fused PyTorch calls (``_foreach_norm``
+    underneath) instead of a ``keras.ops`` call per gradient: the eager step pays per op."""
+    present = [g.float() for g in gradients if g is not None]  # float32, as global_norm
+    return torch.nn.utils.get_total_norm(present, norm_type=2.0)
