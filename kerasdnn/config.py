@@ -106,7 +106,10 @@ class ModelConfig(_JSONConfig):
         seed: seed of the initial weights and of dropout.
         metrics: training metrics, from ``METRICS``.
         jit_compile: compile the step with XLA where the backend supports it.
-        steps_per_execution: training steps per compiled call (1 on PyTorch).
+        steps_per_execution: training steps per compiled call: TensorFlow loops
+            over them inside one graph call, JAX inside one ``lax.scan``; batch-level
+            callbacks and the progress bar see one call.  ``kerasdnn.train`` lowers
+            it to a divisor of the steps per epoch; always 1 on PyTorch.
 
     Example:
         >>> ModelConfig().hidden_units
@@ -129,7 +132,7 @@ class ModelConfig(_JSONConfig):
     seed: int = 1337
     metrics: tuple[str, ...] = ("accuracy",)
     jit_compile: bool | str = "auto"
-    steps_per_execution: int = 1
+    steps_per_execution: int = 10
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", _int_tuple("input_shape", self.input_shape))

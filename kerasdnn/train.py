@@ -47,7 +47,7 @@ from kerasdnn.rundir import (
     write_run_config,
 )
 
-__all__ = ["RunResult", "build_parser", "main", "train"]
+__all__ = ["RunResult", "build_parser", "main", "steps_per_execution_for", "train"]
 
 PROG = "kerasdnn.train"
 
@@ -281,7 +281,7 @@ def _fit(
 ) -> dict[str, list[float]]:
     import keras
 
-    import pipelines.device
+    import pipelines.feed
     from kerasdnn.callbacks import AtomicCSVLogger
 
     counts = splits.info.num_examples
@@ -293,6 +293,8 @@ def _fit(
     # Keras's BackupAndRestore decides where an interrupted run restarts; the stream
     # then skips the batches of the epochs already done (epoch k's order depends on
     # the seed and k alone), so a resumed run sees exactly what an unbroken one does.
+    # Keras takes steps_per_execution batches per call, across epoch ends of a stream.
+    model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
     backup = keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_DIR), delete_checkpoint=True)
     train_stream = train_data.skip(_restored_epochs(model, backup) * steps)
     monitor = "val_loss" if validation_data is not None else "loss"
@@ -307,7 +309,7 @@ def _fit(
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
     model.fit(
-        pipelines.device.prefetch_to_device(train_stream),
+        pipelines.feed.for_fit(train_stream),
         steps_per_epoch=steps,
         validation_data=validation_data,
         epochs=train_config.epochs,
@@ -316,6 +318,19 @@ def _fit(
         verbose=verbose,
     )
     return csv_logger.history()
+
+
+def steps_per_execution_for(steps_per_epoch: int, wanted: int) -> int:
+    """The largest number of steps per execution, at most ``wanted``, that divides
+    ``steps_per_epoch``: Keras takes that many batches per call even at an epoch's
+    end, so anything else would move batches of an endless stream between epochs.
+
+    Example:
+        >>> steps_per_execution_for(540, 10), steps_per_execution_for(13, 10)
+        (10, 1)
+    """
+    return max(k for k in range(1, max(1, min(wanted, steps_per_epoch)) + 1)
+               if steps_per_epoch % k == 0)
 
 
 def _restored_epochs(model: Any, backup: Any) -> int:

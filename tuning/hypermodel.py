@@ -52,20 +52,21 @@ class StepCounter(keras.callbacks.Callback):
         super().__init__()
         self.steps: list[int] = []
         self.skipped: list[int] = []
-        self._count = 0
+        self._updates_at_start = 0
         self._skipped_at_start = 0
 
+    # Counted from the optimizer's update count and the guard's skip count, not from
+    # on_train_batch_end: with steps_per_execution > 1 Keras calls that once per
+    # execution, and an epoch's last execution may run fewer steps.
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._count = 0
+        self._updates_at_start = _updates(self.model)
         self._skipped_at_start = _skipped(self.model)
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._count += 1
-
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.steps.append(self._count)
-        self.skipped.append(_skipped(self.model) - self._skipped_at_start)
-        if _diverged(logs or {}, self._count, self.skipped[-1]):
+        skipped = _skipped(self.model) - self._skipped_at_start
+        self.steps.append(_updates(self.model) - self._updates_at_start + skipped)
+        self.skipped.append(skipped)
+        if _diverged(logs or {}, self.steps[-1], skipped):
             self.model.stop_training = True
 
 
@@ -164,6 +165,10 @@ def _batched(dataset: Any, batch_size: int, config: ModelConfig, tf: Any) -> Any
             f"got examples of rank {rank} for an input shape {config.input_shape}"
         )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _updates(model: keras.Model) -> int:
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
 def _skipped(model: keras.Model) -> int:
