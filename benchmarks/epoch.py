@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -43,8 +44,10 @@ from benchmarks._common import (
     seconds_cell,
     summarize,
 )
+from kerasdnn.config import ModelConfig
 
 BATCH_SIZE = 100
+DEFAULT_STEPS_PER_EXECUTION = ModelConfig().steps_per_execution
 SEED = 1337
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
@@ -190,8 +193,10 @@ def time_stock_keras(images: Any, labels: Any, repeats: int) -> dict[str, Any]:
 
 
 def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
-                  workdir: Path) -> dict[str, Any]:
-    """kerasdnn: ``pipelines.load`` of the uint8 images from an ``npz:`` file → fit.
+                  workdir: Path, steps_per_execution: int) -> dict[str, Any]:
+    """kerasdnn as ``kerasdnn.train`` runs it: the endless ``pipelines.load(repeat=True)``
+    stream of the uint8 images from an ``npz:`` file → ``pipelines.feed.for_fit`` →
+    ``fit`` with ``steps_per_epoch`` and ``steps_per_execution``.
 
     The file holds ``examples`` training images plus a tenth more, so that the
     validation split leaves (about) ``examples`` to train on; the row reports
@@ -212,19 +217,21 @@ def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
 
     import kerasdnn
     import pipelines
+    import pipelines.feed
+    from kerasdnn.train import steps_per_execution_for
 
     # Just under extra / total: scikit-learn rounds the held-out count up.
     fraction = (extra - 0.5) / (len(images) + extra)
     splits = pipelines.load(f"npz:{path}", batch_size=BATCH_SIZE, validation_split=fraction,
-                            seed=SEED, scale="unit", flatten=True, cache=True)
-    train = splits.train
-    if device_prefetch:
-        from pipelines.device import prefetch_to_device
-
-        train = prefetch_to_device(train)
-    model = kerasdnn.build_model()
-    seconds = fit_epoch_seconds(model, train, repeats)
-    return {"examples": int(splits.info.num_examples["train"]), **summarize(seconds)}
+                            seed=SEED, scale="unit", flatten=True, cache=True, repeat=True)
+    steps = math.ceil(splits.info.num_examples["train"] / BATCH_SIZE)
+    # As kerasdnn.train does: the endless stream, fed per backend, K steps per call.
+    model = kerasdnn.build_model(steps_per_execution=steps_per_execution)
+    model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
+    train = pipelines.feed.for_fit(splits.train, device_prefetch=device_prefetch)
+    seconds = fit_epoch_seconds(model, train, repeats, steps_per_epoch=steps)
+    return {"examples": int(splits.info.num_examples["train"]),
+            "steps_per_execution": model.steps_per_execution, **summarize(seconds)}
 
 
 def time_pure_torch(images: Any, labels: Any, repeats: int) -> dict[str, Any]:
@@ -305,7 +312,8 @@ def run_worker(name: str, args: argparse.Namespace) -> None:
     emit(STOCK_KERAS, device, lambda: time_stock_keras(images, labels, args.repeats))
     with tempfile.TemporaryDirectory(prefix="kerasdnn-bench-") as workdir:
         emit(KERASDNN, device, lambda: time_kerasdnn(
-            images, labels, args.repeats, args.device_prefetch == "on", Path(workdir)))
+            images, labels, args.repeats, args.device_prefetch == "on", Path(workdir),
+            args.steps_per_execution))
 
 
 # --------------------------------------------------------------------------- parent side
@@ -321,7 +329,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
             done = run_python(
                 ["-m", "benchmarks.epoch", "--worker", name, "--result", str(result),
                  "--examples", str(args.examples), "--repeats", str(args.repeats),
-                 "--device-prefetch", args.device_prefetch],
+                 "--device-prefetch", args.device_prefetch,
+                 "--steps-per-execution", str(args.steps_per_execution)],
                 backend="torch" if name == PURE_TORCH else name, timeout=args.timeout,
             )
             written = [json.loads(line) for line in result.read_text().splitlines()] \
@@ -412,14 +421,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="training examples per epoch (default: %(default)s)")
     parser.add_argument("--device-prefetch", choices=("on", "off"), default="on",
                         help="pipelines.device.prefetch_to_device on the kerasdnn path")
+    parser.add_argument("--steps-per-execution", type=int, default=DEFAULT_STEPS_PER_EXECUTION,
+                        help="kerasdnn's steps per compiled call (TensorFlow, JAX; default: "
+                             "kerasdnn's own, %(default)s)")
     parser.add_argument("--timeout", type=float, default=900,
                         help="seconds each backend's subprocess may run (default: %(default)s)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--worker", choices=[*BACKENDS, PURE_TORCH], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.examples < BATCH_SIZE:
-        parser.error(f"--repeats must be >= 1 and --examples >= {BATCH_SIZE}")
+    if args.repeats < 1 or args.examples < BATCH_SIZE or args.steps_per_execution < 1:
+        parser.error(f"--repeats and --steps-per-execution must be >= 1 "
+                     f"and --examples >= {BATCH_SIZE}")
     return args
 
 
@@ -439,7 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {"examples": args.examples, "repeats": args.repeats,
                      "batch_size": BATCH_SIZE, "parameters": PARAMETERS,
                      "flops_per_example": FLOPS_PER_EXAMPLE,
-                     "device_prefetch": args.device_prefetch},
+                     "device_prefetch": args.device_prefetch,
+                     "steps_per_execution": args.steps_per_execution},
         "rows": rows,
     }
     print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}, {args.examples:,} examples/epoch, "

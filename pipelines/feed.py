@@ -67,12 +67,16 @@ def host_batches(dataset: tf.data.Dataset, *,
             )
 
 
-def for_fit(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_PER_FETCH) -> Any:
+def for_fit(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_PER_FETCH,
+            device_prefetch: bool = True) -> Any:
     """What to give ``model.fit`` for the batches of ``dataset`` on the active backend.
 
     An endless ``dataset`` becomes a Python iterator on JAX and PyTorch (fit it
     with ``steps_per_epoch``); anything else is what
-    :func:`pipelines.device.prefetch_to_device` makes of it.
+    :func:`pipelines.device.prefetch_to_device` makes of it.  With
+    ``device_prefetch=False`` (to measure what it brings) TensorFlow gets the
+    dataset as it is and PyTorch the host iterator; JAX cannot tell (Keras's
+    JAX trainer prefetches on accelerators itself).
 
     Example:
         >>> model.fit(for_fit(stream), steps_per_epoch=540, epochs=10)  # doctest: +SKIP
@@ -80,9 +84,9 @@ def for_fit(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_PER_FE
     backend = keras_backend()
     endless = int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY
     if backend not in ("jax", "torch") or not endless:
-        return prefetch_to_device(dataset)
+        return prefetch_to_device(dataset) if device_prefetch else dataset
     batches = host_batches(dataset, batches_per_fetch=batches_per_fetch)
-    if backend == "torch":
+    if backend == "torch" and device_prefetch:
         import torch
 
         if torch.cuda.is_available():
