@@ -126,3 +126,29 @@ def test_epoch_benchmark_end_to_end(backend: str, tmp_path: Path) -> None:
     assert sum(line.startswith("| ") for line in lines) == 1 + len(rows)
     for path in (epoch.FLOOR, epoch.STOCK_KERAS, epoch.KERASDNN, epoch.PURE_LOOP):
         assert any(f"| {path}" in line for line in lines)
+
+
+def test_step_profile_gemms_are_the_steps_matmuls() -> None:
+    from benchmarks import step_profile
+
+    shapes = step_profile.gemm_shapes(100)
+    for a, b in shapes:
+        assert a[1] == b[0]
+    flops = sum(2 * a[0] * a[1] * b[1] for a, b in shapes)
+    weights = 784 * 500 + 500 * 250 + 250 * 10
+    # forward and weight gradients: every weight; input gradients: all but the first layer
+    assert flops == 2 * 100 * (2 * weights + 500 * 250 + 250 * 10)
+
+
+def test_step_profile_table_divides_by_the_floor() -> None:
+    from benchmarks import step_profile
+
+    results = [{"backend": "jax", "device": "cpu", "rows": {
+        "FLOP floor": summarize([2.0]),
+        "kerasdnn, pipelines.feed": {**summarize([3.0, 3.2]), "steps_per_execution": 10},
+        "JAX step": {"error": "RuntimeError: boom"},
+    }}]
+    table = step_profile.format_table(results).splitlines()
+    assert len(table) == 2 + 3
+    assert "| 1.00" in table[2] and "(10 steps/execution)" in table[3] and "| 1.55" in table[3]
+    assert "error: RuntimeError: boom" in table[4]

@@ -1,0 +1,376 @@
+"""Where one training step of the seed network goes, per backend: milliseconds per
+step (batch 100, 784-500-250-10, SGD momentum) of a ladder of ever fuller steps,
+measured side by side in one subprocess per backend:
+
+- **GEMMs alone**: the step's eight matrix multiplies at their real shapes (three
+  forward; three weight gradients; two input gradients, none for the first
+  layer), through the backend's matmul (compiled as Keras compiles it);
+- **FLOP floor**: 6 × parameters × 100 at the large-GEMM rate of ``benchmarks.epoch``;
+- **framework step** (JAX, PyTorch): the same step written directly in the framework
+  (``jax.jit`` of ``value_and_grad`` with a momentum update, also as a
+  ``lax.scan`` of 10 steps; the classic PyTorch loop);
+- **kerasdnn, premade batches**: ``fit`` of ``kerasdnn.build_model()`` on batches
+  already in memory (no ``tf.data``), as many steps per execution as ``kerasdnn.train``;
+- **kerasdnn, pipelines.feed**: the real path (``pipelines.load(repeat=True)`` →
+  ``pipelines.feed.for_fit``), so the difference to the row above is the input pipeline;
+- on PyTorch, the parts of kerasdnn's eager step (forward through the Keras
+  layers, loss, backward, optimizer update, metrics) next to those of the classic loop.
+
+Example:
+    python -m benchmarks.step_profile --backends tensorflow,jax,torch
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import (
+    BACKENDS,
+    machine_info,
+    machine_line,
+    markdown_table,
+    parse_backends,
+    run_python,
+    summarize,
+)
+from benchmarks.epoch import (
+    BATCH_SIZE,
+    FLOPS_PER_EXAMPLE,
+    SEED,
+    fit_epoch_seconds,
+    keras_device,
+    keras_gemm_gflops,
+    make_data,
+)
+
+LAYERS = ((784, 500), (500, 250), (250, 10))
+SCAN_STEPS = 10
+
+
+def gemm_shapes(batch: int = BATCH_SIZE) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """``(a_shape, b_shape)`` of the eight matmuls of one step of the seed network.
+
+    Example:
+        >>> len(gemm_shapes()), gemm_shapes()[0]
+        (8, ((100, 784), (784, 500)))
+    """
+    forward = [((batch, fan_in), (fan_in, fan_out)) for fan_in, fan_out in LAYERS]
+    weight_grads = [((fan_in, batch), (batch, fan_out)) for fan_in, fan_out in LAYERS]
+    input_grads = [((batch, fan_out), (fan_out, fan_in)) for fan_in, fan_out in LAYERS[1:]]
+    return forward + weight_grads + input_grads
+
+
+def per_step_ms(run: Callable[[], Any], steps: int, repeats: int) -> dict[str, Any]:
+    """Median [min–max] milliseconds per step of ``run()`` (which runs ``steps`` steps
+    and waits for them), after one warm-up call."""
+    run()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        seconds.append((time.perf_counter() - start) / steps * 1000)
+    return summarize(seconds)
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def gemms_row(backend: str, repeats: int) -> dict[str, Any]:
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(SEED)
+    pairs = [(keras.ops.convert_to_tensor(rng.standard_normal(a, dtype=np.float32)),
+              keras.ops.convert_to_tensor(rng.standard_normal(b, dtype=np.float32)))
+             for a, b in gemm_shapes()]
+
+    def eight(pairs: Any) -> Any:
+        return [keras.ops.matmul(a, b) for a, b in pairs]
+
+    if backend == "jax":
+        import jax
+
+        eight = jax.jit(eight)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        eight = tf.function(eight)
+
+    def run() -> None:
+        for _ in range(50):
+            results = eight(pairs)
+        keras.ops.convert_to_numpy(results[-1][0, 0])
+
+    return per_step_ms(run, 50, repeats)
+
+
+def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str, Any]]:
+    """The kerasdnn step on premade batches, then through the real input path."""
+    import keras
+    import numpy as np
+
+    import kerasdnn
+    import pipelines
+    import pipelines.feed
+    from kerasdnn.train import steps_per_execution_for
+
+    images, labels = make_data(steps * BATCH_SIZE)
+    extra, extra_labels = make_data(steps * BATCH_SIZE // 10, seed=SEED + 1)
+    path = workdir / "mnist_like.npz"
+    np.savez(path, x_train=np.concatenate([images, extra]),
+             y_train=np.concatenate([labels, extra_labels]), x_test=extra, y_test=extra_labels)
+    fraction = (len(extra) - 0.5) / (len(images) + len(extra))
+    splits = pipelines.load(f"npz:{path}", batch_size=BATCH_SIZE, validation_split=fraction,
+                            seed=SEED, scale="unit", repeat=True)
+    per_epoch = math.ceil(splits.info.num_examples["train"] / BATCH_SIZE)
+    premade = [tuple(np.ascontiguousarray(part) for part in batch) for batch in
+               itertools.islice(pipelines.feed.host_batches(splits.train), per_epoch)]
+
+    def fitted(data: Any) -> dict[str, Any]:
+        model = kerasdnn.build_model()
+        model.steps_per_execution = steps_per_execution_for(per_epoch, model.steps_per_execution)
+        seconds = fit_epoch_seconds(model, data, repeats, steps_per_epoch=per_epoch)
+        return {**summarize([s / per_epoch * 1000 for s in seconds]),
+                "steps_per_execution": model.steps_per_execution}
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        first = tf.data.Dataset.from_tensor_slices(tuple(np.stack(parts) for parts in
+                                                         zip(*premade, strict=True)))
+        premade_input = first.cache().repeat()
+    else:
+        premade_input = (batch for batch in itertools.cycle(premade))  # Keras takes generators
+    return {"kerasdnn, premade batches": fitted(premade_input),
+            "kerasdnn, pipelines.feed": fitted(pipelines.feed.for_fit(splits.train))}
+
+
+def jax_rows(repeats: int) -> dict[str, dict[str, Any]]:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(SEED)
+    params = [(jnp.asarray(rng.standard_normal(shape, dtype=np.float32) * 0.05),
+               jnp.zeros(shape[1])) for shape in LAYERS]
+    state = (params, jax.tree.map(jnp.zeros_like, params))
+    x = jnp.asarray(rng.random((SCAN_STEPS, BATCH_SIZE, 784), dtype=np.float32))
+    y = jnp.asarray(rng.integers(0, 10, (SCAN_STEPS, BATCH_SIZE)))
+
+    def loss(params: Any, xb: Any, yb: Any) -> Any:
+        h = xb
+        for index, (w, b) in enumerate(params):
+            h = h @ w + b
+            h = jax.nn.relu(h) if index < len(params) - 1 else h
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(h), yb[:, None], 1))
+
+    def step(state: Any, batch: Any) -> tuple[Any, Any]:
+        params, velocity = state
+        value, grads = jax.value_and_grad(loss)(params, *batch)
+        velocity = jax.tree.map(lambda v, g: 0.9 * v - 0.01 * g, velocity, grads)
+        return (jax.tree.map(jnp.add, params, velocity), velocity), value
+
+    one = jax.jit(step, donate_argnums=0)
+    scanned = jax.jit(lambda state, batches: jax.lax.scan(step, state, batches), donate_argnums=0)
+    holder = {"state": state}
+
+    def run_one() -> None:
+        for i in range(SCAN_STEPS * 5):
+            holder["state"], value = one(holder["state"], (x[i % SCAN_STEPS], y[i % SCAN_STEPS]))
+        value.block_until_ready()
+
+    def run_scanned() -> None:
+        for _ in range(5):
+            holder["state"], values = scanned(holder["state"], (x, y))
+        values.block_until_ready()
+
+    return {"JAX step (jit), 1 per call": per_step_ms(run_one, SCAN_STEPS * 5, repeats),
+            f"JAX step (jit), {SCAN_STEPS} per lax.scan": per_step_ms(
+                run_scanned, SCAN_STEPS * 5, repeats)}
+
+
+def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
+    """The classic loop, and kerasdnn's eager step and the classic loop part by part."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    import kerasdnn
+
+    torch.manual_seed(SEED)
+    rng = np.random.default_rng(SEED)
+    x = torch.from_numpy(rng.random((BATCH_SIZE, 784), dtype=np.float32))
+    y = torch.from_numpy(rng.integers(0, 10, BATCH_SIZE))
+    net = nn.Sequential(nn.Linear(784, 500), nn.ReLU(), nn.Linear(500, 250), nn.ReLU(),
+                        nn.Linear(250, 10))
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    model = kerasdnn.build_model()
+    y32 = y.to(torch.int32)
+    model.train_on_batch(x, y32)  # builds the optimizer and the metrics
+    n = 50
+
+    def repeated(body: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(n):
+                body()
+        return run
+
+    def classic_step() -> None:
+        optimizer.zero_grad()
+        criterion(net(x), y).backward()
+        optimizer.step()
+
+    def keras_forward_loss() -> Any:
+        model.zero_grad()
+        y_pred = model(x, training=True)
+        return y_pred, model.compute_loss(x=x, y=y32, y_pred=y_pred, training=True)
+
+    def keras_backward() -> None:
+        keras_forward_loss()[1].backward()
+
+    gradients = [torch.zeros_like(v.value) for v in model.trainable_weights]
+    y_pred = model(x, training=True).detach()
+
+    def keras_update() -> None:
+        with torch.no_grad():
+            model.optimizer.apply(gradients, model.trainable_weights)
+
+    def keras_metrics() -> None:
+        with torch.no_grad():
+            model._loss_tracker.update_state(torch.tensor(1.0), sample_weight=BATCH_SIZE)
+            model.grad_norm_tracker.update_state(torch.tensor(1.0))
+            model.compute_metrics(x, y32, y_pred, sample_weight=None)
+
+    def classic_backward() -> None:
+        optimizer.zero_grad()
+        criterion(net(x), y).backward()
+
+    rows = {
+        "PyTorch classic loop, whole step": repeated(classic_step),
+        "kerasdnn train_step, whole step": repeated(lambda: model.train_step((x, y32))),
+        "PyTorch: forward + loss": repeated(lambda: criterion(net(x), y)),
+        "kerasdnn: forward + loss (Keras layers)": repeated(keras_forward_loss),
+        "PyTorch: forward + loss + backward": repeated(classic_backward),
+        "kerasdnn: forward + loss + backward": repeated(keras_backward),
+        "PyTorch: optimizer.step()": repeated(optimizer.step),
+        "kerasdnn: optimizer.apply()": repeated(keras_update),
+        "kerasdnn: loss, grad_norm and accuracy metrics": repeated(keras_metrics),
+    }
+    return {name: per_step_ms(run, n, repeats) for name, run in rows.items()}
+
+
+def run_worker(backend: str, args: argparse.Namespace) -> None:
+    """Measure every part on ``backend``; a part that fails becomes an error row."""
+    rows: dict[str, Any] = {}
+
+    def emit(name: str, measure: Callable[[], dict[str, Any]], many: bool = False) -> None:
+        try:
+            rows.update(measure() if many else {name: measure()})
+        except Exception as error:  # reported as an error row
+            rows[name] = {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
+
+    device = keras_device(backend)
+    emit("GEMMs alone (8 matmuls of one step)", lambda: gemms_row(backend, args.repeats))
+    emit("FLOP floor", lambda: summarize([FLOPS_PER_EXAMPLE * BATCH_SIZE * 1000 / (
+        keras_gemm_gflops(backend, device, 1.0) * 1e9)]))
+    if backend == "jax":
+        emit("JAX step", lambda: jax_rows(args.repeats), many=True)
+    with tempfile.TemporaryDirectory(prefix="kerasdnn-profile-") as workdir:
+        emit("kerasdnn", lambda: kerasdnn_rows(args.repeats, args.steps, Path(workdir)),
+             many=True)
+    if backend == "torch":
+        emit("PyTorch parts", lambda: torch_rows(args.repeats), many=True)
+    Path(args.result).write_text(json.dumps({"backend": backend, "device": device,
+                                             "rows": rows}))
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+def format_table(results: Sequence[dict[str, Any]]) -> str:
+    """One table: a row per (backend, part), ms per step and the share of the floor."""
+    lines = []
+    for result in results:
+        floor = result["rows"].get("FLOP floor", {}).get("median")
+        for name, row in result["rows"].items():
+            backend = f"{result['backend']} ({result.get('device', '?')})"
+            if "error" in row:
+                lines.append([backend, name, f"error: {row['error'][:100]}", ""])
+                continue
+            cell = f"{row['median']:.2f} [{row['min']:.2f}–{row['max']:.2f}]"
+            if "steps_per_execution" in row:
+                name += f" ({row['steps_per_execution']} steps/execution)"
+            lines.append([backend, name, cell,
+                          f"{row['median'] / floor:.2f}" if floor else ""])
+    return markdown_table(["backend", "part", "ms/step: median [min–max]", "÷ floor"], lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.step_profile",
+        description="Milliseconds per step of the seed network, part by part, per backend.",
+    )
+    parser.add_argument("--backends", default=",".join(BACKENDS), type=parse_backends,
+                        help="comma-separated Keras backends (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed repetitions of each part (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=200,
+                        help="steps per epoch of the two fit rows (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=900,
+                        help="seconds each backend's subprocess may run (default: %(default)s)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.steps < 10:
+        parser.error("--repeats must be >= 1 and --steps >= 10")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        run_worker(args.worker, args)
+        return 0
+    machine = machine_info()
+    results = []
+    for backend in args.backends:
+        print(f"benchmarks.step_profile: {backend} ...", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix="kerasdnn-profile-") as tmp:
+            result = Path(tmp) / "result.json"
+            done = run_python(["-m", "benchmarks.step_profile", "--worker", backend,
+                               "--result", str(result), "--repeats", str(args.repeats),
+                               "--steps", str(args.steps)],
+                              backend=backend, timeout=args.timeout)
+            if result.exists():
+                results.append(json.loads(result.read_text()))
+            else:
+                failure = done.failure or "no result written"
+                results.append({"backend": backend, "rows": {"all": {"error": failure}}})
+                print(done.stderr[-3000:], file=sys.stderr)
+    print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}; {machine_line(machine)}\n")
+    print(format_table(results))
+    if args.json:
+        from kerasdnn.io import atomic_write_json
+
+        atomic_write_json(args.json, {"machine": machine, "results": results,
+                                      "command": " ".join(["python -m benchmarks.step_profile",
+                                                           *(argv if argv is not None
+                                                             else sys.argv[1:])])})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
