@@ -4,7 +4,8 @@ measured side by side in one subprocess per backend:
 
 - **GEMMs alone**: the step's eight matrix multiplies at their real shapes (three
   forward; three weight gradients; two input gradients, none for the first
-  layer), through the backend's matmul (compiled as Keras compiles it);
+  layer), through the backend's matmul (compiled as Keras compiles it, those
+  of 10 steps per call);
 - **FLOP floor**: 6 × parameters × 100 at the large-GEMM rate of ``benchmarks.epoch``;
 - **framework step** (JAX, PyTorch): the same step written directly in the framework
   (``jax.jit`` of ``value_and_grad`` with a momentum update, also as a
@@ -85,33 +86,38 @@ def per_step_ms(run: Callable[[], Any], steps: int, repeats: int) -> dict[str, A
 # --------------------------------------------------------------------------- worker side
 
 
-def gemms_row(backend: str, repeats: int) -> dict[str, Any]:
+def gemms_row(backend: str, repeats: int, steps_per_call: int = SCAN_STEPS) -> dict[str, Any]:
+    """The eight matmuls of ``steps_per_call`` steps (distinct operands, so nothing is
+    computed once for all) per compiled call, so that the call's own overhead
+    (large for a ``tf.function``) is shared as in ``fit`` with steps per execution."""
     import keras
     import numpy as np
 
     rng = np.random.default_rng(SEED)
-    pairs = [(keras.ops.convert_to_tensor(rng.standard_normal(a, dtype=np.float32)),
-              keras.ops.convert_to_tensor(rng.standard_normal(b, dtype=np.float32)))
-             for a, b in gemm_shapes()]
+    operands = [[(keras.ops.convert_to_tensor(rng.standard_normal(a, dtype=np.float32)),
+                  keras.ops.convert_to_tensor(rng.standard_normal(b, dtype=np.float32)))
+                 for a, b in gemm_shapes()] for _ in range(steps_per_call)]
 
-    def eight(pairs: Any) -> Any:
-        return [keras.ops.matmul(a, b) for a, b in pairs]
+    def matmuls(operands: Any) -> Any:
+        return [keras.ops.matmul(a, b) for pairs in operands for a, b in pairs]
 
     if backend == "jax":
         import jax
 
-        eight = jax.jit(eight)
+        matmuls = jax.jit(matmuls)
     elif backend == "tensorflow":
         import tensorflow as tf
 
-        eight = tf.function(eight)
+        matmuls = tf.function(matmuls)
+
+    calls = 5
 
     def run() -> None:
-        for _ in range(50):
-            results = eight(pairs)
+        for _ in range(calls):
+            results = matmuls(operands)
         keras.ops.convert_to_numpy(results[-1][0, 0])
 
-    return per_step_ms(run, 50, repeats)
+    return per_step_ms(run, calls * steps_per_call, repeats)
 
 
 def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str, Any]]:
