@@ -1,9 +1,9 @@
 """Hand a batched training stream to ``model.fit`` the cheapest way for each backend.
 
-Each ``next()`` on a ``tf.data`` iterator from Python costs a fixed few hundred
-microseconds on a small CPU, whatever the batch size (``benchmarks/pipeline.py``
-measures it); at batch 100 that is a tenth of a training step of the seed
-network.  So:
+Each ``next()`` on a ``tf.data`` iterator from Python costs a fixed 150–400 µs on
+this project's 2-core CPU, whatever the batch size (BENCHMARKS.md), paid on the
+training thread; at batch 100 that is a tenth of a step of the seed network.
+So:
 
 * TensorFlow: the dataset itself (its graph reads the next batch in-graph,
   ``steps_per_execution`` at a time), behind

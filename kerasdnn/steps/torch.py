@@ -57,7 +57,7 @@ class TorchStep:
             scale = loss_scale(self.optimizer)
             if scale is not None:
                 norm = norm / scale
-            finite = bool(torch.isfinite(norm) & torch.isfinite(loss))  # is_finite, 2 ops
+            finite = bool(torch.isfinite(norm) & torch.isfinite(loss))  # is_finite in 2 torch ops
             if self.clipnorm:
                 factor = clip_factor(norm, self.clipnorm)
                 gradients = [g * factor.to(g.dtype) for g in gradients]
