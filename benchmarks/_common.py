@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import os
 import platform
@@ -30,6 +31,34 @@ WATCHED_PACKAGES = (
     "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "numpy",
     "tensorflow-datasets",
 )
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser, workers: Sequence[str]) -> None:
+    """The options of a harness that measures each backend in its own subprocess:
+    ``--timeout``, ``--json``, and the hidden ``--worker``/``--result`` that the
+    parent passes to each subprocess.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_worker_arguments(parser, BACKENDS)
+        >>> parser.parse_args(["--json", "out.json"]).timeout
+        900.0
+    """
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds each backend's subprocess may run (default: %(default)s)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--worker", choices=list(workers), help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+
+
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """The command as the user typed it, for the JSON report.
+
+    Example:
+        >>> command_line("benchmarks.epoch", ["--repeats", "3"])
+        'python -m benchmarks.epoch --repeats 3'
+    """
+    return " ".join(["python", "-m", module, *(argv if argv is not None else sys.argv[1:])])
 
 
 def parse_backends(text: str) -> list[str]:

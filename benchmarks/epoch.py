@@ -36,6 +36,8 @@ from typing import Any
 
 from benchmarks._common import (
     BACKENDS,
+    add_worker_arguments,
+    command_line,
     machine_info,
     machine_line,
     markdown_table,
@@ -192,17 +194,16 @@ def time_stock_keras(images: Any, labels: Any, repeats: int) -> dict[str, Any]:
     return {"examples": len(x), **summarize(seconds)}
 
 
-def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
-                  workdir: Path, steps_per_execution: int) -> dict[str, Any]:
-    """kerasdnn as ``kerasdnn.train`` runs it: the endless ``pipelines.load(repeat=True)``
-    stream of the uint8 images from an ``npz:`` file → ``pipelines.feed.for_fit`` →
-    ``fit`` with ``steps_per_epoch`` and ``steps_per_execution``.
+def kerasdnn_stream(images: Any, labels: Any, workdir: Path) -> tuple[Any, int]:
+    """``(splits, steps_per_epoch)``: ``pipelines.load(repeat=True)`` of the uint8 images,
+    as ``kerasdnn.train`` loads them, from an ``npz:`` file in ``workdir``.
 
-    The file holds ``examples`` training images plus a tenth more, so that the
-    validation split leaves (about) ``examples`` to train on; the row reports
-    how many were actually trained on.
+    The file holds the images plus a tenth more, so that the validation split
+    leaves (about) ``len(images)`` to train on.
     """
     import numpy as np
+
+    import pipelines
 
     extra = max(len(images) // 10, NUM_CLASSES)
     more_images, more_labels = make_data(extra, seed=SEED + 1)
@@ -214,20 +215,35 @@ def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
         x_test=more_images,
         y_test=more_labels,
     )
-
-    import kerasdnn
-    import pipelines
-    import pipelines.feed
-    from kerasdnn.train import steps_per_execution_for
-
     # Just under extra / total: scikit-learn rounds the held-out count up.
     fraction = (extra - 0.5) / (len(images) + extra)
     splits = pipelines.load(f"npz:{path}", batch_size=BATCH_SIZE, validation_split=fraction,
                             seed=SEED, scale="unit", flatten=True, cache=True, repeat=True)
-    steps = math.ceil(splits.info.num_examples["train"] / BATCH_SIZE)
-    # As kerasdnn.train does: the endless stream, fed per backend, K steps per call.
+    return splits, math.ceil(splits.info.num_examples["train"] / BATCH_SIZE)
+
+
+def kerasdnn_model(steps_per_epoch: int, steps_per_execution: int) -> Any:
+    """``kerasdnn.build_model()`` with the steps per execution ``kerasdnn.train`` would use."""
+    import kerasdnn
+    from kerasdnn.train import steps_per_execution_for
+
     model = kerasdnn.build_model(steps_per_execution=steps_per_execution)
-    model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
+    model.steps_per_execution = steps_per_execution_for(steps_per_epoch,
+                                                        model.steps_per_execution)
+    return model
+
+
+def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
+                  workdir: Path, steps_per_execution: int) -> dict[str, Any]:
+    """kerasdnn as ``kerasdnn.train`` runs it: the endless stream of
+    :func:`kerasdnn_stream` → ``pipelines.feed.for_fit`` → ``fit`` with
+    ``steps_per_epoch`` and ``steps_per_execution``; the row reports how many
+    examples were actually trained on.
+    """
+    import pipelines.feed
+
+    splits, steps = kerasdnn_stream(images, labels, workdir)
+    model = kerasdnn_model(steps, steps_per_execution)
     train = pipelines.feed.for_fit(splits.train, device_prefetch=device_prefetch)
     seconds = fit_epoch_seconds(model, train, repeats, steps_per_epoch=steps)
     return {"examples": int(splits.info.num_examples["train"]),
@@ -424,11 +440,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps-per-execution", type=int, default=DEFAULT_STEPS_PER_EXECUTION,
                         help="kerasdnn's steps per compiled call (TensorFlow, JAX; default: "
                              "kerasdnn's own, %(default)s)")
-    parser.add_argument("--timeout", type=float, default=900,
-                        help="seconds each backend's subprocess may run (default: %(default)s)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--worker", choices=[*BACKENDS, PURE_TORCH], help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
+    add_worker_arguments(parser, [*BACKENDS, PURE_TORCH])
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.examples < BATCH_SIZE or args.steps_per_execution < 1:
         parser.error(f"--repeats and --steps-per-execution must be >= 1 "
@@ -446,8 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run_all(args)
     add_derived(rows, args.examples)
     report = {
-        "command": " ".join(["python -m benchmarks.epoch", *(argv if argv is not None
-                                                              else sys.argv[1:])]),
+        "command": command_line("benchmarks.epoch", argv),
         "machine": machine,
         "settings": {"examples": args.examples, "repeats": args.repeats,
                      "batch_size": BATCH_SIZE, "parameters": PARAMETERS,

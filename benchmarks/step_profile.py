@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import os
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from typing import Any
 
 from benchmarks._common import (
     BACKENDS,
+    add_worker_arguments,
+    command_line,
     machine_info,
     machine_line,
     markdown_table,
@@ -46,11 +47,14 @@ from benchmarks._common import (
 )
 from benchmarks.epoch import (
     BATCH_SIZE,
+    DEFAULT_STEPS_PER_EXECUTION,
     FLOPS_PER_EXAMPLE,
     SEED,
     fit_epoch_seconds,
     keras_device,
     keras_gemm_gflops,
+    kerasdnn_model,
+    kerasdnn_stream,
     make_data,
 )
 
@@ -125,26 +129,14 @@ def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str
     import keras
     import numpy as np
 
-    import kerasdnn
-    import pipelines
     import pipelines.feed
-    from kerasdnn.train import steps_per_execution_for
 
-    images, labels = make_data(steps * BATCH_SIZE)
-    extra, extra_labels = make_data(steps * BATCH_SIZE // 10, seed=SEED + 1)
-    path = workdir / "mnist_like.npz"
-    np.savez(path, x_train=np.concatenate([images, extra]),
-             y_train=np.concatenate([labels, extra_labels]), x_test=extra, y_test=extra_labels)
-    fraction = (len(extra) - 0.5) / (len(images) + len(extra))
-    splits = pipelines.load(f"npz:{path}", batch_size=BATCH_SIZE, validation_split=fraction,
-                            seed=SEED, scale="unit", repeat=True)
-    per_epoch = math.ceil(splits.info.num_examples["train"] / BATCH_SIZE)
+    splits, per_epoch = kerasdnn_stream(*make_data(steps * BATCH_SIZE), workdir)
     premade = [tuple(np.ascontiguousarray(part) for part in batch) for batch in
                itertools.islice(pipelines.feed.host_batches(splits.train), per_epoch)]
 
     def fitted(data: Any) -> dict[str, Any]:
-        model = kerasdnn.build_model()
-        model.steps_per_execution = steps_per_execution_for(per_epoch, model.steps_per_execution)
+        model = kerasdnn_model(per_epoch, DEFAULT_STEPS_PER_EXECUTION)
         seconds = fit_epoch_seconds(model, data, repeats, steps_per_epoch=per_epoch)
         return {**summarize([s / per_epoch * 1000 for s in seconds]),
                 "steps_per_execution": model.steps_per_execution}
@@ -333,11 +325,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="timed repetitions of each part (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=200,
                         help="steps per epoch of the two fit rows (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=900,
-                        help="seconds each backend's subprocess may run (default: %(default)s)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
+    add_worker_arguments(parser, BACKENDS)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.steps < 10:
         parser.error("--repeats must be >= 1 and --steps >= 10")
@@ -372,9 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kerasdnn.io import atomic_write_json
 
         atomic_write_json(args.json, {"machine": machine, "results": results,
-                                      "command": " ".join(["python -m benchmarks.step_profile",
-                                                           *(argv if argv is not None
-                                                             else sys.argv[1:])])})
+                                      "command": command_line("benchmarks.step_profile",
+                                                              argv)})
     return 0
 
 
