@@ -28,7 +28,8 @@ with ``training=True``, regularization losses, ``optimizer.scale_loss`` and the
   step is counted as skipped too.
 
 The backend-neutral pieces (global norm, clip factor, finiteness) live here, in
-``keras.ops``; one backend file never imports another.
+``keras.ops`` (the global norm takes PyTorch's fused ``get_total_norm`` on the
+eager PyTorch step, which pays per op); one backend file never imports another.
 
 Example:
     >>> from kerasdnn.steps import step_class
@@ -91,7 +92,14 @@ def global_norm(grads: Sequence[Any]) -> Any:
         >>> float(global_norm([ops.ones((3,)), None, ops.ones((1,))]))
         2.0
     """
-    squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads if g is not None]
+    present = [g for g in grads if g is not None]
+    if keras.backend.backend() == "torch":
+        # The eager step pays per op: two fused calls (_foreach_norm) instead of
+        # two per gradient.
+        import torch
+
+        return torch.nn.utils.get_total_norm([g.float() for g in present], norm_type=2.0)
+    squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in present]
     return ops.sqrt(ops.sum(ops.stack(squares)))
 
 

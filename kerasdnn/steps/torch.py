@@ -20,7 +20,9 @@ from kerasdnn.steps import (
     GRAD_NORM,
     SKIPPED_STEPS,
     clip_factor,
+    global_norm,
     handles_overflow,
+    is_finite,
     loss_scale,
     lower_loss_scale,
 )
@@ -53,11 +55,11 @@ class TorchStep:
         trainable_weights = self.trainable_weights[:]
         gradients = [v.value.grad for v in trainable_weights]
         with torch.no_grad():
-            norm = _global_norm(gradients)
+            norm = global_norm(gradients)
             scale = loss_scale(self.optimizer)
             if scale is not None:
                 norm = norm / scale
-            finite = bool(torch.isfinite(norm) & torch.isfinite(loss))  # is_finite in 2 torch ops
+            finite = bool(is_finite(loss, norm))
             if self.clipnorm:
                 factor = clip_factor(norm, self.clipnorm)
                 gradients = [g * factor.to(g.dtype) for g in gradients]
@@ -81,9 +83,3 @@ class TorchStep:
         logs.pop(SKIPPED_STEPS, None)
         return logs
 
-
-def _global_norm(gradients: list) -> torch.Tensor:
-    """:func:`kerasdnn.steps.global_norm` in two fused PyTorch calls (``_foreach_norm``
-    underneath) instead of a ``keras.ops`` call per gradient: the eager step pays per op."""
-    present = [g.float() for g in gradients if g is not None]  # float32, as global_norm
-    return torch.nn.utils.get_total_norm(present, norm_type=2.0)
