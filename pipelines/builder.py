@@ -1,9 +1,14 @@
 """``pipelines.load``: a named source → train / validation / test ``tf.data`` pipelines.
 
-Steps, as the TFDS Keras example and the tf.data performance guide lay them out:
+Steps, in the order of the TFDS Keras example and the tf.data performance guide:
 decode (the source) → scale to [0, 1] or standardize (mean and std of the
 training examples only) → optional flatten → cache → shuffle with the seed,
-reshuffled each epoch (train only) → batch → ``prefetch(AUTOTUNE)``.
+reshuffled each epoch (train only) → batch → ``prefetch(AUTOTUNE)``.  Since the
+sources are in memory, shuffling and batching draw each batch at once from the
+stored examples (one seeded permutation per epoch, one gather per batch)
+instead of streaming single examples through ``shuffle`` and ``batch``: the
+same kind of order at a third of ``tf.data``'s CPU cost per epoch
+(BENCHMARKS.md).
 Validation is carved from the training split (stratified, seeded), never from
 test.  Labels and features are checked before any dataset is built.
 
@@ -30,9 +35,8 @@ from pipelines.tf_setup import tf
 __all__ = ["SCALES", "load", "make_dataset"]
 
 SCALES = ("auto", "unit", "standardize")
-SCALE_CHUNK = 1024  # examples scaled per vectorised map call before the cache
+SCALE_CHUNK = 8192  # examples scaled per vectorised call when caching
 _ENDLESS = 2**62  # epochs of a repeated training stream
-_EPOCH_SEED_STRIDE = 1_000_003  # epoch e of seed s shuffles with seed s * stride + e
 
 
 def _check_arguments(
@@ -142,9 +146,14 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """One in-memory split as a ``tf.data`` pipeline of ``(x float32, y int32)``.
 
-    Scaling and flattening are vectorised: with ``cache`` they run once, on chunks
-    of examples, before the cache; without, on each batch (they commute with
-    shuffling and batching).
+    The examples stay one tensor in memory; each element (a batch, or one
+    example when ``batch_size`` is None) is sliced from it, or, when shuffled,
+    gathered from it through that pass's permutation
+    (``tf.random.experimental.stateless_shuffle``).  So ``tf.data`` handles one
+    element per batch, not one per example.  Scaling and flattening are
+    vectorised: with ``cache`` they run once, on chunks of examples, and the
+    scaled float32 examples are kept; without, on each element (they commute
+    with shuffling and batching, so the numbers are the same).
 
     Example:
         >>> ds = make_dataset(np.ones((4, 2, 2), np.uint8), np.arange(4) % 2,
@@ -154,52 +163,68 @@ def make_dataset(
         >>> next(iter(ds))[0].numpy().tolist()
         [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]
     """
+    num_examples = len(y)
     example_rank = x.ndim - 1
     num_features = math.prod(x.shape[1:])
     offset_t = tf.constant(offset, tf.float32)
     multiplier_t = tf.constant(multiplier, tf.float32)
 
-    def scale_and_flatten(features: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def scale_and_flatten(features: tf.Tensor) -> tf.Tensor:
         scaled = (tf.cast(features, tf.float32) - offset_t) * multiplier_t
         if flatten:  # the rank is static: one example, or a batch of them
             batched = scaled.shape.rank > example_rank
             scaled = tf.reshape(scaled, [-1, num_features] if batched else [num_features])
-        return scaled, tf.cast(labels, tf.int32)
+        return scaled
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
-    if cache:
-        # Scale once, in vectorised chunks, then keep the scaled examples.
-        dataset = (
-            dataset.batch(SCALE_CHUNK)
-            .map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
-            .unbatch()
-            .apply(tf.data.experimental.assert_cardinality(len(y)))  # unbatch forgets it
-            .cache()
-        )
-    elif batch_size is None:
-        dataset = dataset.map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:  # scale once, in vectorised chunks, and keep the scaled examples
+        features = tf.concat(
+            [scale_and_flatten(x[start:start + SCALE_CHUNK])
+             for start in range(0, max(num_examples, 1), SCALE_CHUNK)], axis=0)
+    else:
+        features = tf.constant(x)
+    labels = tf.constant(y.astype(np.int32))
+    size = batch_size or 1
+    elements = math.ceil(num_examples / size)
 
-    def batched(examples: tf.data.Dataset) -> tf.data.Dataset:
-        if batch_size is None:
-            return examples
-        examples = examples.batch(batch_size)
-        if not cache:  # scaling commutes with shuffling and batching: do it per batch
-            examples = examples.map(scale_and_flatten, num_parallel_calls=tf.data.AUTOTUNE)
-        return examples
+    def one_pass(order: tf.Tensor | None) -> tf.data.Dataset:
+        """The elements of one pass over the examples, in ``order`` (None: as stored)."""
+        def element(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            start = index * size
+            stop = tf.minimum(start + size, num_examples)
+            if order is None:
+                x_part, y_part = features[start:stop], labels[start:stop]
+            else:
+                chosen = order[start:stop]
+                x_part, y_part = tf.gather(features, chosen), tf.gather(labels, chosen)
+            if batch_size is None:
+                x_part, y_part = x_part[0], y_part[0]
+            return (x_part if cache else scale_and_flatten(x_part)), y_part
+
+        return tf.data.Dataset.range(elements).map(element)
+
+    def shuffled_pass(seed: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(tf.range(num_examples), seed=seed)
+        return one_pass(order)
 
     if shuffle_seed is None:
-        dataset = batched(dataset)
+        dataset = one_pass(None)
     elif repeat:
-        # Epoch e is shuffled with its own seed: its order depends on (seed, e) alone,
-        # not on how many iterators were made before, so skipping k epochs' batches
-        # resumes the stream exactly where an unbroken run would be.
-        examples, first_seed = dataset, int(shuffle_seed) * _EPOCH_SEED_STRIDE
+        # Epoch e is shuffled by (seed, e) alone: its order does not depend on how
+        # many iterators were made before, so skipping k epochs' elements resumes
+        # the stream exactly where an unbroken run would be.
+        seed = tf.constant(int(shuffle_seed), tf.int64)
         dataset = tf.data.Dataset.range(_ENDLESS).flat_map(
-            lambda epoch: batched(examples.shuffle(len(y), seed=first_seed + epoch))
+            lambda epoch: shuffled_pass(tf.stack([seed, epoch]))
         ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
     else:
-        dataset = batched(
-            dataset.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+        # Each pass (each epoch of fit) draws a new permutation, from a generator
+        # seeded once: the sequence of orders is fixed by the seed.
+        seed = tf.constant(int(shuffle_seed), tf.int64)
+        dataset = (
+            tf.data.Dataset.random(seed=int(shuffle_seed), rerandomize_each_iteration=True)
+            .take(1)
+            .flat_map(lambda draw: shuffled_pass(tf.stack([seed, draw])))
+            .apply(tf.data.experimental.assert_cardinality(elements))
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
