@@ -3,8 +3,9 @@ SGD lr 0.01 momentum 0.9, batch 100) on MNIST-shaped data made in memory
 (uint8 images, 10 classes), side by side:
 
 - **kerasdnn**: the real path: ``pipelines.load`` (uint8 images → scaling,
-  cache, shuffling, batching, prefetch) → ``pipelines.device.prefetch_to_device``
-  → ``fit`` of ``kerasdnn.build_model()`` with the custom step;
+  cache, a seeded permutation per epoch, one gather per batch, prefetch) →
+  ``pipelines.feed.for_fit`` → ``fit`` of ``kerasdnn.build_model()`` with the
+  custom step;
 - **stock Keras**: ``fit`` of a plain ``keras.Sequential`` on in-memory float32
   arrays with Keras's own step;
 - **pure PyTorch**: the classic loop (``nn.Linear`` ×3, ``CrossEntropyLoss``,

@@ -176,13 +176,14 @@ def make_dataset(
             scaled = tf.reshape(scaled, [-1, num_features] if batched else [num_features])
         return scaled
 
-    if cache:  # scale once, in vectorised chunks, and keep the scaled examples
-        features = tf.concat(
-            [scale_and_flatten(x[start:start + SCALE_CHUNK])
-             for start in range(0, max(num_examples, 1), SCALE_CHUNK)], axis=0)
-    else:
-        features = tf.constant(x)
-    labels = tf.constant(y.astype(np.int32))
+    with tf.device("/cpu:0"):  # tf.data runs on the host: keep the examples there
+        if cache:  # scale once, in vectorised chunks, and keep the scaled examples
+            features = tf.concat(
+                [scale_and_flatten(x[start:start + SCALE_CHUNK])
+                 for start in range(0, max(num_examples, 1), SCALE_CHUNK)], axis=0)
+        else:
+            features = tf.constant(x)
+        labels = tf.constant(y.astype(np.int32))
     size = batch_size or 1
     elements = math.ceil(num_examples / size)
 
