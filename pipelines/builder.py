@@ -20,9 +20,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -32,11 +34,12 @@ from pipelines.sources import read_source
 from pipelines.splitting import split_indices
 from pipelines.tf_setup import tf
 
-__all__ = ["SCALES", "load", "make_dataset"]
+__all__ = ["SCALES", "EpochStream", "epoch_stream", "load", "make_dataset"]
 
 SCALES = ("auto", "unit", "standardize")
 SCALE_CHUNK = 8192  # examples scaled per vectorised call when caching
 _ENDLESS = 2**62  # epochs of a repeated training stream
+_EPOCH_STREAM = "_pipelines_epoch_stream"  # the attribute that holds its EpochStream
 
 
 def _check_arguments(
@@ -187,36 +190,45 @@ def make_dataset(
     size = batch_size or 1
     elements = math.ceil(num_examples / size)
 
-    def one_pass(order: tf.Tensor | None) -> tf.data.Dataset:
-        """The elements of one pass over the examples, in ``order`` (None: as stored)."""
+    def one_pass(order: tf.Tensor | None, length: int = size) -> tf.data.Dataset:
+        """One pass over the examples in ``order`` (None: as stored), ``length``
+        examples per element (the last one shorter)."""
         def element(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            start = index * size
-            stop = tf.minimum(start + size, num_examples)
+            start = index * length
+            stop = tf.minimum(start + length, num_examples)
             if order is None:
                 x_part, y_part = features[start:stop], labels[start:stop]
             else:
                 chosen = order[start:stop]
                 x_part, y_part = tf.gather(features, chosen), tf.gather(labels, chosen)
+            x_part = x_part if cache else scale_and_flatten(x_part)
             if batch_size is None:
-                x_part, y_part = x_part[0], y_part[0]
-            return (x_part if cache else scale_and_flatten(x_part)), y_part
+                return x_part[0], y_part[0]
+            return x_part, y_part
 
-        return tf.data.Dataset.range(elements).map(element)
+        return tf.data.Dataset.range(math.ceil(num_examples / length)).map(element)
 
-    def shuffled_pass(seed: tf.Tensor) -> tf.data.Dataset:
+    def shuffled_pass(seed: tf.Tensor, length: int = size) -> tf.data.Dataset:
         order = tf.random.experimental.stateless_shuffle(tf.range(num_examples), seed=seed)
-        return one_pass(order)
+        return one_pass(order, length)
 
+    def epochs(first_epoch: int, batches_per_element: int) -> tf.data.Dataset:
+        # Epoch e is shuffled by (seed, e) alone: its order does not depend on how
+        # many iterators were made before, so the stream can start at any epoch.
+        seed = tf.constant(int(shuffle_seed), tf.int64)
+        return tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(
+            lambda epoch: shuffled_pass(tf.stack([seed, epoch]), size * batches_per_element)
+        ).apply(
+            tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
+        ).prefetch(tf.data.AUTOTUNE)
+
+    if shuffle_seed is not None and repeat:
+        dataset = epochs(0, 1)
+        if batch_size is not None:
+            setattr(dataset, _EPOCH_STREAM, EpochStream(batch_size, elements, epochs))
+        return dataset
     if shuffle_seed is None:
         dataset = one_pass(None)
-    elif repeat:
-        # Epoch e is shuffled by (seed, e) alone: its order does not depend on how
-        # many iterators were made before, so skipping k epochs' elements resumes
-        # the stream exactly where an unbroken run would be.
-        seed = tf.constant(int(shuffle_seed), tf.int64)
-        dataset = tf.data.Dataset.range(_ENDLESS).flat_map(
-            lambda epoch: shuffled_pass(tf.stack([seed, epoch]))
-        ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
     else:
         # Each pass (each epoch of fit) draws a new permutation, from a generator
         # seeded once: the sequence of orders is fixed by the seed.
@@ -228,6 +240,37 @@ def make_dataset(
             .apply(tf.data.experimental.assert_cardinality(elements))
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochStream:
+    """How :func:`make_dataset` made an endless training stream (``repeat=True``).
+
+    ``blocks(first_epoch, batches_per_block)`` is the same stream from the start
+    of epoch ``first_epoch`` on, each element ``batches_per_block`` consecutive
+    batches of one epoch concatenated (an epoch's last block holds what is left):
+    cut each block into ``batch_size`` examples and the batches are exactly the
+    stream's.  :mod:`pipelines.feed` uses it to hand the stream to ``fit`` a
+    block per ``tf.data`` call and to resume at an epoch without producing the
+    skipped ones.  Get it with :func:`epoch_stream`.
+    """
+
+    batch_size: int
+    batches_per_epoch: int
+    blocks: Callable[[int, int], tf.data.Dataset]
+
+
+def epoch_stream(dataset: tf.data.Dataset) -> EpochStream | None:
+    """The :class:`EpochStream` behind ``dataset`` if it is an endless training
+    stream exactly as :func:`load` (``repeat=True``) returned it; ``None`` for
+    anything else, a transformation of such a stream included.
+
+    Example:
+        >>> splits = load("digits", batch_size=100, repeat=True)
+        >>> epoch_stream(splits.train).batches_per_epoch, epoch_stream(splits.test)
+        (13, None)
+    """
+    return getattr(dataset, _EPOCH_STREAM, None)
 
 
 def load(
@@ -261,7 +304,9 @@ def load(
         repeat: make train an endless stream of epochs (``ceil(n / batch_size)``
             batches each; give ``fit`` that as ``steps_per_epoch``) in which epoch
             ``e`` is shuffled by ``(seed, e)`` alone, so ``train.skip(k * steps)``
-            starts exactly at epoch ``k`` (how ``kerasdnn.train`` resumes a run).
+            starts exactly at epoch ``k``; ``pipelines.feed.for_fit(train,
+            skip=k * steps)`` starts there without producing the skipped epochs
+            (how ``kerasdnn.train`` resumes a run).
 
     Returns:
         :class:`Splits` ``(train, validation, test, info)``; train is shuffled with

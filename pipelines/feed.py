@@ -11,11 +11,18 @@ So:
 * JAX and PyTorch, for an endless stream (``pipelines.load(repeat=True)``, fitted
   with ``steps_per_epoch``): a Python iterator of NumPy batches
   (:func:`host_batches`) that takes ``batches_per_fetch`` batches from
-  ``tf.data`` per ``next()``, as one padded block, and hands them out one by one
-  as views, in the same order and with the same shapes.  With CUDA, PyTorch gets
+  ``tf.data`` per ``next()``, as one block, and hands them out one by one as
+  views, in the same order and with the same shapes.  The stream of
+  ``pipelines.load`` is read as its own blocks (one gather of that many
+  batches' examples each, :class:`pipelines.builder.EpochStream`); another
+  dataset is padded into blocks by ``tf.data``.  With CUDA, PyTorch gets
   :class:`pipelines.device.TorchPrefetchLoader` (copies on a side stream) over it.
 * A finite dataset stays a dataset: Keras iterates it afresh each epoch, which a
   Python iterator cannot do.
+
+``skip`` leaves out the first batches (how ``kerasdnn.train`` resumes a run); a
+stream of ``pipelines.load`` then starts at the epoch instead of producing the
+skipped ones.
 
 Example:
     >>> splits = pipelines.load("digits", repeat=True)  # doctest: +SKIP
@@ -25,23 +32,29 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
+from pipelines.builder import epoch_stream
 from pipelines.device import TorchPrefetchLoader, prefetch_to_device
 from pipelines.tf_setup import keras_backend, tf
 
-__all__ = ["BATCHES_PER_FETCH", "for_fit", "host_batches"]
+__all__ = ["BATCHES_PER_FETCH", "for_fit", "host_batches", "skipped"]
 
 BATCHES_PER_FETCH = 10
 
 
-def host_batches(dataset: tf.data.Dataset, *,
-                 batches_per_fetch: int = BATCHES_PER_FETCH) -> Iterator[Any]:
+def host_batches(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_PER_FETCH,
+                 skip: int = 0) -> Iterator[Any]:
     """The batches of ``dataset`` as NumPy arrays, ``batches_per_fetch`` taken per ``next()``.
 
     The batches keep their order, structure and shapes (an epoch's shorter last
-    batch included); each is a view into the block it was fetched in.
+    batch included); each is a view into the block it was fetched in.  The first
+    ``skip`` batches are left out.  An endless stream of :func:`pipelines.load`
+    (``repeat=True``) is read as its blocks (:class:`pipelines.builder.EpochStream`:
+    one gather per block, whole epochs skipped without being produced); any
+    other dataset is padded into blocks by ``tf.data``.
 
     Example:
         >>> dataset = tf.data.Dataset.range(5).batch(2).map(lambda x: (x, -x))
@@ -50,13 +63,20 @@ def host_batches(dataset: tf.data.Dataset, *,
     """
     if batches_per_fetch < 1:
         raise ValueError(f"batches_per_fetch must be >= 1, got {batches_per_fetch}")
+    stream = epoch_stream(dataset)
+    if stream is not None:
+        epochs, batches = divmod(skip, stream.batches_per_epoch)
+        blocks = stream.blocks(epochs, batches_per_fetch)
+        yield from itertools.islice(_cut(blocks, stream.batch_size), batches, None)
+        return
 
     def with_length(*batch: Any) -> tuple[Any, tf.Tensor]:
         batch = batch[0] if len(batch) == 1 else batch
         return batch, tf.shape(tf.nest.flatten(batch)[0])[0]
 
     blocks = (
-        dataset.map(with_length)
+        dataset.skip(skip)
+        .map(with_length)
         .padded_batch(batches_per_fetch)
         .prefetch(1)
     )
@@ -67,13 +87,30 @@ def host_batches(dataset: tf.data.Dataset, *,
             )
 
 
-def for_fit(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_PER_FETCH,
+def skipped(dataset: tf.data.Dataset, skip: int) -> tf.data.Dataset:
+    """``dataset.skip(skip)``; an endless stream of :func:`pipelines.load` starts at
+    the epoch instead of producing the skipped ones.
+
+    Example:
+        >>> list(skipped(tf.data.Dataset.range(5), 3).as_numpy_iterator())
+        [3, 4]
+    """
+    stream = epoch_stream(dataset)
+    if stream is None or not skip:
+        return dataset.skip(skip) if skip else dataset
+    epochs, batches = divmod(skip, stream.batches_per_epoch)
+    return stream.blocks(epochs, 1).skip(batches)
+
+
+def for_fit(dataset: tf.data.Dataset, *, skip: int = 0,
+            batches_per_fetch: int = BATCHES_PER_FETCH,
             device_prefetch: bool = True) -> Any:
     """What to give ``model.fit`` for the batches of ``dataset`` on the active backend.
 
     An endless ``dataset`` becomes a Python iterator on JAX and PyTorch (fit it
     with ``steps_per_epoch``); anything else is what
-    :func:`pipelines.device.prefetch_to_device` makes of it.  With
+    :func:`pipelines.device.prefetch_to_device` makes of it.  The first ``skip``
+    batches are left out (how ``kerasdnn.train`` resumes a run).  With
     ``device_prefetch=False`` (to measure what it brings) TensorFlow gets the
     dataset as it is and PyTorch the host iterator; JAX cannot tell (Keras's
     JAX trainer prefetches on accelerators itself).
@@ -84,11 +121,22 @@ def for_fit(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_PER_FE
     backend = keras_backend()
     endless = int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY
     if backend not in ("jax", "torch") or not endless:
+        dataset = skipped(dataset, skip)
         return prefetch_to_device(dataset) if device_prefetch else dataset
-    batches = host_batches(dataset, batches_per_fetch=batches_per_fetch)
+    batches = host_batches(dataset, batches_per_fetch=batches_per_fetch, skip=skip)
     if backend == "torch" and device_prefetch:
         import torch
 
         if torch.cuda.is_available():
             return TorchPrefetchLoader.data_loader(batches, device="cuda")
     return batches
+
+
+def _cut(blocks: tf.data.Dataset, batch_size: int) -> Iterator[Any]:
+    """The blocks' examples, ``batch_size`` at a time (views), a block's last cut shorter."""
+    for block in blocks.as_numpy_iterator():
+        length = len(tf.nest.flatten(block)[0])
+        for start in range(0, length, batch_size):
+            yield tf.nest.map_structure(
+                lambda array, start=start: array[start:start + batch_size], block
+            )

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import pipelines
+import pipelines.builder
+import pipelines.feed
 from pipelines.feed import for_fit, host_batches
 from pipelines.tf_setup import tf
 
@@ -66,3 +68,47 @@ def test_for_fit_gives_each_backend_its_input(backend, stream):
         assert not isinstance(fed, tf.data.Dataset)
         assert_same(as_numpy(fed, 25), as_numpy(stream.train.as_numpy_iterator(), 25))
 
+
+
+def without_epoch_stream(dataset):
+    """The same batches, through a transformation that hides how they were made."""
+    plain = dataset.map(lambda x, y: (x, y))
+    assert pipelines.builder.epoch_stream(plain) is None
+    return plain
+
+
+@pytest.mark.parametrize("batches_per_fetch", [1, 4, 50])
+def test_padded_blocks_of_any_dataset_are_its_batches(stream, batches_per_fetch):
+    count = 2 * 21 + 3
+    plain = without_epoch_stream(stream.train)
+    got = as_numpy(host_batches(plain, batches_per_fetch=batches_per_fetch), count)
+    assert_same(got, as_numpy(stream.train.as_numpy_iterator(), count))
+
+
+@pytest.mark.parametrize("skip", [0, 5, 21, 2 * 21, 2 * 21 + 20])
+def test_skipping_gives_the_rest_of_the_stream(backend, stream, skip):
+    count = 30
+    expected = as_numpy(stream.train.skip(skip).as_numpy_iterator(), count)
+    for dataset in (stream.train, without_epoch_stream(stream.train)):
+        assert_same(as_numpy(host_batches(dataset, batches_per_fetch=4, skip=skip), count),
+                    expected)
+        assert_same(as_numpy(pipelines.feed.skipped(dataset, skip).as_numpy_iterator(), count),
+                    expected)
+        fed = for_fit(dataset, skip=skip, device_prefetch=False)
+        fed = fed.as_numpy_iterator() if isinstance(fed, tf.data.Dataset) else fed
+        assert_same(as_numpy(fed, count), expected)
+
+
+def test_epoch_stream_marks_only_the_endless_training_stream(stream):
+    info = pipelines.builder.epoch_stream(stream.train)
+    assert (info.batch_size, info.batches_per_epoch) == (64, 21)
+    assert pipelines.builder.epoch_stream(stream.validation) is None
+    assert pipelines.builder.epoch_stream(stream.train.skip(1)) is None
+    once = pipelines.load("digits", batch_size=64, seed=5)
+    assert pipelines.builder.epoch_stream(once.train) is None
+    # A block is that many consecutive batches of one epoch; an epoch's last is shorter.
+    first, second, last = itertools.islice(info.blocks(1, 10).as_numpy_iterator(), 3)
+    expected = np.concatenate([y for _, y in as_numpy(stream.train.skip(21).as_numpy_iterator(),
+                                                      21)])
+    assert [len(first[1]), len(second[1]), len(last[1])] == [640, 640, 1293 - 1280]
+    np.testing.assert_array_equal(np.concatenate([first[1], second[1], last[1]]), expected)
