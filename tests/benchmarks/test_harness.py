@@ -152,3 +152,27 @@ def test_step_profile_table_divides_by_the_floor() -> None:
     assert len(table) == 2 + 3
     assert "| 1.00" in table[2] and "(10 steps/execution)" in table[3] and "| 1.55" in table[3]
     assert "error: RuntimeError: boom" in table[4]
+
+
+def test_stream_benchmark_compares_streams_of_the_same_examples(tmp_path: Path) -> None:
+    import numpy as np
+
+    from benchmarks import stream
+
+    images, labels = epoch.make_data(250)  # 3 batches per epoch, the last one of 50
+    for make in (stream.pipelines_stream, stream.classic_stream):
+        seen = [y for _, y in make(images, labels).take(6).as_numpy_iterator()]
+        for first in (0, 3):  # each epoch: every example once, in a new order
+            epoch_labels = np.concatenate(seen[first:first + 3])
+            assert sorted(epoch_labels.tolist()) == sorted(labels.tolist())
+        assert [len(y) for y in seen[:3]] == [100, 100, 50]
+
+    out = tmp_path / "stream.json"
+    assert stream.main(["--examples", "250", "--repeats", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["stream"], row["reader"]) for row in rows] == [
+        (stream.PIPELINES, "in-graph"), (stream.PIPELINES, "host blocks"),
+        (stream.PIPELINES, "host padded"), (stream.CLASSIC, "in-graph"),
+        (stream.CLASSIC, "host padded"),
+    ]
+    assert all(row["cpu"]["median"] >= 0 and row["wall"]["median"] > 0 for row in rows)
