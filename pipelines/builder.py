@@ -7,8 +7,8 @@ reshuffled each epoch (train only) → batch → ``prefetch(AUTOTUNE)``.  Since 
 sources are in memory, shuffling and batching draw each batch at once from the
 stored examples (one seeded permutation per epoch, one gather per batch)
 instead of streaming single examples through ``shuffle`` and ``batch``: the
-same kind of order at a third of ``tf.data``'s CPU cost per epoch
-(BENCHMARKS.md).
+same kind of order for 30–60 % of ``tf.data``'s CPU time per epoch
+(``python -m benchmarks.stream``).
 Validation is carved from the training split (stratified, seeded), never from
 test.  Labels and features are checked before any dataset is built.
 

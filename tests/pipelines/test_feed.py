@@ -69,7 +69,6 @@ def test_for_fit_gives_each_backend_its_input(backend, stream):
         assert_same(as_numpy(fed, 25), as_numpy(stream.train.as_numpy_iterator(), 25))
 
 
-
 def without_epoch_stream(dataset):
     """The same batches, through a transformation that hides how they were made."""
     plain = dataset.map(lambda x, y: (x, y))
