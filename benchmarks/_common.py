@@ -19,6 +19,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -204,6 +205,23 @@ def run_python(args: Sequence[str], *, backend: str | None = None, timeout: floa
                          _text(error.stderr))
     return Completed(process.returncode, time.perf_counter() - start, process.stdout,
                      process.stderr)
+
+
+def run_worker_process(module: str, worker: str, options: Sequence[str], *, backend: str,
+                       timeout: float | None) -> tuple[Completed, str | None]:
+    """Run ``python -m MODULE --worker WORKER --result FILE OPTIONS`` (how each
+    harness measures one backend in its own subprocess) and return the process
+    and what it wrote to ``FILE`` (``None``: nothing, e.g. it crashed first).
+
+    Example:
+        >>> done, text = run_worker_process("benchmarks.epoch", "jax", ["--repeats", "1"],
+        ...                                 backend="jax", timeout=600)  # doctest: +SKIP
+    """
+    with tempfile.TemporaryDirectory(prefix="kerasdnn-bench-") as tmp:
+        result = Path(tmp) / "result"
+        done = run_python(["-m", module, "--worker", worker, "--result", str(result), *options],
+                          backend=backend, timeout=timeout)
+        return done, result.read_text() if result.exists() else None
 
 
 def _text(output: str | bytes | None) -> str:

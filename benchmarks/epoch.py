@@ -43,7 +43,7 @@ from benchmarks._common import (
     machine_line,
     markdown_table,
     parse_backends,
-    run_python,
+    run_worker_process,
     seconds_cell,
     summarize,
 )
@@ -341,17 +341,14 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name in [*args.backends, PURE_TORCH]:
         print(f"benchmarks.epoch: {name} ...", file=sys.stderr, flush=True)
-        with tempfile.TemporaryDirectory(prefix="kerasdnn-bench-") as tmp:
-            result = Path(tmp) / "rows.jsonl"
-            done = run_python(
-                ["-m", "benchmarks.epoch", "--worker", name, "--result", str(result),
-                 "--examples", str(args.examples), "--repeats", str(args.repeats),
-                 "--device-prefetch", args.device_prefetch,
-                 "--steps-per-execution", str(args.steps_per_execution)],
-                backend="torch" if name == PURE_TORCH else name, timeout=args.timeout,
-            )
-            written = [json.loads(line) for line in result.read_text().splitlines()] \
-                if result.exists() else []
+        done, text = run_worker_process(
+            "benchmarks.epoch", name,
+            ["--examples", str(args.examples), "--repeats", str(args.repeats),
+             "--device-prefetch", args.device_prefetch,
+             "--steps-per-execution", str(args.steps_per_execution)],
+            backend="torch" if name == PURE_TORCH else name, timeout=args.timeout,
+        )
+        written = [json.loads(line) for line in (text or "").splitlines()]
         got = {row["path"] for row in written}
         rows += written
         rows += [{"backend": name, "path": path, "error": done.failure or "no result written"}
@@ -451,8 +448,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.worker:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.worker:  # launched by run_worker_process, TensorFlow's log already quiet
         run_worker(args.worker, args)
         return 0
     machine = machine_info()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ from benchmarks._common import (
     machine_line,
     markdown_table,
     parse_backends,
-    run_python,
+    run_worker_process,
     summarize,
 )
 from benchmarks.epoch import (
@@ -334,26 +333,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.worker:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.worker:  # launched by run_worker_process, TensorFlow's log already quiet
         run_worker(args.worker, args)
         return 0
     machine = machine_info()
     results = []
     for backend in args.backends:
         print(f"benchmarks.step_profile: {backend} ...", file=sys.stderr, flush=True)
-        with tempfile.TemporaryDirectory(prefix="kerasdnn-profile-") as tmp:
-            result = Path(tmp) / "result.json"
-            done = run_python(["-m", "benchmarks.step_profile", "--worker", backend,
-                               "--result", str(result), "--repeats", str(args.repeats),
-                               "--steps", str(args.steps)],
-                              backend=backend, timeout=args.timeout)
-            if result.exists():
-                results.append(json.loads(result.read_text()))
-            else:
-                failure = done.failure or "no result written"
-                results.append({"backend": backend, "rows": {"all": {"error": failure}}})
-                print(done.stderr[-3000:], file=sys.stderr)
+        done, text = run_worker_process(
+            "benchmarks.step_profile", backend,
+            ["--repeats", str(args.repeats), "--steps", str(args.steps)],
+            backend=backend, timeout=args.timeout)
+        if text is not None:
+            results.append(json.loads(text))
+        else:
+            failure = done.failure or "no result written"
+            results.append({"backend": backend, "rows": {"all": {"error": failure}}})
+            print(done.stderr[-3000:], file=sys.stderr)
     print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}; {machine_line(machine)}\n")
     print(format_table(results))
     if args.json:
