@@ -290,12 +290,12 @@ def _fit(
     if merge_validation:
         train_data, validation_data = _merged(splits, train_config).repeat(), None
         steps = math.ceil((counts["train"] + counts["validation"]) / train_config.batch_size)
+    # Keras takes steps_per_execution batches per call, across epoch ends of a stream.
+    model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
     # Keras's BackupAndRestore decides where an interrupted run restarts; the feed
     # then leaves out the batches of the epochs already done (epoch k's order depends
     # on the seed and k alone, and the stream starts right at it), so a resumed run
     # sees exactly what an unbroken one does.
-    # Keras takes steps_per_execution batches per call, across epoch ends of a stream.
-    model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
     backup = keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_DIR), delete_checkpoint=True)
     done = _restored_epochs(model, backup) * steps
     monitor = "val_loss" if validation_data is not None else "loss"
