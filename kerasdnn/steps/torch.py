@@ -82,4 +82,3 @@ class TorchStep:
         logs.pop(GRAD_NORM, None)
         logs.pop(SKIPPED_STEPS, None)
         return logs
-
