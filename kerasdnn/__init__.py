@@ -13,11 +13,9 @@ Example:
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
-# TensorFlow's C++ start-up messages are noise to users; set before any TF import.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import pipelines  # noqa: F401  (sets TensorFlow's log level before any TF import)
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,5 @@
 """What the command-line tools share: one-line argument errors, the backend
-check, quiet TensorFlow start-up.
+check (both from :mod:`pipelines.cli`), quiet absl logs, checked flag types.
 
 Nothing here imports Keras or a backend: ``--help`` stays fast.
 
@@ -13,11 +13,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from typing import NoReturn
 
-from kerasdnn.errors import EXIT_USER_ERROR, ConfigError
+from pipelines.cli import BACKENDS, ArgumentParser, check_backend
 
 __all__ = [
     "BACKENDS",
@@ -30,47 +27,13 @@ __all__ = [
     "quiet_tensorflow",
 ]
 
-BACKENDS = ("tensorflow", "jax", "torch")
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """An ``argparse.ArgumentParser`` whose errors are one line and exit status 2.
-
-    Defaults are shown in ``--help``.
-    """
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)
-
-
-def check_backend() -> str:
-    """Return the Keras backend that will be used; refuse an unknown ``KERAS_BACKEND``.
-
-    Reads the environment only (Keras is not imported).
-
-    Example:
-        >>> os.environ["KERAS_BACKEND"] = "jax"
-        >>> check_backend()
-        'jax'
-    """
-    name = os.environ.get("KERAS_BACKEND")
-    if name is None:
-        return "tensorflow"  # Keras's own default, unless ~/.keras/keras.json says otherwise
-    if name not in BACKENDS:
-        raise ConfigError(
-            f"unknown KERAS_BACKEND {name!r}; set it to one of {', '.join(BACKENDS)}"
-        )
-    return name
-
 
 def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ and absl start-up messages (call before importing it)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Silence the absl (Python) log lines of TensorFlow, TFDS and KerasTuner.
+
+    TensorFlow's C++ log level and its start-up lines are handled where it is
+    imported (:mod:`pipelines.tf_setup`).
+    """
     try:
         import absl.logging
 

@@ -14,12 +14,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 
-from pipelines.errors import PipelineError
+from pipelines.errors import EXIT_USER_ERROR, PipelineError, exit_on_error
 
 __all__ = [
+    "EXIT_USER_ERROR",
     "USER_ERRORS",
     "ConfigError",
     "KerasDNNError",
@@ -43,20 +43,14 @@ class RunDirectoryError(KerasDNNError):
 # Errors that mean "the user can fix this": the CLIs print them without a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (KerasDNNError, PipelineError)
 
-EXIT_USER_ERROR = 2
-
 
 @contextlib.contextmanager
 def exit_on_user_error(prog: str) -> Iterator[None]:
     """Turn a user error into ``prog: error: <message>`` on stderr and exit status 2.
 
     Example:
-        >>> with exit_on_user_error("kerasdnn.train"):
+        >>> with exit_on_user_error("python -m kerasdnn.train"):
         ...     pass
     """
-    try:
+    with exit_on_error(prog, USER_ERRORS):
         yield
-    except USER_ERRORS as error:
-        message = " ".join(str(error).split())  # one line, whatever the source
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None

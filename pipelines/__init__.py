@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 
+# The one place that sets TensorFlow's C++ log level (kerasdnn and tuning import this
+# package first): before any TensorFlow import, which pipelines.tf_setup makes quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipelines.errors import PipelineError

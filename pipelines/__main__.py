@@ -7,10 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import argparse
 import sys
 from collections.abc import Sequence

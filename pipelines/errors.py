@@ -11,14 +11,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
+
 __all__ = [
+    "EXIT_USER_ERROR",
     "DataFormatError",
     "DatasetUnavailableError",
     "InvalidArgumentError",
     "InvalidDataError",
     "PipelineError",
     "UnknownDatasetError",
+    "exit_on_error",
 ]
+
+EXIT_USER_ERROR = 2
 
 
 class PipelineError(Exception):
@@ -43,3 +51,22 @@ class InvalidDataError(PipelineError, ValueError):
 
 class DatasetUnavailableError(PipelineError):
     """A TFDS dataset is not prepared and cannot be downloaded (offline)."""
+
+
+@contextlib.contextmanager
+def exit_on_error(
+    prog: str, errors: tuple[type[BaseException], ...] = (PipelineError,)
+) -> Iterator[None]:
+    """Turn one of ``errors`` into ``prog: error: <message>`` (one line) on stderr and
+    exit status 2, without a traceback: how every command line reports a user error.
+
+    Example:
+        >>> with exit_on_error("python -m pipelines"):
+        ...     pass
+    """
+    try:
+        yield
+    except errors as error:
+        message = " ".join(str(error).split())  # one line, whatever the source
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None

@@ -13,10 +13,9 @@ Example:
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import pipelines  # noqa: F401  (sets TensorFlow's log level before any TF import)
 
 _EXPORTS = {
     "DNNHyperModel": "tuning.hypermodel",
