@@ -77,25 +77,27 @@ def _stderr_at_log_level() -> Iterator[None]:
     folder it does nothing.
     """
     level = _log_level()
-    try:
-        sys.stderr.flush()
-        capture = tempfile.TemporaryFile()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    os.dup2(capture.fileno(), 2)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
+    with contextlib.ExitStack() as stack:
+        try:
             sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        capture.seek(0)
-        lines = capture.read().splitlines(keepends=True)
-        capture.close()
-        _write_all(2, b"".join(line for line in lines if not _below_log_level(line, level)))
+            capture = stack.enter_context(tempfile.TemporaryFile())
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            capture = None
+        if capture is None:
+            yield
+            return
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().splitlines(keepends=True)
+            _write_all(2, b"".join(line for line in lines if not _below_log_level(line, level)))
 
 
 with _stderr_at_log_level():
