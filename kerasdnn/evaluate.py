@@ -35,7 +35,7 @@ from kerasdnn.rundir import CONFIG_FILE, MODEL_FILE, read_run_config
 
 __all__ = ["build_parser", "collect", "evaluate", "logits_to_proba", "main", "predict_proba"]
 
-PROG = "kerasdnn.evaluate"
+PROG = "python -m kerasdnn.evaluate"  # in --help and in every error line
 PREDICTIONS_FILE = "predictions.npz"
 _DEFAULT_BATCH_SIZE = 100
 
@@ -378,7 +378,7 @@ def build_parser() -> ArgumentParser:
     import argparse
 
     parser = ArgumentParser(
-        prog="python -m kerasdnn.evaluate",
+        prog=PROG,
         description=(
             "Rebuild the scikit-learn report of a saved model on the test split, on the\n"
             "Keras backend named by KERAS_BACKEND (a model trained on one backend evaluates\n"

@@ -49,7 +49,7 @@ from kerasdnn.rundir import (
 
 __all__ = ["RunResult", "build_parser", "main", "steps_per_execution_for", "train"]
 
-PROG = "kerasdnn.train"
+PROG = "python -m kerasdnn.train"  # in --help and in every error line
 
 # Flag name → (config section, field); the flags' defaults come from the dataclasses.
 _FLAG_FIELDS: dict[str, tuple[str, str]] = {
@@ -446,7 +446,7 @@ def build_parser() -> ArgumentParser:
     """
     t, m = TrainConfig, ModelConfig
     parser = ArgumentParser(
-        prog="python -m kerasdnn.train",
+        prog=PROG,
         description=(
             "Train a dense classifier (default: the classic MNIST network 784-500-250-10)\n"
             "on the Keras backend named by KERAS_BACKEND and write a run directory with the\n"

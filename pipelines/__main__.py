@@ -7,17 +7,17 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
-from pipelines.errors import PipelineError
+from pipelines.cli import ArgumentParser, check_backend
+from pipelines.errors import exit_on_error
 
 PROG = "python -m pipelines"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", default=None, help="a source (see --list)")
     parser.add_argument("--list", action="store_true", help="list the sources and exit")
     parser.add_argument("--batch-size", type=int, default=100)
@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, description in rows:
             print(f"{name:<{width}}  {description}")
         return 0
-    try:
+    with exit_on_error(PROG):
+        check_backend()  # TensorFlow asks Keras which backend runs, to keep off the GPU
         from pipelines.builder import load
 
         info = load(
@@ -59,9 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir=args.data_dir,
             manual_dir=args.manual_dir,
         ).info
-    except PipelineError as error:
-        print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
     if info.note:
         print(f"note: {info.note}")
     for key, value in info.to_dict().items():

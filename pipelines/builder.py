@@ -25,6 +25,7 @@ import math
 import numbers
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,7 +33,9 @@ from pipelines.errors import InvalidArgumentError, InvalidDataError
 from pipelines.info import DatasetInfo, RawData, Splits
 from pipelines.sources import read_source
 from pipelines.splitting import split_indices
-from pipelines.tf_setup import tf
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipelines.tf_setup import tf
 
 __all__ = ["SCALES", "EpochStream", "epoch_stream", "load", "make_dataset"]
 
@@ -166,6 +169,9 @@ def make_dataset(
         >>> next(iter(ds))[0].numpy().tolist()
         [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]
     """
+    # Lazily: a bad name, file or label is reported before TensorFlow loads (seconds).
+    from pipelines.tf_setup import tf
+
     num_examples = len(y)
     example_rank = x.ndim - 1
     num_features = math.prod(x.shape[1:])

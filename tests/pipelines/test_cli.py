@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from pipelines.__main__ import main
 from pipelines.sources import SOURCES
 from tests.conftest import REPO_ROOT
@@ -30,7 +32,9 @@ def test_list_prints_every_source_on_one_line():
 
 
 def test_unknown_name_is_one_line_and_exit_2(capsys):
-    assert main(["mnits"]) == 2
+    with pytest.raises(SystemExit) as caught:
+        main(["mnits"])
+    assert caught.value.code == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("python -m pipelines: error: unknown dataset 'mnits'")
