@@ -31,7 +31,7 @@ from kerasdnn.cli import ArgumentParser, check_backend, positive_int, quiet_tens
 from kerasdnn.config import TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.io import atomic_write_bytes
-from kerasdnn.rundir import CONFIG_FILE, MODEL_FILE, read_run_config
+from kerasdnn.rundir import CONFIG_FILE, MODEL_FILE, check_writable_dir, read_run_config
 
 __all__ = ["build_parser", "collect", "evaluate", "logits_to_proba", "main", "predict_proba"]
 
@@ -291,6 +291,7 @@ def _output_dir(out: str | Path | None, run_dir: Path, backend: str) -> Path:
         while candidate.exists():
             number += 1
             candidate = run_dir / f"eval-{backend}-{stamp}-{number}"
+        check_writable_dir(candidate, "--out")
         return candidate
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
@@ -300,6 +301,7 @@ def _output_dir(out: str | Path | None, run_dir: Path, backend: str) -> Path:
             f"--out {out_dir} is a run directory: its training report would be overwritten; "
             "choose another --out"
         )
+    check_writable_dir(out_dir, "--out")
     return out_dir
 
 

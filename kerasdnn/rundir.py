@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
 import re
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "BACKUP_DIR",
     "CONFIG_FILE",
     "check_new_run_dir",
+    "check_writable_dir",
     "default_run_dir",
     "describe_differences",
     "read_run_config",
@@ -60,13 +62,43 @@ def default_run_dir(dataset: str, backend: str, root: str | Path = "runs") -> Pa
 
 
 def check_new_run_dir(out: Path) -> None:
-    """Refuse an ``--out`` that is a file or a folder that already holds something."""
+    """Refuse an ``--out`` that is a file, a folder that already holds something,
+    or a place where no folder can be written."""
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(f"--out {out} is a file; give a directory path for the run")
     if out.is_dir() and any(out.iterdir()):
         raise RunDirectoryError(
             f"{out} is not empty; pass --resume to continue the run in it, "
             "or choose another --out"
+        )
+    check_writable_dir(out, "--out")
+
+
+def check_writable_dir(path: Path, flag: str) -> None:
+    """Refuse a folder that cannot be written or created: the folder, else its
+    nearest existing parent, must be a folder this process may write in.
+
+    Checked before any data is loaded, so that a bad ``--out`` fails at once.
+    ``os.access`` answers for this process: it says no on a read-only file
+    system, and yes wherever the user (root included) may write.
+
+    Example:
+        >>> check_writable_dir(Path("/etc/hostname/run"), "--out")
+        Traceback (most recent call last):
+        kerasdnn.errors.RunDirectoryError: --out /etc/hostname/run: /etc/hostname is a file, \
+not a folder; choose another --out
+    """
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = f"{flag} {path} is a file" if existing == path else (
+            f"{flag} {path}: {existing} is a file")
+        raise RunDirectoryError(f"{where}, not a folder; choose another {flag}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunDirectoryError(
+            f"{flag} {path}: {existing} is not writable (read-only or no permission); "
+            f"make it writable or choose another {flag}"
         )
 
 

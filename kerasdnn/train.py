@@ -40,6 +40,7 @@ from kerasdnn.rundir import (
     BACKUP_DIR,
     MODEL_FILE,
     check_new_run_dir,
+    check_writable_dir,
     default_run_dir,
     describe_differences,
     read_run_config,
@@ -148,6 +149,7 @@ def train(
         check_new_run_dir(out_dir)
     else:
         out_dir = None  # decided once the dataset actually used is known
+        check_writable_dir(default_run_dir("data", backend).parent, "--out")
 
     quiet_tensorflow()
     import pipelines
@@ -237,6 +239,7 @@ def _check_resumable(
 ) -> None:
     """Refuse to resume a finished run, or an unfinished one with other settings."""
     record = read_run_config(out_dir)
+    check_writable_dir(out_dir, "--out")
     if (out_dir / MODEL_FILE).exists() and not (out_dir / BACKUP_DIR).exists():
         raise RunDirectoryError(
             f"the run in {out_dir} has already finished; nothing to resume "

@@ -71,22 +71,91 @@ def _check_arguments(
         raise InvalidArgumentError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
 
 
-def _checked_labels(y: np.ndarray, num_classes: int, split: str, source: str) -> np.ndarray:
+def _integer_labels(y: np.ndarray, split: str, source: str) -> np.ndarray:
     y = np.asarray(y)
     integral = np.issubdtype(y.dtype, np.integer) or (
         np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))
     )
     if y.size and not integral:
-        raise InvalidDataError(f"{source}: {split} labels must be integers, got dtype {y.dtype}")
-    y = y.astype(np.int64)
-    outside = (y < 0) | (y >= num_classes)
-    if np.any(outside):
-        bad = y[outside]
         raise InvalidDataError(
-            f"{source}: {int(outside.sum())} {split} labels are outside [0, {num_classes}) "
-            f"(e.g. {int(bad[0])}); fix the labels or the class names"
+            f"{source}: {split} labels must be integer class indices, got dtype {y.dtype}; "
+            "give labels 0 .. K-1"
         )
-    return y.astype(np.int32)
+    return y.astype(np.int64)
+
+
+def _values(y: np.ndarray, chosen: np.ndarray) -> str:
+    """``"255 (3 examples), 300 (1 example)"``: the labels in ``chosen`` with their counts."""
+    found, counts = np.unique(y[np.isin(y, chosen)], return_counts=True)
+    shown = [f"{v} ({c} example{'s' if c != 1 else ''})"
+             for v, c in zip(found[:5], counts[:5], strict=True)]
+    return ", ".join(shown) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+
+
+def _spans(values: np.ndarray) -> str:
+    """``"10..254"``, ``"3, 5..7"``: sorted integers as runs."""
+    runs: list[list[int]] = []
+    for value in (int(v) for v in values):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs[:5]) + (
+        ", …" if len(runs) > 5 else "")
+
+
+def _checked_classes(raw: RawData) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The label rule, for every source: labels are the integer class indices
+    ``0 .. K-1``, with K the number of class names (or, for a source that names
+    no classes, the largest training label + 1 and then every class present in
+    train); at least two classes in train; no test class that train lacks.
+    Returns int32 labels and the class names."""
+    where = raw.source
+    y_train = _integer_labels(raw.y_train, "train", where)
+    y_test = _integer_labels(raw.y_test, "test", where)
+    for split, y in (("train", y_train), ("test", y_test)):
+        if np.any(y < 0):
+            raise InvalidDataError(
+                f"{where}: {split} labels must be class indices >= 0, found "
+                f"{_values(y, np.unique(y[y < 0]))}; fix the labels"
+            )
+    present = np.unique(y_train)
+    if raw.class_names is None:
+        num_classes = int(present[-1]) + 1 if present.size else 0
+        absent = np.setdiff1d(np.arange(num_classes), present)
+        if absent.size:
+            beyond = present[present > absent[0]]
+            raise InvalidDataError(
+                f"{where}: train labels must be the class indices 0..K-1, each present, but "
+                f"{_spans(absent)} never occur while {_values(y_train, beyond)} do; relabel "
+                f"the classes 0..{present.size - 1} or drop the examples of stray labels"
+            )
+        class_names = [str(i) for i in range(num_classes)]
+    else:
+        class_names = list(raw.class_names)
+        num_classes = len(class_names)
+        for split, y in (("train", y_train), ("test", y_test)):
+            outside = np.unique(y[y >= num_classes])
+            if outside.size:
+                raise InvalidDataError(
+                    f"{where}: {split} labels must be class indices in [0, {num_classes}) "
+                    f"for its {num_classes} class names, found {_values(y, outside)}; "
+                    "fix the labels or the class names"
+                )
+    if present.size < 2:
+        only = f"only {_values(y_train, present)}" if present.size else "no labels"
+        raise InvalidDataError(
+            f"{where}: the training split has {only}; a classifier needs examples of at "
+            "least two classes"
+        )
+    unseen = np.setdiff1d(np.unique(y_test), present)
+    if unseen.size:
+        raise InvalidDataError(
+            f"{where}: test labels {_values(y_test, unseen)} never occur in the training "
+            "split, so no model can learn them; add training examples of those classes or "
+            "drop them from test"
+        )
+    return y_train.astype(np.int32), y_test.astype(np.int32), class_names
 
 
 def _check_features(x: np.ndarray, split: str, source: str) -> None:
@@ -107,8 +176,6 @@ def _check_features(x: np.ndarray, split: str, source: str) -> None:
 
 
 def _checked(raw: RawData) -> RawData:
-    if raw.num_classes < 2:
-        raise InvalidDataError(f"{raw.source}: needs at least 2 classes, got {raw.num_classes}")
     for split, x in (("train", raw.x_train), ("test", raw.x_test)):
         if len(x) == 0:
             raise InvalidDataError(f"{raw.source}: the {split} split is empty; give it examples")
@@ -116,10 +183,10 @@ def _checked(raw: RawData) -> RawData:
     if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
         raise InvalidDataError(
             f"{raw.source}: train examples have shape {raw.x_train.shape[1:]} "
-            f"but test examples {raw.x_test.shape[1:]}"
+            f"but test examples {raw.x_test.shape[1:]}; give train and test examples of "
+            "one shape"
         )
-    raw.y_train = _checked_labels(raw.y_train, raw.num_classes, "train", raw.source)
-    raw.y_test = _checked_labels(raw.y_test, raw.num_classes, "test", raw.source)
+    raw.y_train, raw.y_test, raw.class_names = _checked_classes(raw)
     return raw
 
 

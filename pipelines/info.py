@@ -77,6 +77,9 @@ class RawData:
     """Decoded arrays of one source, before any splitting or scaling.
 
     ``x_*`` have shape ``(n, *example_shape)`` (any real dtype), ``y_*`` shape ``(n,)``.
+    ``class_names`` is ``None`` when the source does not name its classes: the
+    labels are then the class indices ``0 .. K-1`` (checked, and named, by
+    :func:`pipelines.load`).
     ``value_max`` is what ``scale="unit"`` divides by (255 for uint8 images);
     ``default_scale`` is what ``scale="auto"`` means for this source.
 
@@ -92,11 +95,11 @@ class RawData:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    class_names: list[str]
+    class_names: list[str] | None
     value_max: float
     note: str | None = None
     default_scale: str = "unit"
 
     @property
     def num_classes(self) -> int:
-        return len(self.class_names)
+        return len(self.class_names or ())

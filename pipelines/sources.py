@@ -77,20 +77,15 @@ def _value_max(x: np.ndarray) -> float:
     return 1.0
 
 
-def _class_names_from_labels(*label_arrays: np.ndarray) -> list[str]:
-    largest = max((int(np.max(y)) for y in label_arrays if y.size), default=0)
-    return [str(i) for i in range(max(largest + 1, 2))]
-
-
-def _check_counts(what: str, x: np.ndarray, y: np.ndarray, where: str) -> None:
+def _check_counts(what: str, x: np.ndarray, y: np.ndarray, where: str, fix: str) -> None:
     if y.ndim != 1:
         raise DataFormatError(
-            f"{where}: {what} labels must be one-dimensional, got shape {y.shape}"
+            f"{where}: {what} labels must be one class index per example, got shape "
+            f"{y.shape}; give integer labels of shape (examples,) (one-hot: y.argmax(axis=1))"
         )
     if len(x) != len(y):
         raise DataFormatError(
-            f"{where}: {len(x)} {what} images but {len(y)} {what} labels; the files do not "
-            "belong together"
+            f"{where}: {len(x)} {what} images but {len(y)} {what} labels; {fix}"
         )
 
 
@@ -104,7 +99,8 @@ def _read_idx_dir(argument: str, *, source: str, **_: object) -> RawData:
     for split, stem in (("train", "train"), ("test", "t10k")):
         x = read_idx(find_idx_file(folder, f"{stem}-images", "idx3"))
         y = read_idx(find_idx_file(folder, f"{stem}-labels", "idx1"))
-        _check_counts(split, x, y, f"idx:{folder}")
+        _check_counts(split, x, y, f"idx:{folder}", f"{stem}-images and {stem}-labels do not "
+                      "belong together: put the images and labels files of one download there")
         arrays[split] = (x, y)
     (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
     return RawData(
@@ -113,36 +109,44 @@ def _read_idx_dir(argument: str, *, source: str, **_: object) -> RawData:
         y_train=y_train,
         x_test=x_test,
         y_test=y_test,
-        class_names=_class_names_from_labels(y_train, y_test),
+        class_names=None,  # the labels are the class indices
         value_max=_value_max(x_train),
     )
 
 
 def _read_npz(argument: str, *, source: str, **_: object) -> RawData:
     path = Path(argument).expanduser()
+    wanted = f"a .npz file (np.savez) with arrays {', '.join(NPZ_KEYS)}, like Keras's mnist.npz"
     if not path.is_file():
-        raise DataFormatError(f"npz: file {path} does not exist")
+        raise DataFormatError(f"npz: file {path} does not exist; give the path of {wanted}")
+    if not zipfile.is_zipfile(path):  # NumPy would try it as a pickle: never
+        raise DataFormatError(f"npz: {path} is not a .npz archive; give {wanted}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [key for key in NPZ_KEYS if key not in npz.files]
             if missing:
-                raise DataFormatError(
-                    f"npz: {path} lacks {', '.join(missing)}; it needs arrays "
-                    f"{', '.join(NPZ_KEYS)} (like Keras's mnist.npz)"
-                )
+                raise DataFormatError(f"npz: {path} lacks {', '.join(missing)}; give {wanted}")
             x_train, y_train, x_test, y_test = (np.asarray(npz[key]) for key in NPZ_KEYS)
             names = [str(n) for n in npz["class_names"]] if "class_names" in npz.files else None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-        raise DataFormatError(f"npz: {path} is not a readable .npz file ({error})") from None
-    _check_counts("train", x_train, y_train, f"npz:{path}")
-    _check_counts("test", x_test, y_test, f"npz:{path}")
+        if "pickle" in str(error):  # an object array: loading it would run pickled code
+            raise DataFormatError(
+                f"npz: {path} holds object arrays, which are never loaded (unpickling can run "
+                "code); save numeric arrays (and class_names as strings) with np.savez"
+            ) from None
+        raise DataFormatError(
+            f"npz: {path} is damaged or truncated ({error}); write it again with np.savez"
+        ) from None
+    fix = "x_{0} and y_{0} need one label per example".format
+    _check_counts("train", x_train, y_train, f"npz:{path}", fix("train"))
+    _check_counts("test", x_test, y_test, f"npz:{path}", fix("test"))
     return RawData(
         source=source,
         x_train=x_train,
         y_train=y_train,
         x_test=x_test,
         y_test=y_test,
-        class_names=names or _class_names_from_labels(y_train, y_test),
+        class_names=names,  # None: the labels are the class indices
         value_max=_value_max(x_train),
     )
 

@@ -38,6 +38,7 @@ from kerasdnn.cli import ArgumentParser, check_backend, positive_int, quiet_tens
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, KerasDNNError, exit_on_user_error
 from kerasdnn.io import atomic_write_json
+from kerasdnn.rundir import check_writable_dir
 from tuning.space import Space, load_space
 
 __all__ = ["SearchOptions", "build_parser", "main", "options_from_args", "search"]
@@ -291,6 +292,7 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         PosixPath('runs/tuning/digits-random/best')
     """
     backend = check_backend()
+    check_writable_dir(options.project_dir, "--directory")
     settings = check_resume(options, space)
     set_distributed_environment(options)
     quiet_tensorflow()

@@ -247,9 +247,9 @@ def test_npz_missing_key_or_not_npz(tmp_path, arrays):
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"y_test": np.array([0, 1, 2, 4] * 10)}, r"outside \[0, 4\)"),  # 4 class names given
-        ({"y_train": -np.ones(200, np.int64)}, r"outside \[0, "),
-        ({"y_train": np.full(200, 0.5)}, "integers"),
+        ({"y_test": np.array([0, 1, 2, 4] * 10)}, r"in \[0, 4\) .* found 4 \(10 examples\)"),
+        ({"y_train": -np.ones(200, np.int64)}, r">= 0, found -1 \(200 examples\)"),
+        ({"y_train": np.full(200, 0.5)}, "integer class indices"),
         ({"x_test": np.full((40, 7, 5), np.nan)}, "NaN"),
         ({"x_train": np.full((200, 7, 5), np.inf)}, "NaN or infinite"),
         ({"x_test": np.zeros((0, 7, 5)), "y_test": np.zeros(0, np.int64)}, "test split is empty"),
@@ -264,10 +264,12 @@ def test_bad_values(tmp_path, arrays, change, words):
 
 
 def test_empty_validation_split(tmp_path, arrays):
-    data = dict(arrays, x_train=arrays["x_train"][:1], y_train=arrays["y_train"][:1])
+    two = [int(np.argmax(arrays["y_train"] == label)) for label in (0, 1)]  # two classes
+    data = dict(arrays, x_train=arrays["x_train"][two], y_train=arrays["y_train"][two],
+                y_test=arrays["y_test"] % 2)
     np.savez(tmp_path / "m.npz", **data)
     with pytest.raises(InvalidDataError, match="non-empty validation part") as caught:
-        pipelines.load(f"npz:{tmp_path / 'm.npz'}", validation_split=0.1)
+        pipelines.load(f"npz:{tmp_path / 'm.npz'}", validation_split=0.9)
     assert_one_line(caught.value)
 
 
