@@ -13,7 +13,11 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
 
+from kerasdnn.errors import ConfigError
 from pipelines.cli import BACKENDS, ArgumentParser, check_backend
 
 __all__ = [
@@ -25,6 +29,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "quiet_tensorflow",
+    "read_json_file",
 ]
 
 
@@ -40,6 +45,34 @@ def quiet_tensorflow() -> None:
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:  # pragma: no cover - absl comes with TensorFlow
         pass
+
+
+def read_json_file(path: Path, flag: str, example: str) -> Any:
+    """The JSON value in the file a flag names; each way it can be wrong is one
+    :class:`ConfigError` that says what to give instead (``example``).
+
+    Example:
+        >>> read_json_file(Path("/nonexistent.json"), "--config", "a run's config.json")
+        Traceback (most recent call last):
+        kerasdnn.errors.ConfigError: --config /nonexistent.json: no such file; give \
+a JSON file such as a run's config.json
+    """
+    wanted = f"give a JSON file such as {example}"
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; {wanted}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{flag} {path}: no such file; {wanted}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{flag} {path} is not a text file; {wanted}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{flag} {path} is not valid JSON ({error.msg} at line {error.lineno} column "
+            f"{error.colno}); fix the file, or {wanted}"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{flag} {path} cannot be read ({error.strerror}); {wanted}") from None
 
 
 def positive_int(text: str) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import shutil
 import sys
@@ -33,6 +32,7 @@ from kerasdnn.cli import (
     positive_float,
     positive_int,
     quiet_tensorflow,
+    read_json_file,
 )
 from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, SCALES, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
@@ -546,22 +546,21 @@ def configs_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
 
 
 def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--config {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"--config {path}: not a JSON file ({error})") from None
+    record = read_json_file(path, "--config", "a run's config.json")
     if not isinstance(record, dict) or not set(record) & {"train", "model"}:
         raise ConfigError(
-            f"--config {path}: expected a JSON object with \"train\" and/or \"model\" sections"
+            f"--config {path}: expected a JSON object with \"train\" and/or \"model\" "
+            "sections, e.g. {\"train\": {\"epochs\": 5}, \"model\": {\"dropout\": 0.1}}"
         )
     train_values, model_values = dict(record.get("train", {})), dict(record.get("model", {}))
     train_values.pop("out", None)  # a run's own directory is not a setting to repeat
     for field in _DATA_FIELDS:
         model_values.pop(field, None)
-    TrainConfig.from_dict(train_values)  # unknown keys and bad values: named here
-    ModelConfig.from_dict(model_values)
+    try:  # unknown keys and bad values: named here
+        TrainConfig.from_dict(train_values)
+        ModelConfig.from_dict(model_values)
+    except ConfigError as error:
+        raise ConfigError(f"--config {path}: {error}") from None
     return train_values, model_values
 
 

@@ -54,7 +54,7 @@ def _check_arguments(
         or batch_size < 1
     ):
         raise InvalidArgumentError(
-            f"batch_size must be a positive integer or None, got {batch_size!r}"
+            f"batch_size (--batch-size) must be a positive integer or None, got {batch_size!r}"
         )
     if (
         isinstance(validation_split, bool)
@@ -62,13 +62,15 @@ def _check_arguments(
         or not 0 < validation_split < 1
     ):
         raise InvalidArgumentError(
-            "validation_split must be a fraction strictly between 0 and 1, "
+            "validation_split (--validation-split) must be a fraction strictly between 0 and 1, "
             f"got {validation_split!r}"
         )
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InvalidArgumentError(f"seed must be an integer, got {seed!r}")
+        raise InvalidArgumentError(f"seed (--seed) must be an integer, got {seed!r}")
     if scale not in SCALES:
-        raise InvalidArgumentError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+        raise InvalidArgumentError(
+            f"scale (--scale) must be one of {', '.join(SCALES)}, got {scale!r}"
+        )
 
 
 def _integer_labels(y: np.ndarray, split: str, source: str) -> np.ndarray:
@@ -126,9 +128,10 @@ def _checked_classes(raw: RawData) -> tuple[np.ndarray, np.ndarray, list[str]]:
         if absent.size:
             beyond = present[present > absent[0]]
             raise InvalidDataError(
-                f"{where}: train labels must be the class indices 0..K-1, each present, but "
-                f"{_spans(absent)} never occur while {_values(y_train, beyond)} do; relabel "
-                f"the classes 0..{present.size - 1} or drop the examples of stray labels"
+                f"{where}: train labels must be the class indices 0..K-1 with every class "
+                f"present, but {_spans(absent)} are missing while label(s) "
+                f"{_values(y_train, beyond)} occur; relabel the classes "
+                f"0..{present.size - 1} or drop the examples of stray labels"
             )
         class_names = [str(i) for i in range(num_classes)]
     else:
@@ -143,7 +146,7 @@ def _checked_classes(raw: RawData) -> tuple[np.ndarray, np.ndarray, list[str]]:
                     "fix the labels or the class names"
                 )
     if present.size < 2:
-        only = f"only {_values(y_train, present)}" if present.size else "no labels"
+        only = f"only label {_values(y_train, present)}" if present.size else "no labels"
         raise InvalidDataError(
             f"{where}: the training split has {only}; a classifier needs examples of at "
             "least two classes"

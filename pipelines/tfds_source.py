@@ -92,8 +92,8 @@ def ways_out(name: str) -> str:
     """
     return (
         f"go online once (e.g. `--dataset {name}`) so TFDS can download it, point "
-        "TFDS_DATA_DIR (or data_dir) at a folder where it is prepared, or pass the "
-        "original archive files as manual_dir"
+        "TFDS_DATA_DIR (or --data-dir) at a folder where it is prepared, or give the "
+        "folder of its original archive files as --manual-dir"
     )
 
 
@@ -135,7 +135,8 @@ def _prepare(builder, name: str, manual_dir: str | os.PathLike[str] | None) -> N
                 missing = ""
                 if manual_dir is not None:
                     names = [info.filename for info in _url_infos(builder).values()]
-                    missing = f" (manual_dir {manual_dir} lacks {', '.join(names) or 'the files'})"
+                    files = ", ".join(names) or "the files"
+                    missing = f" (--manual-dir {manual_dir} lacks {files})"
                 raise DatasetUnavailableError(
                     f"dataset {name!r} is not prepared in {root}{missing} and its download "
                     f"host {', '.join(unreachable)} cannot be reached: {ways_out(name)}"

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from kerasdnn.cli import read_json_file
 from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, ModelConfig
 from kerasdnn.errors import ConfigError
 
@@ -105,7 +106,8 @@ class Param:
                 raise ConfigError(f"{where}: sampling must be \"linear\" or \"log\", "
                                   f"got {sampling!r}")
             if low > high:
-                raise ConfigError(f"{where}: empty range (min {low} > max {high})")
+                raise ConfigError(f"{where}: empty range (min {low} > max {high}); "
+                                  "give min <= max")
             if sampling == "log" and low <= 0:
                 raise ConfigError(f"{where}: log sampling needs min > 0, got {low}")
             if low == high:
@@ -120,7 +122,9 @@ class Param:
             )
         values = tuple(spec) if isinstance(spec, list) else (spec,)
         if not values:
-            raise ConfigError(f"{where}: empty list of values")
+            example = list(self.values[:2]) if self.kind == "choice" else [self.default]
+            raise ConfigError(f"{where}: empty list of values; give at least one value, "
+                              f"e.g. {json.dumps(example)}")
         for value in values:
             self._check_value(value, where)
         if len(set(values)) != len(values):
@@ -327,12 +331,7 @@ def load_space(path: str | Path | None) -> Space:
     if path is None:
         return DEFAULT_SPACE
     path = Path(path)
-    try:
-        changes = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--space {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"--space {path}: not a JSON file ({error})") from None
+    changes = read_json_file(path, "--space", '{"optimizer": "adam", "num_layers": [1, 2]}')
     try:
         return DEFAULT_SPACE.narrow(changes)
     except ConfigError as error:

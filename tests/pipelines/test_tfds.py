@@ -58,7 +58,7 @@ def test_auto_falls_back_to_digits_offline(mock_tfds, offline, tmp_path):
     assert offline  # the host was probed
     note = info.note
     assert "\n" not in note and "digits" in note
-    for way in ("--dataset mnist", "TFDS_DATA_DIR", "manual_dir"):
+    for way in ("--dataset mnist", "TFDS_DATA_DIR", "--manual-dir"):
         assert way in note
 
 
@@ -95,7 +95,7 @@ def test_offline_failure_is_fast_and_says_what_to_do(tmp_path):
         str(tmp_path / "tfds"),
         "online",
         "TFDS_DATA_DIR",
-        "manual_dir",
+        "--manual-dir",
     ):
         assert part in message
 
