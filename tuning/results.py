@@ -102,15 +102,17 @@ def best_so_far(scores: Sequence[float | None], direction: str) -> list[float | 
 
 def plot_search(path: str | Path, rows: Sequence[Mapping[str, Any]], objective: str,
                 direction: str) -> None:
-    """``search.png``: the score of each trial and the best so far (atomically)."""
-    import matplotlib
+    """``search.png``: the score of each trial and the best so far (atomically).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a ``Figure`` of its own, as the reports are: pyplot's backend (a
+    notebook's inline plots) is left alone.
+    """
+    from matplotlib.figure import Figure
 
     numbers = list(range(1, len(rows) + 1))
     scores = [row.get("score") for row in rows]
-    figure, axes = plt.subplots(figsize=(7, 4), layout="constrained")
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    axes = figure.subplots()
     done = [(n, s) for n, s in zip(numbers, scores, strict=True) if s is not None]
     if done:
         axes.plot(*zip(*done, strict=True), "o", color="tab:blue", label="trial")
@@ -133,7 +135,6 @@ def plot_search(path: str | Path, rows: Sequence[Mapping[str, Any]], objective: 
     axes.legend(loc="best")
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100)
-    plt.close(figure)
 
 
 def ranked_table(rows: Sequence[Mapping[str, Any]], objective: str, direction: str,

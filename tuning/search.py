@@ -29,8 +29,7 @@ import re
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, KerasDNNError, exit_on_user_error
 from kerasdnn.io import atomic_write_json
 from kerasdnn.rundir import check_writable_dir
+from tuning.chief import serve
 from tuning.space import Space, load_space
 
 __all__ = ["SearchOptions", "build_parser", "main", "options_from_args", "search"]
@@ -354,49 +354,6 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         _say(f"worker {options.worker}: ran {ran} trial(s); the chief writes the results")
         return None
     return finish(tuner, options, space, base_config, messages, stopped)
-
-
-def serve(tuner: Any, options: SearchOptions, on_trial_done: Callable[[Any], None]) -> None:
-    """The chief: serve the oracle to the workers until every trial has ended.
-
-    Like ``keras_tuner``'s own ``oracle_chief.start_server`` (same servicer),
-    but it reports each trial as it ends and returns within a second of the
-    last one (KerasTuner's loop polls every 20 seconds).
-    """
-    from concurrent import futures
-
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
-
-    oracle = tuner.oracle
-    host, port = options.chief
-    tuner.save()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    try:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError:
-        bound = 0
-    if not bound:
-        raise ConfigError(f"--chief {host}:{port}: cannot listen there (address in use?); "
-                          "choose another port")
-    server.start()
-    _say(f"chief: serving the search on {host}:{port}; start workers with "
-         f"--chief <this host>:{port} --worker tuner1, tuner2, …")
-    reported = set(oracle.end_order)
-    try:
-        while True:
-            time.sleep(0.5)
-            for trial_id in list(oracle.end_order):
-                if trial_id not in reported:
-                    reported.add(trial_id)
-                    on_trial_done(oracle.trials[trial_id])
-            if servicer.stop_triggered and oracle_chief.exit_chief(oracle):
-                break
-    finally:
-        server.stop(grace=2)
 
 
 def finish(tuner: Any, options: SearchOptions, space: Space, base_config: ModelConfig,
