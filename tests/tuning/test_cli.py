@@ -63,7 +63,7 @@ def test_a_space_file_that_is_not_json_is_refused(
 ) -> None:
     path = tmp_path / "space.json"
     path.write_text("{units: 64")
-    assert "not a JSON file" in user_error(["--space", str(path)], capsys)
+    assert "is not valid JSON" in user_error(["--space", str(path)], capsys)
 
 
 def test_resuming_with_another_space_or_tuner_is_refused(
