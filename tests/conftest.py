@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from pathlib import Path
 
 import pytest
+
+import pipelines  # noqa: F401  (sets TensorFlow's log level, in one place)
 
 DATA_DIR = Path(__file__).parent / "data"
 REPO_ROOT = Path(__file__).parent.parent
