@@ -63,16 +63,21 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     raw = _read_bytes(path)
     if len(raw) < 4:
-        raise DataFormatError(f"IDX file {path} is truncated: {len(raw)} bytes, no header")
+        raise DataFormatError(
+            f"IDX file {path} is truncated: {len(raw)} bytes, no header; download it again"
+        )
     zero1, zero2, type_code, ndim = raw[:4]
     if zero1 != 0 or zero2 != 0 or type_code not in IDX_DTYPES or ndim == 0:
         raise DataFormatError(
             f"IDX file {path} has a wrong magic number 0x{raw[:4].hex()} (expected "
-            "0x0000TTNN with type TT in 08,09,0b,0c,0d,0e): is it an MNIST IDX file?"
+            "0x0000TTNN with type TT in 08,09,0b,0c,0d,0e): it is not an IDX file; give the "
+            "MNIST IDX files (download them again)"
         )
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
-        raise DataFormatError(f"IDX file {path} is truncated inside its {ndim} dimensions")
+        raise DataFormatError(
+            f"IDX file {path} is truncated inside its {ndim} dimensions; download it again"
+        )
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[type_code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
