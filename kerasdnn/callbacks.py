@@ -21,9 +21,7 @@ import keras
 
 from kerasdnn.io import atomic_write_json, atomic_write_text
 
-__all__ = ["EPOCH_TIMES_FILE", "AtomicCSVLogger", "EpochTimer", "read_history_csv"]
-
-EPOCH_TIMES_FILE = "epoch_times.json"
+__all__ = ["AtomicCSVLogger", "EpochTimer", "read_history_csv"]
 
 
 class AtomicCSVLogger(keras.callbacks.Callback):

@@ -38,6 +38,7 @@ from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, SCALES, ModelConfig, TrainC
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.rundir import (
     BACKUP_DIR,
+    EPOCH_TIMES_FILE,
     MODEL_FILE,
     check_new_run_dir,
     default_run_dir,
@@ -282,7 +283,7 @@ def _fit(
     import keras
 
     import pipelines.feed
-    from kerasdnn.callbacks import EPOCH_TIMES_FILE, AtomicCSVLogger, EpochTimer
+    from kerasdnn.callbacks import AtomicCSVLogger, EpochTimer
 
     counts = splits.info.num_examples
     train_data, validation_data = splits.train, splits.validation
