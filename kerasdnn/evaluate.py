@@ -144,9 +144,8 @@ def test_images(
         >>> test_images("digits").shape
         (360, 8, 8)
     """
-    from pipelines.sources import read_source
-
     from kerasdnn.reports.gallery import is_image_batch
+    from pipelines.sources import read_source
 
     images = read_source(dataset, data_dir=data_dir, manual_dir=manual_dir).x_test
     return images if is_image_batch(images) else None

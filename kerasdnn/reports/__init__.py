@@ -17,6 +17,7 @@ Example:
     0.75
 """
 
+from kerasdnn.reports.gallery import misclassified_figure
 from kerasdnn.reports.markdown import format_table, summary_rows, to_markdown
 from kerasdnn.reports.metrics import (
     BINARY_THRESHOLD,
@@ -24,7 +25,6 @@ from kerasdnn.reports.metrics import (
     as_probabilities,
     classification_report,
 )
-from kerasdnn.reports.gallery import misclassified_figure
 from kerasdnn.reports.plots import (
     calibration_figure,
     confusion_matrix_figure,
