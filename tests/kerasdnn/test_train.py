@@ -29,6 +29,10 @@ RUN_FILES = (
     "roc.png",
     "confusion_matrix.png",
     "history.png",
+    "pr.png",
+    "calibration.png",
+    "misclassified.png",
+    "epoch_times.json",
     "predictions.npz",
 )
 
