@@ -128,10 +128,9 @@ def _check_new_folder(out: Path) -> None:
 
 def _run_backend(backend: str, out: Path, *, quiet: bool) -> dict[str, Any]:
     """Train in a subprocess; its outcome: status, reason, wall time, peak memory."""
-    module = _BACKEND_MODULES[backend]
-    if importlib.util.find_spec(module) is None:
-        return {"status": "not installed",
-                "reason": f"{module} is not installed (pip install 'kerasdnn[{backend}]')"}
+    if not _installed(backend):
+        return {"status": "not installed", "reason": f"{_BACKEND_MODULES[backend]} is not "
+                f"installed (pip install 'kerasdnn[{backend}]')"}
     command = [sys.executable, "-m", "kerasdnn.train", "--config", str(out / SETTINGS_FILE),
                "--out", str(out / backend), *(["--quiet"] if quiet else [])]
     start = time.monotonic()
@@ -155,6 +154,10 @@ def _run_backend(backend: str, out: Path, *, quiet: bool) -> dict[str, Any]:
         atomic_write_text(out / f"{backend}.stderr.txt", "".join(stderr))
         outcome["reason"] = _failure_reason(returncode, list(stderr))
     return outcome
+
+
+def _installed(backend: str) -> bool:
+    return importlib.util.find_spec(_BACKEND_MODULES[backend]) is not None
 
 
 def _wait_with_usage(process: subprocess.Popen) -> tuple[int, float | None]:
