@@ -60,11 +60,8 @@ def roc_figure(
         >>> len(figure.axes)
         1
     """
-    y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
-    prob = as_probabilities(y_prob, num_examples=y_true.shape[0])
-    k = prob.shape[1]
-    names = resolve_class_names(class_names, k)
-    onehot = np.eye(k, dtype=np.int64)[y_true]
+    y_true, prob, names, onehot = _scored(y_true, y_prob, class_names)
+    k = len(names)
     drawable = [c for c in range(k) if 0 < onehot[:, c].sum() < len(y_true)]
 
     figure = Figure(figsize=(7.0, 6.0), layout="constrained")
@@ -130,11 +127,8 @@ def pr_figure(
         >>> figure.axes[0].get_xlabel()
         'Recall'
     """
-    y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
-    prob = as_probabilities(y_prob, num_examples=y_true.shape[0])
-    k = prob.shape[1]
-    names = resolve_class_names(class_names, k)
-    onehot = np.eye(k, dtype=np.int64)[y_true]
+    y_true, prob, names, onehot = _scored(y_true, y_prob, class_names)
+    k = len(names)
     figure = Figure(figsize=(7.0, 6.0), layout="constrained")
     ax = figure.subplots()
     if k == 2:
@@ -273,6 +267,16 @@ def png_bytes(figure: Figure, *, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def _scored(
+    y_true: Any, y_prob: Any, class_names: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """``(labels, probabilities (n, k), class names, one-hot labels)``, checked."""
+    labels = np.asarray(y_true).astype(np.int64).reshape(-1)
+    prob = as_probabilities(y_prob, num_examples=labels.shape[0])
+    names = resolve_class_names(class_names, prob.shape[1])
+    return labels, prob, names, np.eye(prob.shape[1], dtype=np.int64)[labels]
 
 
 def _chance_line(ax: Any) -> None:
