@@ -134,14 +134,14 @@ def validation_predictions(model: Any, splits: Any) -> tuple[np.ndarray, np.ndar
     return collect(model, splits.validation)
 
 
-def test_images(
+def load_test_images(
     dataset: str, *, data_dir: Any = None, manual_dir: Any = None
 ) -> np.ndarray | None:
     """The test images of ``dataset`` as stored (unscaled, in the test split's order)
     for the gallery of mistakes; None when its examples are not images.
 
     Example:
-        >>> test_images("digits").shape
+        >>> load_test_images("digits").shape
         (360, 8, 8)
     """
     from kerasdnn.reports.gallery import is_image_batch
@@ -248,8 +248,11 @@ def evaluate(
     _check_fits(model, model_path, info)
     y_true, y_prob = collect(model, splits.test)
     validation = validation_predictions(model, splits)
-    images = test_images(dataset_name, data_dir=train_config.data_dir if train_config else None,
-                         manual_dir=train_config.manual_dir if train_config else None)
+    images = load_test_images(
+        dataset_name,
+        data_dir=train_config.data_dir if train_config else None,
+        manual_dir=train_config.manual_dir if train_config else None,
+    )
 
     metadata = {
         "model": str(model_path),

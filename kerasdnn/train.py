@@ -374,7 +374,7 @@ def _finish(
     """
     import numpy as np
 
-    from kerasdnn.evaluate import collect, test_images, validation_predictions
+    from kerasdnn.evaluate import collect, load_test_images, validation_predictions
     from kerasdnn.io import atomic_path
     from kerasdnn.reports import write_report
 
@@ -391,8 +391,8 @@ def _finish(
         history=history,
         title=f"{info.source} · {out_dir.name}",
         validation=None if merge_validation else validation_predictions(model, splits),
-        images=test_images(info.source, data_dir=train_config.data_dir,
-                           manual_dir=train_config.manual_dir),
+        images=load_test_images(info.source, data_dir=train_config.data_dir,
+                                manual_dir=train_config.manual_dir),
     )
     backup = out_dir / BACKUP_DIR
     if backup.exists():
