@@ -270,9 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {summary['out_dir']}")
     check = summary["check"]
     if check and not check["passed"]:
-        print(f"{PROG}: check failed: test probabilities differ by "
-              f"{check['max_probability_difference']} (more than {check['tolerance']:g}, "
-              "or fewer than two backends finished)", file=sys.stderr)
+        largest = check["max_probability_difference"]
+        found = ("fewer than two backends finished" if largest is None else
+                 f"test probabilities differ by {largest:.3g}, more than {check['tolerance']:g}")
+        print(f"{PROG}: check failed: {found}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return 0
 
