@@ -184,3 +184,28 @@ def test_compare_two_backends_on_digits(tmp_path: Path) -> None:
 
 def _column(run: Path, name: str) -> int:
     return (run / "history.csv").read_text().splitlines()[0].split(",").index(name)
+
+
+@pytest.mark.parametrize(("tolerance", "status"), [("1e-9", 1), ("2", 0)])
+def test_check_fails_when_probabilities_differ_more_than_the_tolerance(
+    tolerance: str, status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    import kerasdnn.compare
+
+    rng = np.random.default_rng(9)
+
+    def fake_backend(backend: str, out: Path, *, quiet: bool) -> dict:
+        _fake_run(out / backend, rng, 2)
+        return {"status": "finished", "wall_seconds": 1.0, "peak_rss_mib": 1.0}
+
+    monkeypatch.setattr(kerasdnn.compare, "_run_backend", fake_backend)
+    out = tmp_path / "cmp"
+    assert kerasdnn.compare.main(["--backends", "jax,torch", "--check", tolerance,
+                                  "--out", str(out), "--quiet"]) == status
+    summary = json.loads((out / "compare.json").read_text())
+    largest = summary["differences"]["test_probabilities"]["max"]
+    assert summary["check"] == {"tolerance": float(tolerance), "passed": status == 0,
+                                "max_probability_difference": largest}
+    err = capsys.readouterr().err
+    assert (f"check failed: test probabilities differ by {largest:.3g}" in err) == (status == 1)
