@@ -301,8 +301,10 @@ def _fit(
     done = _restored_epochs(model, backup) * steps
     monitor = "val_loss" if validation_data is not None else "loss"
     csv_logger = AtomicCSVLogger(out_dir / "history.csv")
+    # The timer writes before the backup: a kill between the two leaves it an epoch ahead,
+    # which resuming drops, never one behind.
     callbacks: list[keras.callbacks.Callback] = [
-        backup, csv_logger, EpochTimer(out_dir / EPOCH_TIMES_FILE)]
+        EpochTimer(out_dir / EPOCH_TIMES_FILE), backup, csv_logger]
     if train_config.early_stopping is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
