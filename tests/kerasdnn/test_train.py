@@ -153,6 +153,8 @@ def _torch() -> bool:
 def _weights(run_dir: Path) -> list[np.ndarray]:
     import keras
 
+    import kerasdnn.models  # noqa: F401  (registers kerasdnn>DNN, also when run alone)
+
     model = keras.saving.load_model(run_dir / "model.keras")
     return [np.asarray(w) for w in model.get_weights()]
 
