@@ -30,7 +30,7 @@ _EXPORTS = {
     "predict_proba": "kerasdnn.evaluate",
 }
 
-__all__ = [*sorted(_EXPORTS), "evaluate", "train"]
+__all__ = [*sorted(_EXPORTS), "compare", "evaluate", "train"]
 
 
 def __getattr__(name: str) -> Any:
@@ -38,8 +38,9 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
-    if name in ("train", "evaluate"):
-        # Callable modules: kerasdnn.train(...) runs a training, kerasdnn.evaluate(...) a report.
+    if name in ("train", "evaluate", "compare"):
+        # Callable modules: kerasdnn.train(...) runs a training, kerasdnn.evaluate(...) a
+        # report, kerasdnn.compare(...) a training on each backend.
         return importlib.import_module(f"kerasdnn.{name}")
     raise AttributeError(f"module 'kerasdnn' has no attribute {name!r}")
 

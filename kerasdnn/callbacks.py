@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+import time
 from pathlib import Path
 
 import keras
 
-from kerasdnn.io import atomic_write_text
+from kerasdnn.io import atomic_write_json, atomic_write_text
 
-__all__ = ["AtomicCSVLogger", "read_history_csv"]
+__all__ = ["AtomicCSVLogger", "EpochTimer", "read_history_csv"]
 
 
 class AtomicCSVLogger(keras.callbacks.Callback):
@@ -56,6 +58,36 @@ class AtomicCSVLogger(keras.callbacks.Callback):
         """All completed epochs as ``{metric: [value per epoch]}`` (like ``History.history``)."""
         keys = [key for key in _columns(self.rows) if key != "epoch"]
         return {key: [row.get(key, math.nan) for row in self.rows] for key in keys}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of every epoch (validation included), rewritten atomically
+    after each one as ``{"epoch_seconds": [...]}``; on resume it keeps the epochs
+    already completed.  Kept out of ``history.csv``, whose numbers a resumed run repeats.
+
+    Example:
+        >>> timer = EpochTimer("epoch_times.json")  # doctest: +SKIP
+        >>> model.fit(data, epochs=3, callbacks=[timer])  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        initial_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
+        previous = (json.loads(self.path.read_text(encoding="utf-8"))["epoch_seconds"]
+                    if self.path.exists() else [])
+        self.seconds = previous[:initial_epoch]
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+        atomic_write_json(self.path, {"epoch_seconds": self.seconds})
 
 
 def read_history_csv(path: str | Path) -> list[dict[str, float]]:

@@ -122,6 +122,35 @@ def collect(model: Any, dataset: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]
     return np.concatenate(labels).astype(np.int64), y_prob
 
 
+def validation_predictions(model: Any, splits: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(y_true, y_prob)`` of the validation split when the task is binary (its
+    decision threshold is chosen there), else None.
+
+    Example:
+        >>> validation_predictions(model, pipelines.load("digits"))  # doctest: +SKIP
+    """
+    if splits.info.num_classes != 2 or not splits.info.num_examples.get("validation"):
+        return None
+    return collect(model, splits.validation)
+
+
+def load_test_images(
+    dataset: str, *, data_dir: Any = None, manual_dir: Any = None
+) -> np.ndarray | None:
+    """The test images of ``dataset`` as stored (unscaled, in the test split's order)
+    for the gallery of mistakes; None when its examples are not images.
+
+    Example:
+        >>> load_test_images("digits").shape
+        (360, 8, 8)
+    """
+    from kerasdnn.reports.gallery import is_image_batch
+    from pipelines.sources import read_source
+
+    images = read_source(dataset, data_dir=data_dir, manual_dir=manual_dir).x_test
+    return images if is_image_batch(images) else None
+
+
 def is_binary(model: Any) -> bool:
     """True when ``model`` has a one-unit sigmoid head (``model_config.binary``,
     else an output width of 1).
@@ -173,7 +202,10 @@ def evaluate(
         The report dict (see :func:`kerasdnn.reports.classification_report`)
         with ``metadata``: model, run_dir, backend, trained_on, dataset, out_dir.
         ``out`` receives ``report.json``, ``report.md``, ``roc.png``,
-        ``confusion_matrix.png`` and ``predictions.npz`` (``y_true``, ``y_prob``).
+        ``confusion_matrix.png``, ``pr.png``, ``calibration.png``,
+        ``misclassified.png`` (image datasets) and ``predictions.npz``
+        (``y_true``, ``y_prob``).  A binary task's threshold is chosen on the
+        validation split (same seed and split as the run).
 
     Raises:
         RunDirectoryError: a missing path, a folder that is not a finished
@@ -215,6 +247,12 @@ def evaluate(
     model = _load_model(model_path)
     _check_fits(model, model_path, info)
     y_true, y_prob = collect(model, splits.test)
+    validation = validation_predictions(model, splits)
+    images = load_test_images(
+        dataset_name,
+        data_dir=train_config.data_dir if train_config else None,
+        manual_dir=train_config.manual_dir if train_config else None,
+    )
 
     metadata = {
         "model": str(model_path),
@@ -231,7 +269,7 @@ def evaluate(
         "out_dir": str(out_dir),
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
-    return _write_outputs(out_dir, y_true, y_prob, info, metadata)
+    return _write_outputs(out_dir, y_true, y_prob, info, metadata, validation, images)
 
 
 def _trained_scale(record: dict[str, Any] | None) -> str:
@@ -342,6 +380,8 @@ def _write_outputs(
     y_prob: np.ndarray,
     info: Any,
     metadata: dict[str, Any],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    images: np.ndarray | None,
 ) -> dict[str, Any]:
     """Report files and predictions.npz; a new folder is removed again on failure."""
     from kerasdnn.reports import write_report
@@ -358,6 +398,8 @@ def _write_outputs(
             title=f"{info.source} test split · {Path(metadata['model']).name} "
             f"on {metadata['backend']}",
             metadata=metadata,
+            validation=validation,
+            images=images,
         )
         atomic_write_bytes(out_dir / PREDICTIONS_FILE, buffer.getvalue())
     except BaseException:

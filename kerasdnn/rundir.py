@@ -30,6 +30,7 @@ from kerasdnn.io import atomic_write_json
 __all__ = [
     "BACKUP_DIR",
     "CONFIG_FILE",
+    "EPOCH_TIMES_FILE",
     "check_new_run_dir",
     "check_writable_dir",
     "default_run_dir",
@@ -43,6 +44,7 @@ __all__ = [
 CONFIG_FILE = "config.json"
 BACKUP_DIR = "backup"
 MODEL_FILE = "model.keras"
+EPOCH_TIMES_FILE = "epoch_times.json"  # seconds per epoch, written by callbacks.EpochTimer
 _VERSIONED = (
     "kerasdnn", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch",
     "numpy", "scikit-learn", "tensorflow-datasets", "keras-tuner",

@@ -38,6 +38,7 @@ from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, SCALES, ModelConfig, TrainC
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.rundir import (
     BACKUP_DIR,
+    EPOCH_TIMES_FILE,
     MODEL_FILE,
     check_new_run_dir,
     check_writable_dir,
@@ -194,7 +195,7 @@ def train(
         _print_summary(model, model_config, train_config, info, backend, out_dir, resume)
 
     history = _fit(model, splits, train_config, out_dir, merge_validation, verbose)
-    report = _finish(model, splits, info, history, out_dir)
+    report = _finish(model, splits, info, history, out_dir, train_config, merge_validation)
     if not quiet:
         _print_results(report, history, out_dir)
     return RunResult(out_dir, model, history, report, info, model_config, train_config)
@@ -285,7 +286,7 @@ def _fit(
     import keras
 
     import pipelines.feed
-    from kerasdnn.callbacks import AtomicCSVLogger
+    from kerasdnn.callbacks import AtomicCSVLogger, EpochTimer
 
     counts = splits.info.num_examples
     train_data, validation_data = splits.train, splits.validation
@@ -303,7 +304,10 @@ def _fit(
     done = _restored_epochs(model, backup) * steps
     monitor = "val_loss" if validation_data is not None else "loss"
     csv_logger = AtomicCSVLogger(out_dir / "history.csv")
-    callbacks: list[keras.callbacks.Callback] = [backup, csv_logger]
+    # The timer writes before the backup: a kill between the two leaves it an epoch ahead,
+    # which resuming drops, never one behind.
+    callbacks: list[keras.callbacks.Callback] = [
+        EpochTimer(out_dir / EPOCH_TIMES_FILE), backup, csv_logger]
     if train_config.early_stopping is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -361,12 +365,21 @@ def _merged(splits: Any, train_config: TrainConfig) -> Any:
 
 
 def _finish(
-    model: Any, splits: Any, info: Any, history: dict[str, list[float]], out_dir: Path
+    model: Any,
+    splits: Any,
+    info: Any,
+    history: dict[str, list[float]],
+    out_dir: Path,
+    train_config: TrainConfig,
+    merge_validation: bool,
 ) -> dict[str, Any]:
-    """Save the model, the test predictions and the report (each file atomically)."""
+    """Save the model, the test predictions and the report (each file atomically).
+
+    A binary task's threshold is chosen on the validation split, unless it was trained on.
+    """
     import numpy as np
 
-    from kerasdnn.evaluate import collect
+    from kerasdnn.evaluate import collect, load_test_images, validation_predictions
     from kerasdnn.io import atomic_path
     from kerasdnn.reports import write_report
 
@@ -382,6 +395,9 @@ def _finish(
         class_names=list(info.class_names),
         history=history,
         title=f"{info.source} · {out_dir.name}",
+        validation=None if merge_validation else validation_predictions(model, splits),
+        images=load_test_images(info.source, data_dir=train_config.data_dir,
+                                manual_dir=train_config.manual_dir),
     )
     backup = out_dir / BACKUP_DIR
     if backup.exists():

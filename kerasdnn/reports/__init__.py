@@ -2,10 +2,12 @@
 
 - :func:`classification_report` — labels and probabilities → a JSON-ready dict.
 - :func:`write_report` — the same, written as ``report.json``, ``report.md``,
-  ``roc.png``, ``confusion_matrix.png`` (and ``history.png``), atomically.
+  ``roc.png``, ``confusion_matrix.png``, ``pr.png``, ``calibration.png`` (and
+  ``history.png``, ``misclassified.png``), atomically.
 - :func:`format_table` — the results table the command-line tools print.
-- :func:`roc_figure`, :func:`confusion_matrix_figure`, :func:`history_figure` —
-  the figures, for a notebook.
+- :func:`roc_figure`, :func:`confusion_matrix_figure`, :func:`pr_figure`,
+  :func:`calibration_figure`, :func:`misclassified_figure`,
+  :func:`history_figure` — the figures, for a notebook.
 
 Example:
     >>> import numpy as np
@@ -15,6 +17,7 @@ Example:
     0.75
 """
 
+from kerasdnn.reports.gallery import misclassified_figure
 from kerasdnn.reports.markdown import format_table, summary_rows, to_markdown
 from kerasdnn.reports.metrics import (
     BINARY_THRESHOLD,
@@ -23,9 +26,11 @@ from kerasdnn.reports.metrics import (
     classification_report,
 )
 from kerasdnn.reports.plots import (
+    calibration_figure,
     confusion_matrix_figure,
     history_figure,
     png_bytes,
+    pr_figure,
     roc_figure,
 )
 from kerasdnn.reports.writer import REPORT_FILES, write_report
@@ -35,11 +40,14 @@ __all__ = [
     "REPORT_FILES",
     "ReportInputError",
     "as_probabilities",
+    "calibration_figure",
     "classification_report",
     "confusion_matrix_figure",
     "format_table",
     "history_figure",
+    "misclassified_figure",
     "png_bytes",
+    "pr_figure",
     "roc_figure",
     "summary_rows",
     "to_markdown",

@@ -3,7 +3,7 @@
 Example:
     >>> from kerasdnn.reports.metrics import classification_report
     >>> print(format_table(classification_report([0, 1], [0.2, 0.7])).splitlines()[2])
-    accuracy                     1.0000
+    accuracy                              1.0000
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["format_table", "summary_rows", "to_markdown"]
+__all__ = ["format_table", "summary_rows", "threshold_rows", "to_markdown"]
 
 _MISSING = "n/a"
 
@@ -44,8 +44,42 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
             ("ROC AUC weighted (one-vs-rest)", _number(auc["ovr_weighted"])),
             ("ROC AUC macro (one-vs-one)", _number(auc["ovo_macro"])),
         ]
+    ap = report["average_precision"]
+    rows += [
+        ("average precision macro", _number(ap["macro"])),
+        ("average precision micro", _number(ap["micro"])),
+        ("Brier score", _number(report["brier"])),
+        ("log loss", _number(report["log_loss"])),
+        (f"expected calibration error ({report['calibration_bins']} bins)",
+         _number(report["ece"])),
+    ]
     rows.append(("examples", str(report["num_examples"])))
     return rows
+
+
+def threshold_rows(report: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, ...]]] | None:
+    """``(header, rows)`` of the binary threshold table: the test scores at 0.5
+    and at the thresholds chosen on the validation split; None when there are none.
+
+    Example:
+        >>> threshold_rows({"binary": None}) is None
+        True
+    """
+    tuned = (report.get("binary") or {}).get("tuned")
+    if not tuned or tuned.get("chosen_on") is None:
+        return None
+    test = tuned["test"]
+    header = [
+        "test metric",
+        f"at {test['default']['threshold']:g}",
+        f"max F1 on validation (t = {test['max_f1']['threshold']:.4f})",
+        f"Youden's J on validation (t = {test['youden_j']['threshold']:.4f})",
+    ]
+    rows = [
+        (metric, *(_number(test[rule][metric]) for rule in ("default", "max_f1", "youden_j")))
+        for metric in ("accuracy", "precision", "recall", "f1")
+    ]
+    return header, rows
 
 
 def format_table(report: Mapping[str, Any]) -> str:
@@ -59,10 +93,14 @@ def format_table(report: Mapping[str, Any]) -> str:
     """
     summary = _text_table(("metric", "value"), summary_rows(report))
     per_class = _text_table(
-        ("class", "precision", "recall", "F1", "support", "ROC AUC"), _class_rows(report)
+        ("class", "precision", "recall", "F1", "support", "ROC AUC", "AP"),
+        _class_rows(report),
     )
     lines = [summary, "", per_class]
-    for key, reason in report.get("roc_auc_undefined", {}).items():
+    thresholds = threshold_rows(report)
+    if thresholds:
+        lines += ["", _text_table(*thresholds)]
+    for key, reason in _undefined(report).items():
         lines.append(f"note: {key} is undefined: {reason}")
     return "\n".join(lines)
 
@@ -97,12 +135,22 @@ def to_markdown(
         "## Per class",
         "",
         _markdown_table(
-            ("class", "precision", "recall", "F1", "support", "ROC AUC (one-vs-rest)"),
+            ("class", "precision", "recall", "F1", "support", "ROC AUC (one-vs-rest)",
+             "average precision"),
             _class_rows(report),
         ),
         "",
     ]
-    undefined = report.get("roc_auc_undefined") or {}
+    thresholds = threshold_rows(report)
+    if thresholds:
+        out += ["## Decision threshold", "",
+                "Chosen on the validation split; the positive class is predicted when "
+                "P(positive) >= t (at 0.5: P(positive) > 0.5).", "",
+                _markdown_table(*thresholds), ""]
+    tuned = (report.get("binary") or {}).get("tuned")
+    if tuned and tuned.get("chosen_on") is None:
+        out += [f"No decision threshold chosen: {tuned['reason']}.", ""]
+    undefined = _undefined(report)
     if undefined:
         out += [f"- `{key}` is undefined: {reason}" for key, reason in undefined.items()]
         out.append("")
@@ -134,8 +182,15 @@ def to_markdown(
     return "\n".join(out).rstrip() + "\n"
 
 
+def _undefined(report: Mapping[str, Any]) -> dict[str, str]:
+    ap = {f"average_precision.{key}": reason
+          for key, reason in report["average_precision"]["undefined"].items()}
+    return {**(report.get("roc_auc_undefined") or {}), **ap}
+
+
 def _class_rows(report: Mapping[str, Any]) -> list[tuple[str, ...]]:
     auc = report["roc_auc"]["per_class"]
+    ap = report["average_precision"]["per_class"]
     rows = [
         (
             name,
@@ -144,13 +199,14 @@ def _class_rows(report: Mapping[str, Any]) -> list[tuple[str, ...]]:
             _number(row["f1-score"]),
             str(row["support"]),
             _number(auc.get(name)),
+            _number(ap.get(name)),
         )
         for name, row in report["per_class"].items()
     ]
     for label, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
         row = report[key]
         rows.append((label, _number(row["precision"]), _number(row["recall"]),
-                     _number(row["f1-score"]), str(row["support"]), ""))
+                     _number(row["f1-score"]), str(row["support"]), "", ""))
     return rows
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from sklearn import metrics
 
 from kerasdnn.errors import KerasDNNError
+from kerasdnn.reports import probability, threshold
 
 __all__ = [
     "BINARY_THRESHOLD",
@@ -44,7 +45,11 @@ class ReportInputError(KerasDNNError, ValueError):
 
 
 def classification_report(
-    y_true: Any, y_prob: Any, *, class_names: Sequence[str] | None = None
+    y_true: Any,
+    y_prob: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    validation: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Score predicted probabilities against integer labels with scikit-learn.
 
@@ -53,6 +58,8 @@ def classification_report(
         y_prob: probabilities, shape ``(n, k)`` with rows summing to 1; a binary
             task also accepts the positive-class probability, ``(n,)`` or ``(n, 1)``.
         class_names: ``k`` distinct names (default ``"0"``, ``"1"``, …).
+        validation: ``(y_true, y_prob)`` of the validation split; a binary task
+            chooses its decision threshold on it (``binary["tuned"]``).
 
     Returns:
         A JSON-ready dict with keys ``task`` ("binary" or "multiclass"),
@@ -64,7 +71,12 @@ def classification_report(
         ``confusion_matrix`` (rows: true class, columns: predicted),
         ``confusion_matrix_normalized`` (each row divided by its support), and
         ``binary`` (``None`` unless k == 2: {positive_class, threshold, auc,
-        precision, recall, f1, roc_curve: {fpr, tpr, thresholds}}).
+        precision, recall, f1, roc_curve: {fpr, tpr, thresholds}, tuned: the
+        thresholds of maximum F1 and of Youden's J chosen on ``validation`` with
+        the test scores at each, or None without ``validation``; see
+        :mod:`kerasdnn.reports.threshold`}); ``average_precision`` ({per_class,
+        macro, micro}); ``brier``, ``log_loss``, ``ece`` and ``calibration_bins``
+        (see :mod:`kerasdnn.reports.probability`).
 
     The predicted class is the most probable one; for a binary task that is
     class 1 when ``P(1) > 0.5`` (Keras's binary accuracy rule).  A precision or
@@ -95,6 +107,7 @@ def classification_report(
     )
     per_class = {name: _plain(table[name]) for name in names}
     roc_auc, undefined = _roc_auc(labels_true, prob, names)
+    average_precision = probability.average_precision(labels_true, prob, names)
     report: dict[str, Any] = {
         "task": "binary" if k == 2 else "multiclass",
         "num_examples": int(labels_true.shape[0]),
@@ -114,11 +127,28 @@ def classification_report(
         "confusion_matrix_normalized": metrics.confusion_matrix(
             labels_true, y_pred, labels=labels, normalize="true"
         ).tolist(),
+        "average_precision": average_precision,
+        **probability.calibration_scores(labels_true, prob),
         "binary": None,
     }
     if k == 2:
         report["binary"] = _binary_section(labels_true, prob[:, 1], names, per_class, undefined)
+        report["binary"]["tuned"] = _tuned(validation, labels_true, prob)
     return report
+
+
+def _tuned(
+    validation: tuple[Any, Any] | None, y_test: np.ndarray, prob: np.ndarray
+) -> dict[str, Any] | None:
+    if validation is None:
+        return None
+    y_val = _as_labels(validation[0])
+    p_val = as_probabilities(validation[1], num_examples=y_val.shape[0])
+    if p_val.shape[1] != 2 or (y_val.size and y_val.max() > 1):
+        raise ReportInputError("validation must hold binary labels and probabilities, as y_prob")
+    return threshold.threshold_section(
+        y_val, p_val[:, 1], y_test, prob[:, 1], default=BINARY_THRESHOLD
+    )
 
 
 def as_probabilities(y_prob: Any, *, num_examples: int | None = None) -> np.ndarray:

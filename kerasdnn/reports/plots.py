@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 from sklearn import metrics
+from sklearn.calibration import CalibrationDisplay
 
 from kerasdnn.reports.metrics import (
     ReportInputError,
@@ -28,7 +29,14 @@ from kerasdnn.reports.metrics import (
     resolve_class_names,
 )
 
-__all__ = ["confusion_matrix_figure", "history_figure", "png_bytes", "roc_figure"]
+__all__ = [
+    "calibration_figure",
+    "confusion_matrix_figure",
+    "history_figure",
+    "png_bytes",
+    "pr_figure",
+    "roc_figure",
+]
 
 _MACRO_GRID_POINTS = 1001
 _MAX_ANNOTATED_CLASSES = 20
@@ -52,11 +60,8 @@ def roc_figure(
         >>> len(figure.axes)
         1
     """
-    y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
-    prob = as_probabilities(y_prob, num_examples=y_true.shape[0])
-    k = prob.shape[1]
-    names = resolve_class_names(class_names, k)
-    onehot = np.eye(k, dtype=np.int64)[y_true]
+    y_true, prob, names, onehot = _scored(y_true, y_prob, class_names)
+    k = len(names)
     drawable = [c for c in range(k) if 0 < onehot[:, c].sum() < len(y_true)]
 
     figure = Figure(figsize=(7.0, 6.0), layout="constrained")
@@ -103,6 +108,94 @@ def roc_figure(
     ax.set_ylabel("True positive rate")
     ax.set_title(title or ("ROC curve" if k == 2 else "One-vs-rest ROC curves"))
     ax.legend(loc="lower right", fontsize="small")
+    return figure
+
+
+def pr_figure(
+    y_true: Any,
+    y_prob: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Precision-recall curves: binary → the positive class; k classes → one-vs-rest
+    per class plus the micro-average curve.  The legend gives each average precision.
+
+    Example:
+        >>> import numpy as np
+        >>> figure = pr_figure([0, 1, 2], np.eye(3), class_names=["a", "b", "c"])
+        >>> figure.axes[0].get_xlabel()
+        'Recall'
+    """
+    y_true, prob, names, onehot = _scored(y_true, y_prob, class_names)
+    k = len(names)
+    figure = Figure(figsize=(7.0, 6.0), layout="constrained")
+    ax = figure.subplots()
+    if k == 2:
+        if onehot[:, 1].any():
+            metrics.PrecisionRecallDisplay.from_predictions(
+                y_true, prob[:, 1], pos_label=1, name=f"{names[1]} (positive class)", ax=ax,
+                plot_chance_level=True,
+            )
+    else:
+        for c in range(k):
+            if onehot[:, c].any():
+                metrics.PrecisionRecallDisplay.from_predictions(
+                    onehot[:, c], prob[:, c], name=f"{names[c]} vs rest", ax=ax,
+                    curve_kwargs={"linewidth": 1, "alpha": 0.6},
+                )
+        metrics.PrecisionRecallDisplay.from_predictions(
+            onehot.ravel(), prob.ravel(), name="micro-average", ax=ax,
+            curve_kwargs={"linestyle": ":", "linewidth": 3, "color": "deeppink"},
+        )
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.05)
+    ax.set_xlabel("Recall")
+    ax.set_ylabel("Precision")
+    ax.set_title(title or ("Precision-recall curve" if k == 2
+                           else "One-vs-rest precision-recall curves"))
+    ax.legend(loc="lower left", fontsize="small")
+    return figure
+
+
+def calibration_figure(
+    y_true: Any,
+    y_prob: Any,
+    *,
+    bins: int = 10,
+    title: str | None = None,
+) -> Figure:
+    """Reliability diagram (``CalibrationDisplay``) over a histogram of confidences:
+    binary → ``P(positive)`` against the positive frequency; k classes → the
+    top-class confidence against the accuracy.
+
+    Example:
+        >>> import numpy as np
+        >>> figure = calibration_figure([0, 1, 1], np.array([0.2, 0.9, 0.6]))
+        >>> len(figure.axes)
+        2
+    """
+    y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
+    prob = as_probabilities(y_prob, num_examples=y_true.shape[0])
+    if prob.shape[1] == 2:
+        outcome, score = y_true, prob[:, 1]
+        name, what = "P(positive)", "Fraction of positives"
+    else:
+        outcome = (prob.argmax(axis=1) == y_true).astype(np.int64)
+        score, name, what = prob.max(axis=1), "top-class confidence", "Accuracy"
+    figure = Figure(figsize=(7.0, 7.5), layout="constrained")
+    curve_ax, hist_ax = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    CalibrationDisplay.from_predictions(
+        outcome, score, n_bins=bins, strategy="uniform", name=name, ax=curve_ax,
+        pos_label=1, marker="o",
+    )
+    curve_ax.set_ylabel(what)
+    curve_ax.set_xlabel("")
+    curve_ax.set_title(title or "Reliability diagram")
+    curve_ax.legend(loc="upper left", fontsize="small")
+    hist_ax.hist(score, bins=np.linspace(0.0, 1.0, bins + 1), color="tab:blue", alpha=0.7)
+    hist_ax.set_xlabel(f"Mean predicted probability ({name})")
+    hist_ax.set_ylabel("Examples")
     return figure
 
 
@@ -174,6 +267,16 @@ def png_bytes(figure: Figure, *, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def _scored(
+    y_true: Any, y_prob: Any, class_names: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """``(labels, probabilities (n, k), class names, one-hot labels)``, checked."""
+    labels = np.asarray(y_true).astype(np.int64).reshape(-1)
+    prob = as_probabilities(y_prob, num_examples=labels.shape[0])
+    names = resolve_class_names(class_names, prob.shape[1])
+    return labels, prob, names, np.eye(prob.shape[1], dtype=np.int64)[labels]
 
 
 def _chance_line(ax: Any) -> None:

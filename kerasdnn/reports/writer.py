@@ -4,8 +4,8 @@ Example:
     >>> import tempfile, numpy as np
     >>> folder = tempfile.mkdtemp()
     >>> report = write_report(folder, [0, 1, 1], np.array([0.3, 0.8, 0.6]), title="Demo")
-    >>> sorted(p.name for p in __import__("pathlib").Path(folder).iterdir())
-    ['confusion_matrix.png', 'report.json', 'report.md', 'roc.png']
+    >>> sorted(p.name for p in __import__("pathlib").Path(folder).iterdir())[:3]
+    ['calibration.png', 'confusion_matrix.png', 'pr.png']
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kerasdnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from kerasdnn.reports import plots
+from kerasdnn.reports import gallery, plots
 from kerasdnn.reports.markdown import to_markdown
 from kerasdnn.reports.metrics import classification_report
 
@@ -27,7 +27,11 @@ REPORT_MD = "report.md"
 ROC_PNG = "roc.png"
 CONFUSION_PNG = "confusion_matrix.png"
 HISTORY_PNG = "history.png"
-REPORT_FILES = (REPORT_JSON, REPORT_MD, ROC_PNG, CONFUSION_PNG, HISTORY_PNG)
+PR_PNG = "pr.png"
+CALIBRATION_PNG = "calibration.png"
+MISCLASSIFIED_PNG = "misclassified.png"
+REPORT_FILES = (REPORT_JSON, REPORT_MD, ROC_PNG, CONFUSION_PNG, PR_PNG, CALIBRATION_PNG,
+                MISCLASSIFIED_PNG, HISTORY_PNG)
 
 
 def write_report(
@@ -39,13 +43,18 @@ def write_report(
     history: Mapping[str, Sequence[float]] | None = None,
     title: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    validation: tuple[Any, Any] | None = None,
+    images: Any = None,
 ) -> dict[str, Any]:
     """Score ``y_prob`` against ``y_true`` and write the report files into ``out_dir``.
 
     Writes ``report.json`` (the :func:`classification_report` dict, plus
     ``title``, ``metadata`` and the ``files`` written), ``report.md``,
-    ``roc.png``, ``confusion_matrix.png`` and, when ``history`` (a Keras
-    ``History.history`` dict) is given, ``history.png``.  Everything is computed
+    ``roc.png``, ``confusion_matrix.png``, ``pr.png``, ``calibration.png``;
+    ``history.png`` when ``history`` (a Keras ``History.history`` dict) is
+    given; ``misclassified.png`` when ``images`` (the test images in the order
+    of ``y_true``, ``(n, h, w[, c])``) are.  ``validation`` (``(y_true,
+    y_prob)`` of the validation split) chooses a binary task's threshold.  Everything is computed
     and rendered in memory first; then each file is written atomically,
     ``report.json`` last.  A failure therefore writes nothing, and a crash never
     leaves a partial file.  ``out_dir`` is created if needed.
@@ -59,23 +68,33 @@ def write_report(
         >>> report["accuracy"], report["files"][:2]
         (1.0, ['report.md', 'roc.png'])
     """
-    report = classification_report(y_true, y_prob, class_names=class_names)
+    report = classification_report(y_true, y_prob, class_names=class_names,
+                                   validation=validation)
     names = report["class_names"]
     rendered: dict[str, bytes] = {
         ROC_PNG: plots.png_bytes(plots.roc_figure(y_true, y_prob, class_names=names)),
         CONFUSION_PNG: plots.png_bytes(plots.confusion_matrix_figure(report)),
+        PR_PNG: plots.png_bytes(plots.pr_figure(y_true, y_prob, class_names=names)),
+        CALIBRATION_PNG: plots.png_bytes(plots.calibration_figure(
+            y_true, y_prob, bins=report["calibration_bins"])),
     }
-    images = {"ROC curves": ROC_PNG, "Confusion matrix": CONFUSION_PNG}
+    figures = {"ROC curves": ROC_PNG, "Confusion matrix": CONFUSION_PNG,
+               "Precision-recall curves": PR_PNG, "Calibration (reliability diagram)":
+               CALIBRATION_PNG}
+    if images is not None:
+        rendered[MISCLASSIFIED_PNG] = plots.png_bytes(gallery.misclassified_figure(
+            images, y_true, y_prob, class_names=names))
+        figures["Most confidently wrong test images"] = MISCLASSIFIED_PNG
     if history is not None:
         rendered[HISTORY_PNG] = plots.png_bytes(plots.history_figure(history))
-        images["Training history"] = HISTORY_PNG
+        figures["Training history"] = HISTORY_PNG
     report = {
         "title": title,
         **report,
         "metadata": dict(metadata or {}),
         "files": [REPORT_MD, *rendered, REPORT_JSON],
     }
-    markdown = to_markdown(report, title=title, images=images, history=history)
+    markdown = to_markdown(report, title=title, images=figures, history=history)
 
     out = Path(out_dir)
     for name, data in rendered.items():

@@ -96,6 +96,9 @@ def fake_load(monkeypatch, digits):
 
     load.input_shape = (64,)
     monkeypatch.setattr(pipelines, "load", load, raising=False)
+    # The gallery's images: the same rows as the fake test split.
+    monkeypatch.setattr("kerasdnn.evaluate.load_test_images",
+                        lambda name, **_: load_digits().images[1200:])
     return calls
 
 
@@ -194,7 +197,8 @@ def test_evaluate_run_dir_matches_scikit_learn(trained_run, digits, fake_load, b
     out = Path(report["metadata"]["out_dir"])
     assert out.parent == run_dir and out.name.startswith(f"eval-{backend}-")
     assert {p.name for p in out.iterdir()} == {
-        "report.json", "report.md", "roc.png", "confusion_matrix.png", "predictions.npz"}
+        "report.json", "report.md", "roc.png", "confusion_matrix.png", "pr.png",
+        "calibration.png", "misclassified.png", "predictions.npz"}
     saved = np.load(out / "predictions.npz")
     np.testing.assert_array_equal(saved["y_true"], y)
     np.testing.assert_allclose(saved["y_prob"], prob, atol=1e-6)

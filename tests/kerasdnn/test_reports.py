@@ -253,9 +253,10 @@ def test_write_report_writes_every_file(tmp_path: Path, ten_class) -> None:
     report = write_report(out, y, prob, history=history, title="Ten classes")
     assert plt.get_fignums() == figures_before  # no pyplot state leaks
 
-    names = {"report.json", "report.md", "roc.png", "confusion_matrix.png", "history.png"}
+    names = {"report.json", "report.md", "roc.png", "confusion_matrix.png", "history.png",
+             "pr.png", "calibration.png"}
     assert {path.name for path in out.iterdir()} == names  # no temporary files left
-    for png in ("roc.png", "confusion_matrix.png", "history.png"):
+    for png in ("roc.png", "confusion_matrix.png", "history.png", "pr.png", "calibration.png"):
         width, height = _png_size(out / png)
         assert width >= 400 and height >= 300
         assert (out / png).stat().st_size > 10_000  # real content, not a blank canvas
@@ -266,7 +267,8 @@ def test_write_report_writes_every_file(tmp_path: Path, ten_class) -> None:
 
     markdown = (out / "report.md").read_text()
     assert markdown.startswith("# Ten classes")
-    for link in ("(roc.png)", "(confusion_matrix.png)", "(history.png)"):
+    for link in ("(roc.png)", "(confusion_matrix.png)", "(history.png)", "(pr.png)",
+                 "(calibration.png)"):
         assert link in markdown
     assert f"| accuracy | {report['accuracy']:.4f} |" in markdown
     assert markdown.count("\n| 9 |") == 3  # per-class row and both confusion-matrix rows
@@ -277,7 +279,8 @@ def test_write_report_binary_without_history(tmp_path: Path, binary_case) -> Non
     y, positive = binary_case
     report = write_report(tmp_path, y, positive, class_names=["neg", "pos"])
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "confusion_matrix.png", "report.json", "report.md", "roc.png"]
+        "calibration.png", "confusion_matrix.png", "pr.png", "report.json", "report.md",
+        "roc.png"]
     assert report["binary"]["auc"] == pytest.approx(metrics.roc_auc_score(y, positive))
     assert _png_size(tmp_path / "roc.png")[0] >= 400
 

@@ -29,6 +29,10 @@ RUN_FILES = (
     "roc.png",
     "confusion_matrix.png",
     "history.png",
+    "pr.png",
+    "calibration.png",
+    "misclassified.png",
+    "epoch_times.json",
     "predictions.npz",
 )
 
@@ -149,6 +153,8 @@ def _torch() -> bool:
 def _weights(run_dir: Path) -> list[np.ndarray]:
     import keras
 
+    import kerasdnn.models  # noqa: F401  (registers kerasdnn>DNN, also when run alone)
+
     model = keras.saving.load_model(run_dir / "model.keras")
     return [np.asarray(w) for w in model.get_weights()]
 
@@ -192,6 +198,8 @@ def test_a_killed_run_resumed_ends_like_an_uninterrupted_one(tmp_path: Path) -> 
         np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
     history = (killed / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 5
+    # epoch_times.json keeps the epochs timed before the kill: one entry per epoch.
+    assert len(json.loads((killed / "epoch_times.json").read_text())["epoch_seconds"]) == 5
     report_killed = json.loads((killed / "report.json").read_text())
     report_whole = json.loads((whole / "report.json").read_text())
     assert report_killed["accuracy"] == pytest.approx(report_whole["accuracy"], abs=1e-9)
