@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import json
 import math
-import shutil
 import sys
 import types
 from collections.abc import Mapping, Sequence
@@ -36,8 +35,10 @@ from kerasdnn.cli import (
 )
 from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, SCALES, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
+from kerasdnn.faults import fault_point
 from kerasdnn.rundir import (
     BACKUP_DIR,
+    HISTORY_FILE,
     MODEL_FILE,
     check_new_run_dir,
     default_run_dir,
@@ -235,9 +236,14 @@ def _check_resumable(
     *,
     data_known: bool,
 ) -> None:
-    """Refuse to resume a finished run, or an unfinished one with other settings."""
+    """Refuse to resume a finished run, an unfinished one with other settings, or a
+    damaged checkpoint.  A run killed after training resumes to write what is missing:
+    its checkpoint is removed only once every file of the run is written."""
+    from kerasdnn.checkpoint import latest_checkpoint, remove_checkpoints
+
     record = read_run_config(out_dir)
     if (out_dir / MODEL_FILE).exists() and not (out_dir / BACKUP_DIR).exists():
+        remove_checkpoints(out_dir / BACKUP_DIR)  # what a kill while removing it left
         raise RunDirectoryError(
             f"the run in {out_dir} has already finished; nothing to resume "
             "(evaluate it with `python -m kerasdnn.evaluate`)"
@@ -251,6 +257,8 @@ def _check_resumable(
     changes += describe_differences(saved_model, asked_model)
     if record.get("merge_validation", False) != merge_validation:
         changes.append(f"merge_validation: {not merge_validation!r} → {merge_validation!r}")
+    if not data_known:
+        latest_checkpoint(out_dir / BACKUP_DIR)  # damaged: said now, before the data loads
     if changes:
         raise RunDirectoryError(
             f"cannot resume {out_dir} with other settings ({'; '.join(changes)}); "
@@ -282,7 +290,7 @@ def _fit(
     import keras
 
     import pipelines.feed
-    from kerasdnn.callbacks import AtomicCSVLogger
+    from kerasdnn.checkpoint import RunCheckpoint, restore_checkpoint
 
     counts = splits.info.num_examples
     train_data, validation_data = splits.train, splits.validation
@@ -292,15 +300,20 @@ def _fit(
         steps = math.ceil((counts["train"] + counts["validation"]) / train_config.batch_size)
     # Keras takes steps_per_execution batches per call, across epoch ends of a stream.
     model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
-    # Keras's BackupAndRestore decides where an interrupted run restarts; the feed
-    # then leaves out the batches of the epochs already done (epoch k's order depends
-    # on the seed and k alone, and the stream starts right at it), so a resumed run
-    # sees exactly what an unbroken one does.
-    backup = keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_DIR), delete_checkpoint=True)
-    done = _restored_epochs(model, backup) * steps
+    # The checkpoint (weights, optimizer slots, epoch and history together) decides
+    # where an interrupted run restarts; the feed then leaves out the batches of the
+    # epochs already done (epoch k's order depends on the seed and k alone, and the
+    # stream starts right at it), so a resumed run sees exactly what an unbroken one does.
+    restored = restore_checkpoint(model, out_dir / BACKUP_DIR)
+    epochs_done = restored.epochs_done if restored else 0
+    saver = RunCheckpoint(out_dir / BACKUP_DIR, out_dir / HISTORY_FILE,
+                          restored.rows if restored else None)
+    if restored is not None and (restored.finished or epochs_done >= train_config.epochs):
+        saver.set_model(model)  # killed after training: only the finishing is missing
+        saver.save(finished=True)
+        return saver.history()
     monitor = "val_loss" if validation_data is not None else "loss"
-    csv_logger = AtomicCSVLogger(out_dir / "history.csv")
-    callbacks: list[keras.callbacks.Callback] = [backup, csv_logger]
+    callbacks: list[keras.callbacks.Callback] = []
     if train_config.early_stopping is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -309,16 +322,18 @@ def _fit(
         )
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
+    callbacks.append(saver)  # last: its final checkpoint holds EarlyStopping's restored weights
     model.fit(
-        pipelines.feed.for_fit(train_data, skip=done),
+        pipelines.feed.for_fit(train_data, skip=epochs_done * steps),
         steps_per_epoch=steps,
         validation_data=validation_data,
         epochs=train_config.epochs,
+        initial_epoch=epochs_done,
         callbacks=callbacks,
         shuffle=False,  # the pipeline shuffles, reproducibly
         verbose=verbose,
     )
-    return csv_logger.history()
+    return saver.history()
 
 
 def steps_per_execution_for(steps_per_epoch: int, wanted: int) -> int:
@@ -332,14 +347,6 @@ def steps_per_execution_for(steps_per_epoch: int, wanted: int) -> int:
     """
     return max(k for k in range(1, max(1, min(wanted, steps_per_epoch)) + 1)
                if steps_per_epoch % k == 0)
-
-
-def _restored_epochs(model: Any, backup: Any) -> int:
-    """Restore an interrupted run now (Keras's own BackupAndRestore logic, fallback to
-    the previous backup included) and return the number of epochs it had completed."""
-    backup.set_model(model)
-    backup.on_train_begin()
-    return int(getattr(model, "_initial_epoch", 0) or 0)
 
 
 def _merged(splits: Any, train_config: TrainConfig) -> Any:
@@ -363,12 +370,14 @@ def _finish(
     """Save the model, the test predictions and the report (each file atomically)."""
     import numpy as np
 
+    from kerasdnn.checkpoint import remove_checkpoints
     from kerasdnn.evaluate import collect
     from kerasdnn.io import atomic_path
     from kerasdnn.reports import write_report
 
     with atomic_path(out_dir / MODEL_FILE) as tmp:
         model.save(tmp)
+    fault_point("finish_model")
     y_true, y_prob = collect(model, splits.test)
     with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, y_true=y_true, y_prob=y_prob)
@@ -380,9 +389,8 @@ def _finish(
         history=history,
         title=f"{info.source} · {out_dir.name}",
     )
-    backup = out_dir / BACKUP_DIR
-    if backup.exists():
-        shutil.rmtree(backup)
+    fault_point("finish_report")
+    remove_checkpoints(out_dir / BACKUP_DIR)  # last: until then --resume finishes the run
     return report
 
 

@@ -31,6 +31,7 @@ import keras
 import keras_tuner
 
 from kerasdnn.config import ModelConfig
+from kerasdnn.faults import fault_point
 from tuning.space import DEFAULT_SPACE, Space
 
 __all__ = ["TUNERS", "BayesianOptimization", "DNNHyperModel", "Hyperband", "RandomSearch",
@@ -229,6 +230,7 @@ class _TrialRecording:
         return results
 
     def on_trial_end(self, trial: Any) -> None:
+        fault_point("trial_end")
         if trial.status != keras_tuner.engine.trial.TrialStatus.COMPLETED:
             # A failed trial reports no metrics; record its time. Any report to the
             # oracle must hold the objective: the worst value (failed trials are not scored).
