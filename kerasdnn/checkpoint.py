@@ -4,8 +4,10 @@
 completed epochs, written together: ``model.weights.h5`` (weights and optimizer
 slots: what ``model.save_weights`` saves), ``seed_states.npz`` (the states of the
 model's random seed generators, e.g. Dropout's, which ``save_weights`` leaves out),
-``history.csv`` (one row per completed epoch) and ``training_metadata.json`` (the
-epoch count and the SHA-256 of the other files, written last).  Each checkpoint is built in a
+``history.csv`` (one row per completed epoch), with ``--early-stopping`` its state
+and ``early_stopping_best.npz`` (the best weights so far), and
+``training_metadata.json`` (the epoch count, that state and the SHA-256 of the
+other files, written last).  Each checkpoint is built in a
 scratch folder and renamed into place; the previous one is deleted only after
 that, so a kill at any instant leaves a complete checkpoint (or none yet).  When
 training ends, ``backup/finished/`` holds the final state (after EarlyStopping's
@@ -53,22 +55,31 @@ __all__ = [
 
 WEIGHTS_FILE = "model.weights.h5"
 SEEDS_FILE = "seed_states.npz"
+BEST_WEIGHTS_FILE = "early_stopping_best.npz"
 HISTORY_FILE = "history.csv"
 METADATA_FILE = "training_metadata.json"
 FINISHED = "finished"
-_DESCRIBED = (WEIGHTS_FILE, SEEDS_FILE, HISTORY_FILE)  # their digests are in the metadata
+_REQUIRED = (WEIGHTS_FILE, SEEDS_FILE, HISTORY_FILE)  # with their digests in the metadata
+_EARLY_STOPPING_STATE = ("wait", "best", "best_epoch", "stopped_epoch")
 _EPOCH = re.compile(r"epoch-(\d+)")
 _REMOVING = ".removing-"  # prefix of a backup folder moved aside to be deleted
 
 
 @dataclasses.dataclass
 class Checkpoint:
-    """A verified checkpoint: its folder, the completed epochs and their history rows."""
+    """A verified checkpoint: its folder, the completed epochs, their history rows and
+    the state of EarlyStopping (``None`` without it)."""
 
     path: Path
     epochs_done: int
     finished: bool
     rows: list[dict[str, float]]
+    early_stopping: dict[str, Any] | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """Training is over: finished, or EarlyStopping stopped it."""
+        return self.finished or bool((self.early_stopping or {}).get("stopped_epoch"))
 
 
 def latest_checkpoint(backup_dir: Path) -> Checkpoint | None:
@@ -131,19 +142,46 @@ class RunCheckpoint(keras.callbacks.Callback):
     Args:
         backup_dir: the checkpoint folder (``<run>/backup``).
         history_path: the run's ``history.csv``, rewritten atomically after each checkpoint.
-        rows: the history rows of the epochs a resumed run has already completed.
+        restored: the checkpoint a resumed run started from (its rows and
+            EarlyStopping state are carried on).
+        early_stopping: the run's EarlyStopping callback, placed before this one in
+            ``fit``'s callbacks; its state is checkpointed and restored with the rest.
 
     Example:
         >>> callback = RunCheckpoint(run / "backup", run / "history.csv")  # doctest: +SKIP
         >>> model.fit(data, epochs=3, callbacks=[callback])  # doctest: +SKIP
     """
 
-    def __init__(self, backup_dir: Path, history_path: Path,
-                 rows: list[dict[str, float]] | None = None) -> None:
+    def __init__(self, backup_dir: Path, history_path: Path, restored: Checkpoint | None = None,
+                 early_stopping: keras.callbacks.EarlyStopping | None = None) -> None:
         super().__init__()
         self.backup_dir = Path(backup_dir)
         self.history_path = Path(history_path)
-        self.rows: list[dict[str, float]] = list(rows or [])
+        self.restored = restored
+        self.rows: list[dict[str, float]] = list(restored.rows) if restored else []
+        self.early_stopping = early_stopping
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        # EarlyStopping (earlier in the list) has just reset itself: give it its state back.
+        state = self.restored.early_stopping if self.restored else None
+        if self.early_stopping is None or state is None:
+            return
+        for key in _EARLY_STOPPING_STATE:
+            setattr(self.early_stopping, key, state[key])
+        best = self.restored.path / BEST_WEIGHTS_FILE
+        if best.exists():
+            with np.load(best) as saved:
+                self.early_stopping.best_weights = [saved[f"arr_{i}"]
+                                                    for i in range(len(saved.files))]
+
+    def finish_training(self) -> None:
+        """End a resumed run whose training was over when it was killed: what
+        ``fit`` would still have done (EarlyStopping's restore), then the final checkpoint."""
+        self.on_train_begin()
+        if self.early_stopping is not None:
+            self.early_stopping.set_model(self.model)
+            self.early_stopping.on_train_end()
+        self.save(finished=True)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         fault_point("batch")
@@ -170,11 +208,17 @@ class RunCheckpoint(keras.callbacks.Callback):
             np.savez(handle, *(keras.ops.convert_to_numpy(v) for v in _seed_states(self.model)))
         history = _to_csv(self.rows)
         (scratch / HISTORY_FILE).write_text(history, encoding="utf-8")
-        metadata = {
-            "epochs_done": epochs_done,
-            "finished": finished,
-            "sha256": {name: _sha256(scratch / name) for name in _DESCRIBED},
-        }
+        metadata: dict[str, Any] = {"epochs_done": epochs_done, "finished": finished}
+        if self.early_stopping is not None:
+            stopping = self.early_stopping
+            metadata["early_stopping"] = {
+                key: None if getattr(stopping, key) is None else _scalar(getattr(stopping, key))
+                for key in _EARLY_STOPPING_STATE
+            }
+            if stopping.best_weights is not None:
+                with open(scratch / BEST_WEIGHTS_FILE, "wb") as handle:
+                    np.savez(handle, *stopping.best_weights)
+        metadata["sha256"] = {path.name: _sha256(path) for path in scratch.iterdir()}
         (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
         for path in scratch.iterdir():
             _fsync(path)
@@ -201,7 +245,10 @@ def _verified(folder: Path, backup_dir: Path, *, finished: bool) -> Checkpoint:
     try:
         metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
         epochs_done = int(metadata["epochs_done"])
-        digests = {name: metadata["sha256"][name] for name in _DESCRIBED}
+        digests = dict(metadata["sha256"])
+        missing = [name for name in _REQUIRED if name not in digests]
+        if missing:
+            raise KeyError(f"no digest of {', '.join(missing)}")
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise _damaged(metadata_path, backup_dir, f"unreadable: {error}") from None
     match = _EPOCH.fullmatch(folder.name)
@@ -215,7 +262,12 @@ def _verified(folder: Path, backup_dir: Path, *, finished: bool) -> Checkpoint:
     if [int(row["epoch"]) for row in rows] != list(range(epochs_done)):
         raise _damaged(folder / HISTORY_FILE, backup_dir,
                        f"its rows are not the {epochs_done} epoch(s) {METADATA_FILE} records")
-    return Checkpoint(folder, epochs_done, finished, rows)
+    state = metadata.get("early_stopping")
+    if state is not None:
+        state = {key: state.get(key) for key in _EARLY_STOPPING_STATE}
+        for key in ("wait", "best_epoch", "stopped_epoch"):
+            state[key] = int(state[key] or 0)
+    return Checkpoint(folder, epochs_done, finished, rows, state)
 
 
 def _damaged(path: Path, backup_dir: Path, why: str) -> RunDirectoryError:

@@ -306,23 +306,22 @@ def _fit(
     # stream starts right at it), so a resumed run sees exactly what an unbroken one does.
     restored = restore_checkpoint(model, out_dir / BACKUP_DIR)
     epochs_done = restored.epochs_done if restored else 0
-    saver = RunCheckpoint(out_dir / BACKUP_DIR, out_dir / HISTORY_FILE,
-                          restored.rows if restored else None)
-    if restored is not None and (restored.finished or epochs_done >= train_config.epochs):
-        saver.set_model(model)  # killed after training: only the finishing is missing
-        saver.save(finished=True)
-        return saver.history()
     monitor = "val_loss" if validation_data is not None else "loss"
     callbacks: list[keras.callbacks.Callback] = []
+    early_stopping = None
     if train_config.early_stopping is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=train_config.early_stopping, restore_best_weights=True
-            )
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=train_config.early_stopping, restore_best_weights=True
         )
+        callbacks.append(early_stopping)
+    saver = RunCheckpoint(out_dir / BACKUP_DIR, out_dir / HISTORY_FILE, restored, early_stopping)
+    if restored is not None and (restored.stopped or epochs_done >= train_config.epochs):
+        saver.set_model(model)  # killed after training: only the finishing is missing
+        saver.finish_training()
+        return saver.history()
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
-    callbacks.append(saver)  # last: its final checkpoint holds EarlyStopping's restored weights
+    callbacks.append(saver)  # last: it sees EarlyStopping's state and restored weights
     model.fit(
         pipelines.feed.for_fit(train_data, skip=epochs_done * steps),
         steps_per_epoch=steps,
