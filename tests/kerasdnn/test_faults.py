@@ -35,7 +35,6 @@ REPORT_FILES = ("report.json", "report.md", "predictions.npz", "roc.png",
 # count is the visit of the point within that one process (a resumed run counts anew).
 EVERY_POINT = [
     "batch:5",                 # inside the first epoch, no checkpoint yet
-    "checkpoint_weights:1",    # epoch 1's weights half of a scratch checkpoint
     "checkpoint_renamed:1",    # epoch-0001 in place, history.csv not yet rewritten
     "batch:3",                 # inside the second epoch
     "epoch_end:1",             # the second epoch trained, not yet checkpointed

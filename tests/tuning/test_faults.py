@@ -32,14 +32,13 @@ pytestmark = [
 POINTS = [
     "trial_end:2",           # the second trial trained, KerasTuner not yet told
     "batch:3",               # the best trial's retraining, inside its first epoch
-    "checkpoint_renamed:1",  # the retraining's first checkpoint in place
     "best_swap:1",           # the retrained best/ complete in its scratch folder
 ]
 
 
 def _search(folder: Path) -> list[str]:
     space = write_space(folder, batch_size=[32, 64])
-    return [*search_args(folder, space), "--max-trials", "2", "--epochs", "2"]
+    return [*search_args(folder, space), "--max-trials", "2"]
 
 
 def _trials(project: Path) -> list[dict[str, str]]:
