@@ -16,6 +16,7 @@ no-op.  The points of a run (:mod:`kerasdnn.checkpoint`, :mod:`kerasdnn.train`,
 ``finish_report``      the report written, the checkpoint not yet removed
 ``finish_cleanup``     the checkpoint moved aside, not yet deleted
 ``trial_end``          a search trial finished (before KerasTuner records it)
+``trial_saved``        KerasTuner wrote a trial's ``trial.json`` (at its start and end)
 ``best_swap``          the retrained ``best/`` complete in its scratch folder
 =====================  ==============================================================
 

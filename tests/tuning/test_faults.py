@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ pytestmark = [
 # Each kill in a rerun of the last killed search; a count is the visit within one process.
 POINTS = [
     "trial_end:2",           # the second trial trained, KerasTuner not yet told
+    "trial_saved:1",         # run again: its end in trial.json, oracle.json still running
     "batch:3",               # the best trial's retraining, inside its first epoch
     "best_swap:1",           # the retrained best/ complete in its scratch folder
 ]
@@ -65,13 +67,16 @@ def test_a_killed_search_reruns_to_the_uninterrupted_result(tmp_path: Path) -> N
     killed.mkdir()
     run_search(_search(whole))
     args = _search(killed)
+    trained: list[str] = []  # the trials each search reported
     for point in POINTS:
         result = subprocess.run([sys.executable, "-m", "tuning.search", *args], cwd=REPO_ROOT,
                                 env={**os.environ, ENV: point}, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == -signal.SIGKILL, f"{point} not reached: {result.stderr}"
+        trained += re.findall(r"^trial (\d+): ", result.stdout, re.MULTILINE)
     assert list((killed / "p").glob(".best-*")), "the last kill left the retraining's scratch"
-    run_search(args)
+    trained += re.findall(r"^trial (\d+): ", run_search(args), re.MULTILINE)
+    assert trained == ["0"]  # trial 1 ended in a search that was killed before its report
 
     got, want = killed / "p", whole / "p"
     assert _trials(got) == _trials(want)
