@@ -177,6 +177,9 @@ class RunCheckpoint(keras.callbacks.Callback):
     def finish_training(self) -> None:
         """End a resumed run whose training was over when it was killed: what
         ``fit`` would still have done (EarlyStopping's restore), then the final checkpoint."""
+        if self.restored is not None and self.restored.finished:  # in place: keep it
+            atomic_write_text(self.history_path, _to_csv(self.rows))
+            return
         self.on_train_begin()
         if self.early_stopping is not None:
             self.early_stopping.set_model(self.model)
@@ -224,7 +227,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             _fsync(path)
         fault_point("checkpoint_rename")
         target = self.backup_dir / name
-        if target.exists():  # never the checkpoint in use: that one is older
+        if target.exists():  # never the one restored: that is older, or finished (kept)
             shutil.rmtree(target)
         os.replace(scratch, target)
         _fsync(self.backup_dir)

@@ -13,6 +13,7 @@ no-op.  The points of a run (:mod:`kerasdnn.checkpoint`, :mod:`kerasdnn.train`,
 ``checkpoint_rename``  the scratch checkpoint complete, before it replaces the last one
 ``checkpoint_renamed`` the new checkpoint in place, the previous one not yet deleted
 ``finish_model``       ``model.keras`` written, the report not yet
+``atomic_replace``     a file of :mod:`kerasdnn.io` complete under its temporary name
 ``finish_report``      the report written, the checkpoint not yet removed
 ``finish_cleanup``     the checkpoint moved aside, not yet deleted
 ``trial_end``          a search trial finished (before KerasTuner records it)

@@ -36,6 +36,7 @@ from kerasdnn.cli import (
 from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, SCALES, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.faults import fault_point
+from kerasdnn.io import remove_temporaries
 from kerasdnn.rundir import (
     BACKUP_DIR,
     HISTORY_FILE,
@@ -173,6 +174,7 @@ def train(
     train_config = train_config.replace(out=str(out_dir))
     if resume:  # the data may not decide differently than last time
         _check_resumable(out_dir, train_config, model_config, merge_validation, data_known=True)
+        remove_temporaries(out_dir)  # of a file a kill interrupted; written again below
 
     from kerasdnn.models import build_model
 

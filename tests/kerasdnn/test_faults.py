@@ -42,7 +42,7 @@ EVERY_POINT = [
     "checkpoint_renamed:1",    # epoch-0002 in place, epoch-0001 not yet deleted
     "checkpoint_weights:2",    # the third epoch saved; writing the final checkpoint
     "checkpoint_renamed:1",    # the final checkpoint in place, epoch-0003 not yet deleted
-    "finish_model:1",          # model.keras written, the report not
+    "atomic_replace:3",        # model.keras written, predictions.npz under its temporary name
     "finish_report:1",         # the report written, the checkpoint not removed
     "finish_cleanup:1",        # the checkpoint moved aside, not yet deleted
 ]
