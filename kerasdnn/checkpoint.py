@@ -85,14 +85,12 @@ class Checkpoint:
 def latest_checkpoint(backup_dir: Path) -> Checkpoint | None:
     """The newest complete checkpoint in ``backup_dir``, verified; ``None`` if there is none.
 
-    Scratch folders of checkpoints a kill left half-written are removed.  A
+    Scratch folders of checkpoints a kill left half-written are ignored.  A
     checkpoint damaged from outside raises :class:`~kerasdnn.errors.RunDirectoryError`.
     """
     if not backup_dir.is_dir():
         return None
-    for leftover in backup_dir.glob(".*.tmp"):  # a checkpoint killed while being written
-        shutil.rmtree(leftover, ignore_errors=True)
-    names = {entry.name for entry in backup_dir.iterdir()}
+    names = {entry.name for entry in backup_dir.iterdir() if not entry.name.startswith(".")}
     if FINISHED in names:
         return _verified(backup_dir / FINISHED, backup_dir, finished=True)
     epochs = [int(match[1]) for name in names if (match := _EPOCH.fullmatch(name))]
@@ -105,8 +103,11 @@ def latest_checkpoint(backup_dir: Path) -> Checkpoint | None:
 
 def restore_checkpoint(model: Any, backup_dir: Path) -> Checkpoint | None:
     """Load the newest checkpoint of ``backup_dir`` into ``model`` (weights, optimizer
-    slots, seed states) and return it; ``None`` (model untouched) when there is none."""
+    slots, seed states) and return it; ``None`` (model untouched) when there is none.
+    The scratch folders of checkpoints a kill left half-written are removed."""
     checkpoint = latest_checkpoint(backup_dir)
+    for leftover in backup_dir.glob(".*.tmp"):  # a checkpoint killed while being written
+        shutil.rmtree(leftover, ignore_errors=True)
     if checkpoint is None:
         return None
     if model.optimizer is not None and not model.optimizer.built:
