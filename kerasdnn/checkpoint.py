@@ -253,7 +253,12 @@ def _verified(folder: Path, backup_dir: Path, *, finished: bool) -> Checkpoint:
         missing = [name for name in _REQUIRED if name not in digests]
         if missing:
             raise KeyError(f"no digest of {', '.join(missing)}")
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        state = metadata.get("early_stopping")
+        if state is not None:
+            state = {key: state[key] for key in _EARLY_STOPPING_STATE}
+            for key in ("wait", "best_epoch", "stopped_epoch"):
+                state[key] = int(state[key] or 0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise _damaged(metadata_path, backup_dir, f"unreadable: {error}") from None
     match = _EPOCH.fullmatch(folder.name)
     if bool(metadata.get("finished")) != finished or (match and int(match[1]) != epochs_done):
@@ -266,11 +271,6 @@ def _verified(folder: Path, backup_dir: Path, *, finished: bool) -> Checkpoint:
     if [int(row["epoch"]) for row in rows] != list(range(epochs_done)):
         raise _damaged(folder / HISTORY_FILE, backup_dir,
                        f"its rows are not the {epochs_done} epoch(s) {METADATA_FILE} records")
-    state = metadata.get("early_stopping")
-    if state is not None:
-        state = {key: state.get(key) for key in _EARLY_STOPPING_STATE}
-        for key in ("wait", "best_epoch", "stopped_epoch"):
-            state[key] = int(state[key] or 0)
     return Checkpoint(folder, epochs_done, finished, rows, state)
 
 
