@@ -21,7 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+from kerasdnn.faults import fault_point
+
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "remove_temporaries",
+]
 
 
 def _default_file_mode() -> int:
@@ -60,10 +68,28 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the usual 0666 & ~umask
+        fault_point("atomic_replace")
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_path` that a killed process left in
+    ``folder``; return them.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / ".report.k2j4.tmp.md").write_text("half")
+        >>> [path.name for path in remove_temporaries(folder)]
+        ['.report.k2j4.tmp.md']
+    """
+    removed = [path for path in Path(folder).glob(".*.tmp*") if path.is_file()]
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -79,7 +79,7 @@ class DNN(step_class(), keras.Model):
 
     def save_own_variables(self, store: Any) -> None:
         """Keras's own variables, plus the skipped-steps count (so that ``.keras``
-        files and ``BackupAndRestore`` checkpoints carry it)."""
+        files and run checkpoints (kerasdnn.checkpoint) carry it)."""
         super().save_own_variables(store)
         store[SKIPPED_STEPS] = self.skipped_steps_tracker.count
 

@@ -4,7 +4,7 @@ made before anything is written into it.
 A run directory holds ``config.json`` (everything needed to repeat the run),
 ``history.csv``, ``model.keras``, ``predictions.npz`` and the report files.
 ``config.json`` is written first; the rest only once training has finished.
-``backup/`` exists while a run is unfinished (Keras ``BackupAndRestore``).
+``backup/`` holds the checkpoint while a run is unfinished (:mod:`kerasdnn.checkpoint`).
 
 Example:
     >>> from kerasdnn.config import ModelConfig, TrainConfig
@@ -43,6 +43,7 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 BACKUP_DIR = "backup"
+HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.keras"
 EPOCH_TIMES_FILE = "epoch_times.json"  # seconds per epoch, written by callbacks.EpochTimer
 _VERSIONED = (

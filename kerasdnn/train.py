@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import shutil
 import sys
 import types
 from collections.abc import Mapping, Sequence
@@ -36,9 +35,12 @@ from kerasdnn.cli import (
 )
 from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, SCALES, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
+from kerasdnn.faults import fault_point
+from kerasdnn.io import remove_temporaries
 from kerasdnn.rundir import (
     BACKUP_DIR,
     EPOCH_TIMES_FILE,
+    HISTORY_FILE,
     MODEL_FILE,
     check_new_run_dir,
     check_writable_dir,
@@ -175,6 +177,7 @@ def train(
     train_config = train_config.replace(out=str(out_dir))
     if resume:  # the data may not decide differently than last time
         _check_resumable(out_dir, train_config, model_config, merge_validation, data_known=True)
+        remove_temporaries(out_dir)  # of a file a kill interrupted; written again below
 
     from kerasdnn.models import build_model
 
@@ -238,10 +241,15 @@ def _check_resumable(
     *,
     data_known: bool,
 ) -> None:
-    """Refuse to resume a finished run, or an unfinished one with other settings."""
+    """Refuse to resume a finished run, an unfinished one with other settings, or a
+    damaged checkpoint.  A run killed after training resumes to write what is missing:
+    its checkpoint is removed only once every file of the run is written."""
+    from kerasdnn.checkpoint import latest_checkpoint, remove_checkpoints
+
     record = read_run_config(out_dir)
     check_writable_dir(out_dir, "--out")
     if (out_dir / MODEL_FILE).exists() and not (out_dir / BACKUP_DIR).exists():
+        remove_checkpoints(out_dir / BACKUP_DIR)  # what a kill while removing it left
         raise RunDirectoryError(
             f"the run in {out_dir} has already finished; nothing to resume "
             "(evaluate it with `python -m kerasdnn.evaluate`)"
@@ -255,6 +263,8 @@ def _check_resumable(
     changes += describe_differences(saved_model, asked_model)
     if record.get("merge_validation", False) != merge_validation:
         changes.append(f"merge_validation: {not merge_validation!r} → {merge_validation!r}")
+    if not data_known:
+        latest_checkpoint(out_dir / BACKUP_DIR)  # damaged: said now, before the data loads
     if changes:
         raise RunDirectoryError(
             f"cannot resume {out_dir} with other settings ({'; '.join(changes)}); "
@@ -286,7 +296,8 @@ def _fit(
     import keras
 
     import pipelines.feed
-    from kerasdnn.callbacks import AtomicCSVLogger, EpochTimer
+    from kerasdnn.callbacks import EpochTimer
+    from kerasdnn.checkpoint import RunCheckpoint, restore_checkpoint
 
     counts = splits.info.num_examples
     train_data, validation_data = splits.train, splits.validation
@@ -296,36 +307,42 @@ def _fit(
         steps = math.ceil((counts["train"] + counts["validation"]) / train_config.batch_size)
     # Keras takes steps_per_execution batches per call, across epoch ends of a stream.
     model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
-    # Keras's BackupAndRestore decides where an interrupted run restarts; the feed
-    # then leaves out the batches of the epochs already done (epoch k's order depends
-    # on the seed and k alone, and the stream starts right at it), so a resumed run
-    # sees exactly what an unbroken one does.
-    backup = keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_DIR), delete_checkpoint=True)
-    done = _restored_epochs(model, backup) * steps
+    # The checkpoint (weights, optimizer slots, epoch and history together) decides
+    # where an interrupted run restarts; the feed then leaves out the batches of the
+    # epochs already done (epoch k's order depends on the seed and k alone, and the
+    # stream starts right at it), so a resumed run sees exactly what an unbroken one does.
+    restored = restore_checkpoint(model, out_dir / BACKUP_DIR)
+    epochs_done = restored.epochs_done if restored else 0
     monitor = "val_loss" if validation_data is not None else "loss"
-    csv_logger = AtomicCSVLogger(out_dir / "history.csv")
-    # The timer writes before the backup: a kill between the two leaves it an epoch ahead,
-    # which resuming drops, never one behind.
+    # The timer writes before the checkpoint: a kill between the two leaves it an epoch
+    # ahead, which resuming drops, never one behind.
     callbacks: list[keras.callbacks.Callback] = [
-        EpochTimer(out_dir / EPOCH_TIMES_FILE), backup, csv_logger]
+        EpochTimer(out_dir / EPOCH_TIMES_FILE, epochs_done)]
+    early_stopping = None
     if train_config.early_stopping is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=train_config.early_stopping, restore_best_weights=True
-            )
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=train_config.early_stopping, restore_best_weights=True
         )
+        callbacks.append(early_stopping)
+    saver = RunCheckpoint(out_dir / BACKUP_DIR, out_dir / HISTORY_FILE, restored, early_stopping)
+    if restored is not None and (restored.stopped or epochs_done >= train_config.epochs):
+        saver.set_model(model)  # killed after training: only the finishing is missing
+        saver.finish_training()
+        return saver.history()
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
+    callbacks.append(saver)  # last: it sees EarlyStopping's state and restored weights
     model.fit(
-        pipelines.feed.for_fit(train_data, skip=done),
+        pipelines.feed.for_fit(train_data, skip=epochs_done * steps),
         steps_per_epoch=steps,
         validation_data=validation_data,
         epochs=train_config.epochs,
+        initial_epoch=epochs_done,
         callbacks=callbacks,
         shuffle=False,  # the pipeline shuffles, reproducibly
         verbose=verbose,
     )
-    return csv_logger.history()
+    return saver.history()
 
 
 def steps_per_execution_for(steps_per_epoch: int, wanted: int) -> int:
@@ -339,14 +356,6 @@ def steps_per_execution_for(steps_per_epoch: int, wanted: int) -> int:
     """
     return max(k for k in range(1, max(1, min(wanted, steps_per_epoch)) + 1)
                if steps_per_epoch % k == 0)
-
-
-def _restored_epochs(model: Any, backup: Any) -> int:
-    """Restore an interrupted run now (Keras's own BackupAndRestore logic, fallback to
-    the previous backup included) and return the number of epochs it had completed."""
-    backup.set_model(model)
-    backup.on_train_begin()
-    return int(getattr(model, "_initial_epoch", 0) or 0)
 
 
 def _merged(splits: Any, train_config: TrainConfig) -> Any:
@@ -379,12 +388,14 @@ def _finish(
     """
     import numpy as np
 
+    from kerasdnn.checkpoint import remove_checkpoints
     from kerasdnn.evaluate import collect, load_test_images, validation_predictions
     from kerasdnn.io import atomic_path
     from kerasdnn.reports import write_report
 
     with atomic_path(out_dir / MODEL_FILE) as tmp:
         model.save(tmp)
+    fault_point("finish_model")
     y_true, y_prob = collect(model, splits.test)
     with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, y_true=y_true, y_prob=y_prob)
@@ -399,9 +410,8 @@ def _finish(
         images=load_test_images(info.source, data_dir=train_config.data_dir,
                                 manual_dir=train_config.manual_dir),
     )
-    backup = out_dir / BACKUP_DIR
-    if backup.exists():
-        shutil.rmtree(backup)
+    fault_point("finish_report")
+    remove_checkpoints(out_dir / BACKUP_DIR)  # last: until then --resume finishes the run
     return report
 
 

@@ -29,7 +29,7 @@ import contextlib
 import queue
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,63 @@ class _Failure:
         self.error = error
 
 
+class _Feed:
+    """One background thread copying the batches of one iterator into a bounded queue."""
+
+    def __init__(self, batches: Iterator[Any], copy: Callable[[Any], Any], device: Any,
+                 buffer_size: int) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=buffer_size)
+        self.stopping = threading.Event()
+        self.ended = False
+        self.thread = threading.Thread(target=self._produce, args=(batches, copy, device),
+                                       daemon=True, name="pipelines-prefetch")
+        self.thread.start()
+
+    def _produce(self, batches: Iterator[Any], copy: Callable[[Any], Any], device: Any) -> None:
+        import torch
+
+        stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        try:
+            for batch in batches:
+                if stream is not None:
+                    with torch.cuda.stream(stream):
+                        tensors = tf.nest.map_structure(copy, batch)
+                        ready = torch.cuda.Event()
+                        ready.record(stream)
+                else:
+                    tensors, ready = tf.nest.map_structure(copy, batch), None
+                while not self.stopping.is_set():
+                    try:
+                        self.queue.put((tensors, ready), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self.stopping.is_set():
+                    return
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            self.queue.put(_Failure(error))
+        finally:
+            self.queue.put(_END)
+
+    def take(self) -> Iterator[Any]:
+        """The copied batches, in order, until the iterator ends; stopping early
+        (``close()``) leaves every batch not yet handed out in the queue."""
+        while not self.ended:
+            item = self.queue.get()
+            if item is _END or isinstance(item, _Failure):
+                self.ended = True
+                if isinstance(item, _Failure):
+                    raise item.error
+                return
+            yield item
+
+    def stop(self) -> None:
+        self.stopping.set()
+        while self.thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=0.1)
+
+
 def _iterable_dataset(prefetcher: TorchPrefetchLoader) -> Any:
     """A torch ``IterableDataset`` over ``prefetcher``, sized when the number of
     batches is known (Keras then shows a progress bar with a total)."""
@@ -119,13 +176,21 @@ def _iterable_dataset(prefetcher: TorchPrefetchLoader) -> Any:
 
 
 class TorchPrefetchLoader:
-    """Iterates a ``tf.data`` dataset (or an iterator of NumPy batches, such as
-    :func:`pipelines.feed.host_batches`) in a background thread and hands over torch
-    tensors already on ``device`` (pinned host memory, ``non_blocking`` copies on a
-    side CUDA stream); at most ``buffer_size`` batches wait in the queue.
+    """Iterates a ``tf.data`` dataset, a function that returns an iterator of NumPy
+    batches (such as :func:`pipelines.feed.host_batches`), or an iterable of them, in a
+    background thread and hands over torch tensors already on ``device`` (pinned host
+    memory, ``non_blocking`` copies on a side CUDA stream); at most ``buffer_size``
+    batches wait in the queue.
+
+    Every pass (``iter``) over a dataset or a function starts afresh, as Keras's torch
+    ``fit`` expects: it draws one batch to build the model's metrics, then starts
+    training on a new pass.  A single-use iterator cannot start afresh: its passes
+    share one thread and queue, so a pass continues at the first batch no earlier
+    pass handed out (nothing the thread took is lost).
 
     Use :meth:`data_loader` to get a ``torch.utils.data.DataLoader`` for ``fit``.
-    With ``device="cpu"`` no pinning or stream is used (that is what the tests run).
+    With ``device="cpu"`` no pinning or stream is used (that is what the tests run);
+    ``copy`` replaces the per-array copy step (default: :meth:`to_device`).
 
     Example:
         >>> import tensorflow as tf
@@ -135,21 +200,25 @@ class TorchPrefetchLoader:
         [[0, 1], [2, 3], [4, 5]]
     """
 
-    def __init__(self, dataset: tf.data.Dataset | Iterable[Any], *, device: str = "cuda",
-                 buffer_size: int = 2):
+    def __init__(self, dataset: tf.data.Dataset | Callable[[], Iterable[Any]] | Iterable[Any],
+                 *, device: str = "cuda", buffer_size: int = 2,
+                 copy: Callable[[np.ndarray], Any] | None = None):
         import torch
 
         self.dataset = dataset
         self.device = torch.device(device)
         self.buffer_size = max(1, int(buffer_size))
+        self.copy = copy or self.to_device
+        self._shared: _Feed | None = None  # the one feed of a single-use iterator
 
     @classmethod
-    def data_loader(cls, dataset: tf.data.Dataset | Iterable[Any], *, device: str = "cuda",
-                    buffer_size: int = 2):
+    def data_loader(cls, dataset: tf.data.Dataset | Callable[[], Iterable[Any]] | Iterable[Any],
+                    *, device: str = "cuda", buffer_size: int = 2,
+                    copy: Callable[[np.ndarray], Any] | None = None):
         """A ``DataLoader`` (no re-batching) over the prefetched batches of ``dataset``."""
         import torch.utils.data
 
-        prefetcher = cls(dataset, device=device, buffer_size=buffer_size)
+        prefetcher = cls(dataset, device=device, buffer_size=buffer_size, copy=copy)
         return torch.utils.data.DataLoader(_iterable_dataset(prefetcher), batch_size=None)
 
     @property
@@ -159,7 +228,9 @@ class TorchPrefetchLoader:
         cardinality = int(self.dataset.cardinality())
         return cardinality if cardinality >= 0 else None
 
-    def _to_device(self, array: np.ndarray) -> Any:
+    def to_device(self, array: np.ndarray) -> Any:
+        """The default copy step: ``array`` as a tensor on the device (through pinned
+        memory, ``non_blocking``, on CUDA)."""
         import torch
 
         array = np.asarray(array)
@@ -169,62 +240,39 @@ class TorchPrefetchLoader:
         pinned.numpy()[...] = array  # one copy, straight into page-locked memory
         return pinned.to(self.device, non_blocking=True)
 
-    def _produce(self, out: queue.Queue, stop: threading.Event) -> None:
-        import torch
+    def _single_use(self) -> bool:
+        source = self.dataset
+        if isinstance(source, tf.data.Dataset) or callable(source):
+            return False
+        return iter(source) is source
 
-        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
-        try:
-            batches = (self.dataset.as_numpy_iterator()
-                       if isinstance(self.dataset, tf.data.Dataset) else self.dataset)
-            for batch in batches:
-                if stream is not None:
-                    with torch.cuda.stream(stream):
-                        tensors = tf.nest.map_structure(self._to_device, batch)
-                        ready = torch.cuda.Event()
-                        ready.record(stream)
-                else:
-                    tensors = tf.nest.map_structure(self._to_device, batch)
-                    ready = None
-                while not stop.is_set():
-                    try:
-                        out.put((tensors, ready), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            out.put(_Failure(error))
-        finally:
-            out.put(_END)
+    def _fresh_batches(self) -> Iterator[Any]:
+        source = self.dataset
+        if isinstance(source, tf.data.Dataset):
+            return source.as_numpy_iterator()
+        return iter(source() if callable(source) else source)
 
     def __iter__(self) -> Iterator[Any]:
+        if self._single_use():
+            if self._shared is None:
+                self._shared = _Feed(self.dataset, self.copy, self.device, self.buffer_size)
+            yield from self._ready(self._shared)
+            return
+        feed = _Feed(self._fresh_batches(), self.copy, self.device, self.buffer_size)
+        try:
+            yield from self._ready(feed)
+        finally:
+            feed.stop()
+
+    def _ready(self, feed: _Feed) -> Iterator[Any]:
         import torch
 
-        out: queue.Queue = queue.Queue(maxsize=self.buffer_size)
-        stop = threading.Event()
-        producer = threading.Thread(
-            target=self._produce, args=(out, stop), daemon=True, name="pipelines-prefetch"
-        )
-        producer.start()
-        try:
-            while True:
-                item = out.get()
-                if item is _END:
-                    return
-                if isinstance(item, _Failure):
-                    raise item.error
-                tensors, ready = item
-                if ready is not None:
-                    current = torch.cuda.current_stream(self.device)
-                    current.wait_event(ready)
-                    # The copies were made on the side stream: tell the caching
-                    # allocator the main stream uses them now.
-                    for tensor in tf.nest.flatten(tensors):
-                        tensor.record_stream(current)
-                yield tensors
-        finally:
-            stop.set()
-            while producer.is_alive():  # unblock a producer waiting on a full queue
-                with contextlib.suppress(queue.Empty):
-                    out.get(timeout=0.1)
+        for tensors, ready in feed.take():
+            if ready is not None:
+                current = torch.cuda.current_stream(self.device)
+                current.wait_event(ready)
+                # The copies were made on the side stream: tell the caching
+                # allocator the main stream uses them now.
+                for tensor in tf.nest.flatten(tensors):
+                    tensor.record_stream(current)
+            yield tensors

@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -104,7 +105,7 @@ def skipped(dataset: tf.data.Dataset, skip: int) -> tf.data.Dataset:
 
 def for_fit(dataset: tf.data.Dataset, *, skip: int = 0,
             batches_per_fetch: int = BATCHES_PER_FETCH,
-            device_prefetch: bool = True) -> Any:
+            device_prefetch: bool = True, device: str | None = None) -> Any:
     """What to give ``model.fit`` for the batches of ``dataset`` on the active backend.
 
     An endless ``dataset`` becomes a Python iterator on JAX and PyTorch (fit it
@@ -113,7 +114,10 @@ def for_fit(dataset: tf.data.Dataset, *, skip: int = 0,
     batches are left out (how ``kerasdnn.train`` resumes a run).  With
     ``device_prefetch=False`` (to measure what it brings) TensorFlow gets the
     dataset as it is and PyTorch the host iterator; JAX cannot tell (Keras's
-    JAX trainer prefetches on accelerators itself).
+    JAX trainer prefetches on accelerators itself).  ``device`` names the device of
+    PyTorch's prefetch loader (default: ``"cuda"`` when there is one, else no loader);
+    each pass of the loader starts the stream afresh at ``skip``, because Keras's
+    torch ``fit`` draws a batch from a first pass before training on a second.
 
     Example:
         >>> model.fit(for_fit(stream), steps_per_epoch=540, epochs=10)  # doctest: +SKIP
@@ -123,13 +127,18 @@ def for_fit(dataset: tf.data.Dataset, *, skip: int = 0,
     if backend not in ("jax", "torch") or not endless:
         dataset = skipped(dataset, skip)
         return prefetch_to_device(dataset) if device_prefetch else dataset
-    batches = host_batches(dataset, batches_per_fetch=batches_per_fetch, skip=skip)
     if backend == "torch" and device_prefetch:
         import torch
 
-        if torch.cuda.is_available():
-            return TorchPrefetchLoader.data_loader(batches, device="cuda")
-    return batches
+        if device is None and torch.cuda.is_available():
+            device = "cuda"
+        if device is not None:
+            return TorchPrefetchLoader.data_loader(
+                functools.partial(host_batches, dataset, batches_per_fetch=batches_per_fetch,
+                                  skip=skip),
+                device=device,
+            )
+    return host_batches(dataset, batches_per_fetch=batches_per_fetch, skip=skip)
 
 
 def _cut(blocks: tf.data.Dataset, batch_size: int) -> Iterator[Any]:

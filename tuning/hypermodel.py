@@ -31,6 +31,7 @@ import keras
 import keras_tuner
 
 from kerasdnn.config import ModelConfig
+from kerasdnn.faults import fault_point
 from tuning.space import DEFAULT_SPACE, Space
 
 __all__ = ["TUNERS", "BayesianOptimization", "DNNHyperModel", "Hyperband", "RandomSearch",
@@ -201,13 +202,29 @@ TUNERS = ("random", "bayesian", "hyperband")
 
 
 class _TrialRecording:
-    """Tuner mixin: seconds per trial, a seed per execution, a hook per finished trial.
+    """Tuner mixin: seconds per trial, a seed per execution, a hook per finished trial;
+    a reloaded search runs again only the trials a kill interrupted, not ended ones.
 
     ``on_trial_done(trial)`` (when set) receives the oracle's record of each
     trial this tuner ran, once it has ended.
     """
 
     on_trial_done: Any = None
+
+    def reload(self) -> None:
+        # KerasTuner saves a trial's end in trial.json before oracle.json, which still
+        # names it running until the tuner saves again: a kill in between would run an
+        # ended trial again. Each trial.json says how its trial ended.
+        super().reload()
+        oracle = self.oracle
+        if not hasattr(oracle, "_retry_queue"):  # a worker's oracle is the chief's, remote
+            return
+        ended = (keras_tuner.engine.trial.TrialStatus.COMPLETED,
+                 keras_tuner.engine.trial.TrialStatus.FAILED)
+        for trial_id in [t for t in oracle._retry_queue if oracle.trials[t].status in ended]:
+            oracle._retry_queue.remove(trial_id)
+            if trial_id not in oracle.end_order:
+                oracle.end_order.append(trial_id)
 
     def on_trial_begin(self, trial: Any) -> None:
         super().on_trial_begin(trial)
@@ -229,6 +246,7 @@ class _TrialRecording:
         return results
 
     def on_trial_end(self, trial: Any) -> None:
+        fault_point("trial_end")
         if trial.status != keras_tuner.engine.trial.TrialStatus.COMPLETED:
             # A failed trial reports no metrics; record its time. Any report to the
             # oracle must hold the objective: the worst value (failed trials are not scored).
@@ -246,6 +264,10 @@ class _DefaultsFirst:
     """Oracle mixin: the first trial of a search runs the space's defaults — the seed
     network as ``kerasdnn.train`` trains it — so the best trial is never worse (on the
     objective) than the default run; later trials are the oracle's own choices."""
+
+    def _save_trial(self, trial: Any) -> None:
+        super()._save_trial(trial)
+        fault_point("trial_saved")
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         if not self.trials:

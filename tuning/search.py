@@ -36,6 +36,7 @@ from typing import Any
 from kerasdnn.cli import ArgumentParser, check_backend, positive_int, quiet_tensorflow
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, KerasDNNError, exit_on_user_error
+from kerasdnn.faults import fault_point
 from kerasdnn.io import atomic_write_json
 from kerasdnn.rundir import check_writable_dir
 from tuning.chief import serve
@@ -48,6 +49,7 @@ TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = ("val_accuracy", "val_loss", "val_auc")
 SETTINGS_FILE = "search.json"
 BEST_DIR = "best"
+SCRATCH_PREFIX = ".best-"  # the retraining's scratch folder, removed by the next search
 DEFAULT_MAX_TRIALS = 10
 DEFAULT_EPOCHS = TrainConfig.epochs
 DEFAULT_MAX_EPOCHS = 10
@@ -384,14 +386,17 @@ def finish(tuner: Any, options: SearchOptions, space: Space, base_config: ModelC
 def retrain(best: Any, options: SearchOptions, space: Space, base_config: ModelConfig) -> Path:
     """Train the best trial's configuration on train + validation into ``<project>/best``.
 
-    The new run is written beside the old one and swapped in when complete.
+    The new run is written beside the old one and swapped in when complete; the
+    scratch folder a killed retraining left is removed first.
     """
     from kerasdnn.train import train
 
     values = best.hyperparameters.values
     model_config = space.model_config(values, base_config)
     target = options.project_dir / BEST_DIR
-    scratch = Path(tempfile.mkdtemp(prefix=".best-", dir=options.project_dir))
+    for leftover in options.project_dir.glob(f"{SCRATCH_PREFIX}*"):  # a killed retraining's
+        shutil.rmtree(leftover)
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=options.project_dir))
     _say(f"retraining trial {best.trial_id} ({options.objective} {best.score:.4f}) on "
          f"train + validation for {options.train_epochs} epoch(s)")
     result = train(
@@ -408,6 +413,7 @@ def retrain(best: Any, options: SearchOptions, space: Space, base_config: ModelC
         merge_validation=True,
         verbose=0,
     )
+    fault_point("best_swap")
     old = scratch / "previous"
     if target.exists():
         target.rename(old)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -157,52 +155,6 @@ def _weights(run_dir: Path) -> list[np.ndarray]:
 
     model = keras.saving.load_model(run_dir / "model.keras")
     return [np.asarray(w) for w in model.get_weights()]
-
-
-def _wait_for_epochs(path: Path, epochs: int, process: subprocess.Popen, limit: float) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if path.exists() and len(path.read_text().splitlines()) >= 1 + epochs:
-            return
-        if process.poll() is not None:
-            pytest.fail(f"training ended before epoch {epochs}: {process.stderr.read()}")
-        time.sleep(0.02)
-    pytest.fail(f"no epoch {epochs} within {limit} s")
-
-
-@pytest.mark.slow
-def test_a_killed_run_resumed_ends_like_an_uninterrupted_one(tmp_path: Path) -> None:
-    # Small batches make each epoch long enough to kill the run in the middle of training.
-    args = ["--dataset", "digits", "--epochs", "5", "--batch-size", "8", "--hidden", "64,32"]
-    killed, whole = tmp_path / "killed", tmp_path / "whole"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kerasdnn.train", *args, "--out", str(killed), "--quiet"],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_for_epochs(killed / "history.csv", 2, process, limit=240)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait()
-    assert not (killed / "model.keras").exists(), "the run was killed before it finished"
-
-    resumed = run_train("--out", str(killed), "--resume", "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
-    uninterrupted = run_train(*args, "--out", str(whole), "--quiet")
-    assert uninterrupted.returncode == 0, uninterrupted.stderr
-
-    for got, want in zip(_weights(killed), _weights(whole), strict=True):
-        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
-    history = (killed / "history.csv").read_text().splitlines()
-    assert len(history) == 1 + 5
-    # epoch_times.json keeps the epochs timed before the kill: one entry per epoch.
-    assert len(json.loads((killed / "epoch_times.json").read_text())["epoch_seconds"]) == 5
-    report_killed = json.loads((killed / "report.json").read_text())
-    report_whole = json.loads((whole / "report.json").read_text())
-    assert report_killed["accuracy"] == pytest.approx(report_whole["accuracy"], abs=1e-9)
 
 
 def test_resuming_with_other_settings_is_refused(digits_run: Path, tmp_path: Path) -> None:

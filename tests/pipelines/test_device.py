@@ -3,6 +3,8 @@ keeps order and content (run here with device="cpu")."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,71 @@ def test_fit_accepts_the_torch_loader(backend, digits):
     loader = TorchPrefetchLoader.data_loader(digits.train, device="cpu")
     history = model.fit(loader, epochs=2, verbose=0, shuffle=False)
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+
+
+# --- single-use sources: what the CUDA path of pipelines.feed.for_fit gets, run on CPU
+
+
+def _numbered_batches(count: int):
+    """A single-use iterator of ``count`` batches whose content is their index."""
+    for index in range(count):
+        yield np.full((2, 3), index, np.float32), np.full((2,), index % 2, np.int32)
+
+
+def test_torch_queue_over_a_single_use_iterator_loses_nothing_a_pass_left_behind():
+    """Keras's torch ``fit`` draws one batch, then starts a new pass: what the background
+    thread had already taken from a single-use iterator must reach the next pass."""
+    pytest.importorskip("torch")
+    import threading
+
+    import torch
+
+    from pipelines.device import TorchPrefetchLoader
+
+    copied = threading.Semaphore(0)
+
+    def counting_copy(array):  # the swappable copy step: lets the test see the thread run ahead
+        copied.release()
+        return torch.from_numpy(np.array(array))
+
+    loader = TorchPrefetchLoader(_numbered_batches(12), device="cpu", buffer_size=2,
+                                 copy=counting_copy)
+    first = iter(loader)
+    assert int(next(first)[0][0, 0]) == 0
+    for _ in range(2 * 3):  # the thread has copied (x, y) of three more batches
+        assert copied.acquire(timeout=10)
+    first.close()
+    got = [int(x[0, 0]) for x, _ in loader]
+    assert got == list(range(1, 12))
+
+
+def test_fit_on_torch_trains_on_the_streams_batches_in_order(backend):
+    """``for_fit``'s PyTorch loader (the CUDA path, on the CPU) across Keras's iterator
+    reset and epoch ends: the model trains on batch 0, 1, 2, … of the stream."""
+    if backend != "torch":
+        pytest.skip("the prefetch loader is what the PyTorch backend gets")
+    import keras
+
+    import pipelines.feed
+
+    stream = pipelines.load("digits", batch_size=128, seed=3, repeat=True)
+    steps = int(np.ceil(stream.info.num_examples["train"] / 128))  # 11, the last one short
+    trained: list[np.ndarray] = []
+
+    class Recording(keras.Sequential):
+        def train_step(self, data):
+            trained.append(keras.ops.convert_to_numpy(data[0]).copy())
+            return super().train_step(data)
+
+    keras.utils.set_random_seed(1)
+    model = Recording([keras.Input((64,)), keras.layers.Dense(10)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    skip = 3
+    fed = pipelines.feed.for_fit(stream.train, skip=skip, batches_per_fetch=4, device="cpu")
+    assert isinstance(fed, __import__("torch").utils.data.DataLoader)
+    model.fit(fed, steps_per_epoch=steps, epochs=2, verbose=0, shuffle=False)
+    expected = [x for x, _ in itertools.islice(stream.train.as_numpy_iterator(),
+                                               skip, skip + 2 * steps)]
+    assert len(trained) == len(expected)
+    for index, (got, want) in enumerate(zip(trained, expected, strict=True)):
+        np.testing.assert_array_equal(got, want, err_msg=f"batch {index}")
