@@ -27,12 +27,13 @@ _EXPORTS = {
     "KerasDNNError": "kerasdnn.errors",
     "ConfigError": "kerasdnn.errors",
     "DNN": "kerasdnn.models",
+    "DNNClassifier": "kerasdnn.estimator",
     "build_model": "kerasdnn.models",
     "classification_report": "kerasdnn.reports",
     "predict_proba": "kerasdnn.evaluate",
 }
 
-__all__ = [*sorted(_EXPORTS), "evaluate", "train"]
+__all__ = [*sorted(_EXPORTS), "evaluate", "export", "train"]
 
 
 def __getattr__(name: str) -> Any:
@@ -40,8 +41,9 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
-    if name in ("train", "evaluate"):
-        # Callable modules: kerasdnn.train(...) runs a training, kerasdnn.evaluate(...) a report.
+    if name in ("train", "evaluate", "export"):
+        # Callable modules: kerasdnn.train(...) runs a training, kerasdnn.evaluate(...) a
+        # report, kerasdnn.export(...) a serving artifact.
         return importlib.import_module(f"kerasdnn.{name}")
     raise AttributeError(f"module 'kerasdnn' has no attribute {name!r}")
 

@@ -89,7 +89,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         >>> from sklearn.datasets import load_digits
         >>> from sklearn.model_selection import cross_val_score
         >>> X, y = load_digits(return_X_y=True)
-        >>> cross_val_score(DNNClassifier(hidden_units=(32,)), X / 16, y, cv=3).mean()  # doctest: +SKIP
+        >>> clf = DNNClassifier(hidden_units=(32,))
+        >>> cross_val_score(clf, X / 16, y, cv=3).mean()  # doctest: +SKIP
         0.93
     """
 

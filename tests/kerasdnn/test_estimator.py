@@ -30,6 +30,10 @@ def test_at_most_two_expected_failures_each_with_its_reason():
     assert all(len(reason) > 40 for reason in EXPECTED_FAILED_CHECKS.values())
 
 
+# Enough steps for iris's 100 training examples (the defaults suit quick fits).
+IRIS_SETTINGS = dict(epochs=10, batch_size=16, learning_rate=0.05)
+
+
 @pytest.fixture(scope="module")
 def iris_strings():
     X, y = load_iris(return_X_y=True)
@@ -40,7 +44,7 @@ def iris_strings():
 def test_grid_search_over_hidden_units_in_a_pipeline_with_string_labels(iris_strings):
     X, y = iris_strings
     search = GridSearchCV(
-        make_pipeline(StandardScaler(), DNNClassifier(epochs=10, random_state=0)),
+        make_pipeline(StandardScaler(), DNNClassifier(**IRIS_SETTINGS, random_state=0)),
         {"dnnclassifier__hidden_units": [(4,), (16, 8)]},
         cv=StratifiedKFold(3, shuffle=True, random_state=0),
     ).fit(X, y)
@@ -57,7 +61,7 @@ def test_cross_val_score_with_labels_not_starting_at_zero(iris_strings):
     X, _ = iris_strings
     y = load_iris().target + 7
     scores = cross_val_score(
-        make_pipeline(StandardScaler(), DNNClassifier(epochs=10, random_state=1)), X, y,
+        make_pipeline(StandardScaler(), DNNClassifier(**IRIS_SETTINGS, random_state=1)), X, y,
         cv=StratifiedKFold(3, shuffle=True, random_state=0))
     assert scores.shape == (3,) and scores.min() > 0.8
 
