@@ -112,3 +112,11 @@ def test_dataframe_columns_become_feature_names(iris_strings):
 def test_an_invalid_setting_is_a_value_error_naming_it():
     with pytest.raises(ValueError, match="activation must be one of"):
         DNNClassifier(activation="nope").fit([[0.0], [1.0]], [0, 1])
+
+
+@pytest.mark.slow
+def test_the_sklearn_pipeline_example_runs():
+    from examples.sklearn_pipeline import main
+
+    result = main(epochs=2)
+    assert result["test_accuracy"] > 0.8
