@@ -114,12 +114,13 @@ def export(run_dir: str | os.PathLike[str], format: str = "onnx",
         raise RunDirectoryError(f"{target} already exists; remove it or give another --out")
     if _active_backend() != "tensorflow":
         return _export_in_subprocess(run_dir, format, target)
-    raw_x, expected = _raw_test_split(run_dir, record)
+    raw, scaling = _source(record)
+    raw_x, expected = _raw_test_split(run_dir, record, raw)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         artifact = staging / target.name
-        _write(run_dir, record, format, artifact, raw_x)
+        _write(run_dir, scaling, format, artifact, raw_x)
         verify(artifact, format, raw_x, expected)
         os.replace(artifact, target)
     finally:
@@ -209,9 +210,9 @@ def _export_in_subprocess(run_dir: Path, format: str, target: Path) -> Path:
                       f"{lines[-1] if lines else 'no message'}")
 
 
-def _raw_test_split(run_dir: Path, record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _raw_test_split(run_dir: Path, record: dict[str, Any],
+                    raw: Any) -> tuple[np.ndarray, np.ndarray]:
     """The run's test examples as the source gives them, and the run's probabilities."""
-    raw, _ = _source(record)
     with np.load(run_dir / PREDICTIONS_FILE) as saved:
         y_true, y_prob = saved["y_true"], saved["y_prob"]
     if raw.y_test.shape != y_true.shape or np.any(raw.y_test != y_true):
@@ -237,13 +238,11 @@ def _source(record: dict[str, Any]) -> Any:
     )
 
 
-def _write(run_dir: Path, record: dict[str, Any], format: str, path: Path,
-           raw_x: np.ndarray) -> None:
+def _write(run_dir: Path, scaling: Any, format: str, path: Path, raw_x: np.ndarray) -> None:
     import keras
 
     import kerasdnn.models  # noqa: F401  registers kerasdnn>DNN for loading
 
-    _, scaling = _source(record)
     model = keras.saving.load_model(run_dir / MODEL_FILE, compile=False)
     serving = _serving_model(model, raw_x.shape[1:], raw_x.dtype, scaling,
                              binary=bool(model.model_config.binary))
