@@ -6,9 +6,9 @@ the active backend, so it goes into ``Pipeline``, ``GridSearchCV`` and
 ``check_estimator`` with the expected failures listed in
 :data:`EXPECTED_FAILED_CHECKS` (each with its reason).
 
-Same ``random_state``, same data → the same predictions: the initial weights
-and dropout come from the model seed, and the training order from a seeded
-``tf.data`` shuffle (no global random state is read or changed).
+Same ``random_state``, same data → the same predictions, on every backend: the
+initial weights and dropout come from the model seed, and epoch ``e``'s order
+from ``(seed, e)`` alone (no global random state is read or changed).
 
 Example:
     >>> from sklearn.datasets import load_iris
@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -173,8 +174,11 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss" if validation is not None else "loss",
                 patience=early_stopping, restore_best_weights=True))
+        import pipelines.feed
+
         history = model.fit(
-            _shuffled_batches(*train, batch_size=batch_size, seed=seed),
+            pipelines.feed.for_fit(_epoch_stream(*train, batch_size=batch_size, seed=seed)),
+            steps_per_epoch=math.ceil(len(train[1]) / batch_size),
             validation_data=None if validation is None else _batches(*validation,
                                                                      batch_size=batch_size),
             epochs=int(self.epochs),
@@ -274,17 +278,27 @@ def _batches(X: np.ndarray, y: np.ndarray, w: np.ndarray, *, batch_size: int) ->
     return tf.data.Dataset.from_tensor_slices((X, y.astype(np.int32), w)).batch(batch_size)
 
 
-def _shuffled_batches(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
-                      batch_size: int, seed: int) -> Any:
-    """Training batches, reshuffled each epoch in an order fixed by ``seed`` alone."""
+def _epoch_stream(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
+                  batch_size: int, seed: int) -> Any:
+    """An endless stream of training batches in which epoch ``e`` is shuffled by
+    ``(seed, e)`` alone, as ``pipelines.load(repeat=True)``'s stream (which has no
+    sample weights): the order does not depend on how many iterators a backend's
+    ``fit`` makes, so every backend sees the same batches."""
     from pipelines.tf_setup import tf
 
-    return (
-        tf.data.Dataset.from_tensor_slices((X, y.astype(np.int32), w))
-        .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    with tf.device("/cpu:0"):
+        arrays = (tf.constant(X), tf.constant(y.astype(np.int32)), tf.constant(w))
+    seed_t = tf.constant(seed, tf.int64)
+
+    def epoch(number: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(len(y), dtype=tf.int64), seed=tf.stack([seed_t, number]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
+            lambda chosen: tuple(tf.gather(array, chosen) for array in arrays))
+
+    return tf.data.Dataset.range(2**62).flat_map(epoch).apply(
+        tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def _keras_bytes(model: Any) -> bytes:
