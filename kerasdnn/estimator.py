@@ -8,7 +8,9 @@ the active backend, so it goes into ``Pipeline``, ``GridSearchCV`` and
 
 Same ``random_state``, same data → the same predictions, on every backend: the
 initial weights and dropout come from the model seed, and epoch ``e``'s order
-from ``(seed, e)`` alone (no global random state is read or changed).
+from ``(seed, e)`` alone (no global random state is read or changed).  Across
+backends the numbers agree to float32 rounding, dropout aside (Keras draws its
+masks from each backend's own generator).
 
 Example:
     >>> from sklearn.datasets import load_iris
