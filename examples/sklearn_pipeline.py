@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from kerasdnn import DNNClassifier
 
 
-def main(epochs: int = 10) -> dict[str, float]:
+def main(epochs: int = 10, cv: int = 3) -> dict[str, float]:
     """Search, refit, score; returns the numbers it prints."""
     X, y = load_digits(return_X_y=True)
     names = [f"digit {label}" for label in range(10)]
@@ -23,9 +23,9 @@ def main(epochs: int = 10) -> dict[str, float]:
                                                         stratify=y)
     pipeline = make_pipeline(StandardScaler(),
                              DNNClassifier(epochs=epochs, batch_size=32, random_state=0))
-    search = GridSearchCV(pipeline, {"dnnclassifier__hidden_units": [(32,), (64, 32)]}, cv=3)
+    search = GridSearchCV(pipeline, {"dnnclassifier__hidden_units": [(32,), (64, 32)]}, cv=cv)
     search.fit(X_train, y_train)
-    scores = cross_val_score(search.best_estimator_, X, y, cv=3)
+    scores = cross_val_score(search.best_estimator_, X, y, cv=cv)
     result = {"best_cv_accuracy": search.best_score_,
               "test_accuracy": search.score(X_test, y_test),
               "cross_val_mean": scores.mean()}

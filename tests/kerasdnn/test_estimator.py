@@ -118,8 +118,8 @@ def test_an_invalid_setting_is_a_value_error_naming_it():
 def test_the_sklearn_pipeline_example_runs():
     from examples.sklearn_pipeline import main
 
-    result = main(epochs=2)
-    assert result["test_accuracy"] > 0.8
+    result = main(epochs=1, cv=2)
+    assert result["test_accuracy"] > 0.7
 
 
 _FIT_AND_PREDICT = """
