@@ -25,12 +25,13 @@ _EXPORTS = {
     "KerasDNNError": "kerasdnn.errors",
     "ConfigError": "kerasdnn.errors",
     "DNN": "kerasdnn.models",
+    "DNNClassifier": "kerasdnn.estimator",
     "build_model": "kerasdnn.models",
     "classification_report": "kerasdnn.reports",
     "predict_proba": "kerasdnn.evaluate",
 }
 
-__all__ = [*sorted(_EXPORTS), "compare", "evaluate", "train"]
+__all__ = [*sorted(_EXPORTS), "compare", "evaluate", "export", "train"]
 
 
 def __getattr__(name: str) -> Any:
@@ -38,9 +39,10 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
-    if name in ("train", "evaluate", "compare"):
+    if name in ("train", "evaluate", "compare", "export"):
         # Callable modules: kerasdnn.train(...) runs a training, kerasdnn.evaluate(...) a
-        # report, kerasdnn.compare(...) a training on each backend.
+        # report, kerasdnn.compare(...) a training on each backend, kerasdnn.export(...) a
+        # serving artifact.
         return importlib.import_module(f"kerasdnn.{name}")
     raise AttributeError(f"module 'kerasdnn' has no attribute {name!r}")
 

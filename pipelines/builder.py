@@ -37,7 +37,10 @@ from pipelines.splitting import split_indices
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.tf_setup import tf
 
-__all__ = ["SCALES", "EpochStream", "epoch_stream", "load", "make_dataset"]
+__all__ = [
+    "SCALES", "EpochStream", "Scaling", "epoch_stream", "load", "make_dataset",
+    "raw_source_and_scaling",
+]
 
 SCALES = ("auto", "unit", "standardize")
 SCALE_CHUNK = 8192  # examples scaled per vectorised call when caching
@@ -319,6 +322,55 @@ def make_dataset(
 
 
 @dataclasses.dataclass(frozen=True)
+class Scaling:
+    """How :func:`load` scales a source's examples: ``(x - offset) * multiplier``
+    in float32 (then flattened when asked); ``scale`` is ``"unit"`` or ``"standardize"``."""
+
+    scale: str
+    offset: np.ndarray
+    multiplier: np.ndarray
+
+
+def _split_and_scaling(
+    raw: RawData, validation_split: float, seed: int, scale: str
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], Scaling]:
+    keep, held_out = split_indices(
+        raw.y_train, float(validation_split), seed=int(seed), what="validation"
+    )
+    parts = {
+        "train": (raw.x_train[keep], raw.y_train[keep]),
+        "validation": (raw.x_train[held_out], raw.y_train[held_out]),
+        "test": (raw.x_test, raw.y_test),
+    }
+    scale = raw.default_scale if scale == "auto" else scale
+    offset, multiplier = _scaling(parts["train"][0], scale, raw.value_max)
+    return parts, Scaling(scale, offset, multiplier)
+
+
+def raw_source_and_scaling(
+    name: str = "auto",
+    *,
+    validation_split: float = 0.1,
+    seed: int = 1337,
+    scale: str = "auto",
+    data_dir: str | os.PathLike[str] | None = None,
+    manual_dir: str | os.PathLike[str] | None = None,
+) -> tuple[RawData, Scaling]:
+    """The raw (unscaled) arrays of a source and the :class:`Scaling` that
+    :func:`load` with the same arguments applies: what a serving artifact needs to
+    take raw inputs (``kerasdnn.export``).
+
+    Example:
+        >>> raw, scaling = raw_source_and_scaling("digits", scale="standardize")
+        >>> raw.x_test.dtype.name, scaling.scale, scaling.offset.shape
+        ('uint8', 'standardize', (8, 8))
+    """
+    _check_arguments(None, validation_split, seed, scale)
+    raw = _checked(read_source(name, data_dir=data_dir, manual_dir=manual_dir))
+    return raw, _split_and_scaling(raw, validation_split, seed, scale)[1]
+
+
+@dataclasses.dataclass(frozen=True)
 class EpochStream:
     """How :func:`make_dataset` made an endless training stream (``repeat=True``).
 
@@ -396,16 +448,8 @@ def load(
     """
     _check_arguments(batch_size, validation_split, seed, scale)
     raw = _checked(read_source(name, data_dir=data_dir, manual_dir=manual_dir))
-    keep, held_out = split_indices(
-        raw.y_train, float(validation_split), seed=int(seed), what="validation"
-    )
-    parts = {
-        "train": (raw.x_train[keep], raw.y_train[keep]),
-        "validation": (raw.x_train[held_out], raw.y_train[held_out]),
-        "test": (raw.x_test, raw.y_test),
-    }
-    scale = raw.default_scale if scale == "auto" else scale
-    offset, multiplier = _scaling(parts["train"][0], scale, raw.value_max)
+    parts, scaling = _split_and_scaling(raw, validation_split, seed, scale)
+    scale, offset, multiplier = scaling.scale, scaling.offset, scaling.multiplier
     datasets = {
         split: make_dataset(
             x,

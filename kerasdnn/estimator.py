@@ -1,0 +1,323 @@
+"""``DNNClassifier``: a kerasdnn network as a scikit-learn classifier.
+
+It fits a :func:`~kerasdnn.models.build_model` network with the custom step of
+the active backend, so it goes into ``Pipeline``, ``GridSearchCV`` and
+``cross_val_score`` like any scikit-learn classifier.  It passes scikit-learn's
+``check_estimator`` with the expected failures listed in
+:data:`EXPECTED_FAILED_CHECKS` (each with its reason).
+
+Same ``random_state``, same data → the same predictions, on every backend: the
+initial weights and dropout come from the model seed, and epoch ``e``'s order
+from ``(seed, e)`` alone (no global random state is read or changed).  Across
+backends the numbers agree to float32 rounding, dropout aside (Keras draws its
+masks from each backend's own generator).
+
+Example:
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = make_pipeline(StandardScaler(), DNNClassifier(random_state=0)).fit(X, y)
+    >>> clf.score(X, y) > 0.9  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+__all__ = ["EXPECTED_FAILED_CHECKS", "DNNClassifier"]
+
+# scikit-learn check name → why DNNClassifier fails it (for check_estimator /
+# parametrize_with_checks(expected_failed_checks=...)).
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "minibatch gradient descent: a sample of weight 2 weighs twice in its own batch, "
+        "while its repeated copy lands in another batch and changes the batches and the "
+        "number of steps, so the trained weights differ (as for any SGD-trained model)"
+    ),
+}
+
+_PREDICT_BATCH_SIZE = 1024
+
+
+class DNNClassifier(ClassifierMixin, BaseEstimator):
+    """A dense neural-network classifier (kerasdnn's ``DNN``) with scikit-learn's API.
+
+    ``keras.wrappers.SKLearnClassifier`` is not the base: it takes a model-building
+    callable and clones only its own three parameters, while the parameters here
+    are the network's settings themselves (those of ``ModelConfig``/``TrainConfig``).
+
+    Args:
+        hidden_units: units of each hidden ``Dense`` layer (``()``: logistic regression).
+        activation: hidden activation (see ``kerasdnn.config.ACTIVATIONS``).
+        dropout: dropout rate after each hidden layer, in [0, 1).
+        batch_norm: batch normalization after each hidden layer.
+        l2: L2 penalty on the kernels.
+        optimizer: ``"adam"``, ``"sgd"`` or ``"adamw"``.
+        learning_rate: the optimizer's learning rate.
+        momentum: SGD momentum.
+        clipnorm: global-norm gradient clipping (``None``: off).
+        jit_compile: compile the step with XLA (``"auto"``: where the backend
+            supports it; JAX always compiles).
+        epochs: passes over the training data.
+        batch_size: examples per step, at most the number of examples (200: as
+            scikit-learn's ``MLPClassifier``, few steps per epoch on small tables).
+        validation_split: fraction held out (stratified, seeded) for the
+            validation metrics and early stopping; 0 trains on everything.
+        early_stopping: patience in epochs on the validation loss (on the
+            training loss without a validation split); the best weights are kept.
+        random_state: ``int`` (reproducible fits), ``RandomState`` or ``None``
+            (a seed drawn from NumPy's global generator at each fit).
+        verbose: Keras's ``fit`` verbosity.
+
+    Attributes:
+        classes_: the class labels, sorted.
+        n_features_in_: number of features seen in ``fit``.
+        feature_names_in_: column names, when ``X`` was a DataFrame with string names.
+        model_: the fitted ``kerasdnn.DNN`` (outputs logits).
+        history_: ``{metric: [value per epoch]}`` from Keras's ``fit``.
+
+    Example:
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn.model_selection import cross_val_score
+        >>> X, y = load_digits(return_X_y=True)
+        >>> clf = DNNClassifier(hidden_units=(32,))
+        >>> cross_val_score(clf, X / 16, y, cv=3).mean()  # doctest: +SKIP
+        0.93
+    """
+
+    def __init__(
+        self,
+        hidden_units: Sequence[int] = (100,),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        l2: float = 0.0,
+        optimizer: str = "adam",
+        learning_rate: float = 0.01,
+        momentum: float = 0.9,
+        clipnorm: float | None = None,
+        jit_compile: bool | str = "auto",
+        epochs: int = 10,
+        batch_size: int = 200,
+        validation_split: float = 0.0,
+        early_stopping: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int | str = 0,
+    ) -> None:
+        self.hidden_units = hidden_units
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.l2 = l2
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.clipnorm = clipnorm
+        self.jit_compile = jit_compile
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_split = validation_split
+        self.early_stopping = early_stopping
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> DNNClassifier:
+        """Train a new network on ``X``, ``y`` (any label type; 2 classes → one sigmoid unit).
+
+        Samples of weight 0 are left out; the others weigh in the loss.
+
+        Raises:
+            ValueError: invalid data or settings, or fewer than two classes.
+
+        Example:
+            >>> clf = DNNClassifier(random_state=0).fit([[0.0], [1.0]], ["no", "yes"])
+            >>> clf.classes_.tolist()
+            ['no', 'yes']
+        """
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        weights = _check_sample_weight(sample_weight, X, dtype=np.float32,
+                                       ensure_non_negative=True)
+        if not np.any(weights > 0):
+            raise ValueError("sample_weight is zero for every sample: nothing to learn from")
+        # A zero weight means "not there": leave the sample out of every batch.
+        present = weights > 0
+        X, y_encoded, weights = X[present], y_encoded[present], weights[present]
+        if len(self.classes_) < 2 or len(np.unique(y_encoded)) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes (of non-zero "
+                f"weight); got 1 class: {self.classes_[y_encoded[0]]!r}"
+            )
+        seed = _seed(self.random_state)
+        model_config, early_stopping = self._configs(X.shape[1], len(self.classes_), seed)
+        train, validation = _split(X, y_encoded, weights, self.validation_split, seed)
+        batch_size = min(int(self.batch_size), len(train[0]))
+
+        import keras
+
+        from kerasdnn.models import build_model
+
+        model = build_model(model_config)
+        callbacks = []
+        if early_stopping is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss" if validation is not None else "loss",
+                patience=early_stopping, restore_best_weights=True))
+        import pipelines.feed
+
+        history = model.fit(
+            pipelines.feed.for_fit(_epoch_stream(*train, batch_size=batch_size, seed=seed)),
+            steps_per_epoch=math.ceil(len(train[1]) / batch_size),
+            validation_data=None if validation is None else _batches(*validation,
+                                                                     batch_size=batch_size),
+            epochs=int(self.epochs),
+            callbacks=callbacks,
+            verbose=self.verbose,
+        )
+        self.model_ = model
+        self.history_ = {name: [float(v) for v in values]
+                         for name, values in history.history.items()}
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n_samples, n_classes)``, float64, columns in ``classes_`` order.
+
+        Example:
+            >>> clf = DNNClassifier(random_state=0).fit([[0.0], [1.0]], [0, 1])
+            >>> clf.predict_proba([[0.5]]).shape
+            (1, 2)
+        """
+        from kerasdnn.evaluate import logits_to_proba
+
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        logits = self.model_.predict(X, batch_size=_PREDICT_BATCH_SIZE, verbose=0)
+        return logits_to_proba(logits, binary=len(self.classes_) == 2)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each sample (a label from ``classes_``)."""
+        proba = self.predict_proba(X)  # first: it checks that the estimator is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False  # the same random_state gives the same model
+        return tags
+
+    # Pickling: the Keras model travels as the bytes of its .keras file.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # a copy: object's is the live __dict__
+        if "model_" in state:
+            state["model_"] = _keras_bytes(state["model_"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("model_"), bytes):
+            state = {**state, "model_": _keras_model(state["model_"])}
+        super().__setstate__(state)
+
+    def _configs(self, num_features: int, num_classes: int, seed: int) -> tuple[Any, int | None]:
+        """The ``ModelConfig`` and the early-stopping patience, validated by kerasdnn.config."""
+        from kerasdnn.config import ModelConfig, TrainConfig
+
+        model_config = ModelConfig(
+            input_shape=(num_features,),
+            num_classes=num_classes,
+            hidden_units=tuple(self.hidden_units),
+            activation=self.activation,
+            dropout=self.dropout,
+            batch_norm=self.batch_norm,
+            l2=self.l2,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            momentum=self.momentum,
+            clipnorm=self.clipnorm,
+            jit_compile=self.jit_compile,
+            seed=seed,
+            steps_per_execution=1,
+        )
+        if self.validation_split != 0.0:  # 0 means "none", which TrainConfig does not allow
+            TrainConfig(validation_split=self.validation_split)
+        train_config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size,
+                                   early_stopping=self.early_stopping)
+        return model_config, train_config.early_stopping
+
+
+def _seed(random_state: Any) -> int:
+    """A model seed from ``random_state`` (an int is used as is)."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
+            and random_state >= 0:
+        return int(random_state)
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def _split(X: np.ndarray, y: np.ndarray, w: np.ndarray, fraction: float, seed: int) -> tuple:
+    """``((X, y, w) to train on, (X, y, w) held out or None)``, stratified and seeded."""
+    if not fraction:
+        return (X, y, w), None
+    from pipelines.splitting import split_indices
+
+    keep, held_out = split_indices(y, float(fraction), seed=seed, what="validation")
+    return (X[keep], y[keep], w[keep]), (X[held_out], y[held_out], w[held_out])
+
+
+def _batches(X: np.ndarray, y: np.ndarray, w: np.ndarray, *, batch_size: int) -> Any:
+    from pipelines.tf_setup import tf
+
+    return tf.data.Dataset.from_tensor_slices((X, y.astype(np.int32), w)).batch(batch_size)
+
+
+def _epoch_stream(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
+                  batch_size: int, seed: int) -> Any:
+    """An endless stream of training batches in which epoch ``e`` is shuffled by
+    ``(seed, e)`` alone, as ``pipelines.load(repeat=True)``'s stream (which has no
+    sample weights): the order does not depend on how many iterators a backend's
+    ``fit`` makes, so every backend sees the same batches."""
+    from pipelines.tf_setup import tf
+
+    with tf.device("/cpu:0"):
+        arrays = (tf.constant(X), tf.constant(y.astype(np.int32)), tf.constant(w))
+    seed_t = tf.constant(seed, tf.int64)
+
+    def epoch(number: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(len(y), dtype=tf.int64), seed=tf.stack([seed_t, number]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
+            lambda chosen: tuple(tf.gather(array, chosen) for array in arrays))
+
+    return tf.data.Dataset.range(2**62).flat_map(epoch).apply(
+        tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def _keras_bytes(model: Any) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.keras")
+        model.save(path)
+        with open(path, "rb") as handle:
+            return handle.read()
+
+
+def _keras_model(data: bytes) -> Any:
+    import keras
+
+    import kerasdnn.models  # noqa: F401  registers kerasdnn>DNN for deserialization
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.keras")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return keras.saving.load_model(path)
