@@ -38,7 +38,7 @@ from typing import Any
 
 import keras
 import torch
-import torch.nn.functional as F  # noqa: N812 (the name PyTorch's own docs use)
+import torch.nn.functional as F
 
 __all__ = ["NativePlan", "plan_for"]
 

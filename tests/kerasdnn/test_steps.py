@@ -231,3 +231,85 @@ def test_fit_skips_the_bad_batch_and_trains_on_the_others(start, backend, steps_
     _, _, final = reference.train(_start_weights(start), [b0, b2], learning_rate=0.01,
                                   momentum=0.9)
     _assert_weights_close(model, final, atol=1e-6)
+
+
+# -- the PyTorch-native path -----------------------------------------------------------------
+
+def _native_and_keras_twins(**overrides):
+    native = build_model(**overrides)
+    keras_path = build_model(**overrides)
+    keras_path.native_step = False
+    assert native.native_plan() is not None and keras_path.native_plan() is None
+    return native, keras_path
+
+
+def test_the_native_path_is_taken_for_the_seed_network(backend, monkeypatch):
+    if backend != "torch":
+        pytest.skip("the native path is the PyTorch step's")
+    native, keras_path = _native_and_keras_twins()  # the seed network, 784-500-250-10
+
+    def keras_forward(*args, **kwargs):
+        raise AssertionError("the native path ran Keras's forward pass or loss")
+
+    rng = np.random.default_rng(0)
+    for step in range(3):
+        if step == 1:  # after the first call, which builds the metrics symbolically
+            monkeypatch.setattr(native, "call", keras_forward)
+            monkeypatch.setattr(native, "compute_loss", keras_forward)
+        x = rng.random((32, 784), dtype=np.float32)
+        y = rng.integers(0, 10, 32).astype(np.int32)
+        ours = native.train_on_batch(x, y, return_dict=True)
+        theirs = keras_path.train_on_batch(x, y, return_dict=True)
+        assert ours == theirs, f"step {step}"
+    for got, want in zip(_numpy(native.weights), _numpy(keras_path.weights), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(optimizer="adam", l2=1e-3, batch_norm=True, dropout=0.3, clipnorm=0.5),
+    dict(input_shape=(8, 8), activation="gelu", num_classes=2, optimizer="adamw"),
+    dict(activation="leaky_relu", mixed_precision=True, batch_norm=True),
+    dict(activation="selu", dropout=0.2, metrics=("accuracy", "auc")),
+], ids=["adam-l2-batchnorm-dropout-clip", "flatten-gelu-binary", "mixed-precision", "selu-auc"])
+def test_the_native_path_equals_the_keras_path(start, backend, overrides):
+    """Same torch ops in the same order, same dropout draws: the same numbers (float32:
+    bit for bit; mixed precision: to float rounding, ~1e-8 on the batch-norm parameters)."""
+    if backend != "torch":
+        pytest.skip("the native path is the PyTorch step's")
+    config = {**SMALL, **overrides}
+    native, keras_path = _native_and_keras_twins(**config)
+    binary, mixed = config.get("num_classes") == 2, config.get("mixed_precision", False)
+    for x, y in _batches(start, 4, binary):
+        x = x.reshape((len(x), *config["input_shape"]))
+        ours = native.train_on_batch(x, y, return_dict=True)
+        theirs = keras_path.train_on_batch(x, y, return_dict=True)
+        assert ours == pytest.approx(theirs, rel=1e-6 if mixed else 0)
+    for got, want in zip(_state(native), _state(keras_path), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7 if mixed else 0)
+
+
+def test_what_the_native_path_does_not_cover_takes_the_keras_path(start, backend, monkeypatch):
+    if backend != "torch":
+        pytest.skip("the native path is the PyTorch step's")
+    model = _model_from(start)
+    assert model.native_plan() is not None
+    taken = []
+    keras_step = type(model)._keras_train_step
+    monkeypatch.setattr(type(model), "_keras_train_step",
+                        lambda self, *args: taken.append(args) or keras_step(self, *args))
+    (x0, y0), (x1, y1) = _batches(start, 2)
+    model.train_on_batch(x0, y0, sample_weight=np.ones(len(y0), np.float32))  # sample weights
+    assert len(taken) == 1
+    model.layers[1].trainable = False  # a frozen layer: the plan is rebuilt, and refuses it
+    model.compile(optimizer="sgd", loss=model.loss)
+    assert model.native_plan() is None
+    model.train_on_batch(x1, y1)
+    assert len(taken) == 2
+    model.layers[1].trainable = True
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=0))  # a loss option the plan does not copy
+    assert model.native_plan() is None
+    custom = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    from kerasdnn.steps.torch_native import plan_for
+
+    assert plan_for(custom) is None  # not a kerasdnn model's step at all
