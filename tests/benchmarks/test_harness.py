@@ -198,6 +198,21 @@ def test_step_profile_table_divides_by_the_floor() -> None:
     assert "error: RuntimeError: boom" in table[4]
 
 
+def test_step_profile_divides_every_backend_by_the_machine_floor() -> None:
+    from benchmarks import step_profile
+
+    results = [
+        {"backend": "tensorflow", "device": "cpu", "rows": {
+            "FLOP floor": summarize([4.0]), "kerasdnn, premade batches": summarize([6.0])}},
+        {"backend": "jax", "device": "cpu", "rows": {
+            "FLOP floor": summarize([2.0]), "kerasdnn, premade batches": summarize([3.0])}},
+    ]
+    table = step_profile.format_table(results).splitlines()
+    # TensorFlow's own floor is twice the machine's (JAX's): 4 / 2, 6 / 2, 2 / 2, 3 / 2
+    assert [line.rstrip(" |").rsplit("| ", 1)[1] for line in table[2:]] == [
+        "2.00", "3.00", "1.00", "1.50"]
+
+
 def test_stream_benchmark_compares_streams_of_the_same_examples(tmp_path: Path) -> None:
     import numpy as np
 
