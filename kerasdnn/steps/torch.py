@@ -39,7 +39,7 @@ from kerasdnn.steps import (
     loss_scale,
     lower_loss_scale,
 )
-from kerasdnn.steps.torch_native import NativePlan, plan_for
+from kerasdnn.steps.torch_native import NativeMetrics, NativePlan, metrics_for, plan_for
 
 __all__ = ["TorchStep"]
 
@@ -62,26 +62,33 @@ class TorchStep:
     def native_plan(self) -> NativePlan | None:
         """The native plan the next step will use (``None``: the Keras path).
 
-        Rebuilt when the compiled loss or a layer's ``trainable`` flag changes.
+        Rebuilt when the compiled loss or metrics or a layer's ``trainable`` flag changes.
         """
+        return self._native()[0]
+
+    def _native(self) -> tuple[NativePlan | None, NativeMetrics | None]:
         if not self.native_step:
-            return None
-        key = (id(getattr(self, "_compile_loss", None)), self.trainable,
+            return None, None
+        compiled_metrics = getattr(self, "_compile_metrics", None)
+        key = (id(getattr(self, "_compile_loss", None)), id(compiled_metrics),
+               getattr(compiled_metrics, "built", None), self.trainable,
                tuple(layer.trainable for layer in self.layers))
         cached = self.__dict__.get(_PLAN)
         if cached is None or cached[0] != key:
-            cached = (key, plan_for(self))
+            plan = plan_for(self)
+            cached = (key, plan, None if plan is None else metrics_for(self, plan))
             object.__setattr__(self, _PLAN, cached)  # not a tracked Keras attribute
-        return cached[1]
+        return cached[1], cached[2]
 
     def train_step(self, data: Any) -> dict[str, Any]:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        plan = self.native_plan()
+        plan, metrics = self._native()
         if plan is not None and plan.accepts(x, y, sample_weight):
-            return self._native_train_step(plan, x, y)
+            return self._native_train_step(plan, metrics, x, y)
         return self._keras_train_step(x, y, sample_weight)
 
-    def _native_train_step(self, plan: NativePlan, x: Any, y: Any) -> dict[str, Any]:
+    def _native_train_step(self, plan: NativePlan, metrics: NativeMetrics | None, x: Any,
+                           y: Any) -> dict[str, Any]:
         y_pred, updates = plan.forward(x)
         loss = plan.loss(y, y_pred)
         scaled_loss = self.optimizer.scale_loss(loss)
@@ -90,7 +97,8 @@ class TorchStep:
         with torch.no_grad():
             return self._update_or_skip(
                 loss, y_pred, gradients, trainable_weights, x, y, None,
-                keep=lambda: plan.apply_updates(updates), put_back=lambda: None)
+                keep=lambda: plan.apply_updates(updates), put_back=lambda: None,
+                metrics=metrics)
 
     def _keras_train_step(self, x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:
         non_trainable = self.non_trainable_variables
@@ -119,11 +127,13 @@ class TorchStep:
 
     def _update_or_skip(self, loss: Any, y_pred: Any, gradients: list[Any],
                         trainable_weights: Sequence[Any], x: Any, y: Any, sample_weight: Any,
-                        keep: Any, put_back: Any) -> dict[str, Any]:
+                        keep: Any, put_back: Any,
+                        metrics: NativeMetrics | None = None) -> dict[str, Any]:
         """The step after the gradients: norm, guard, clipping, update, metrics.
 
         ``keep()`` runs before a kept step's update, ``put_back()`` on a skipped
-        step (the non-trainable state each path has to finish or restore).
+        step (the non-trainable state each path has to finish or restore);
+        ``metrics``: native metric updates instead of Keras's ``update_state``.
         """
         norm = global_norm(gradients)
         scale = loss_scale(self.optimizer)
@@ -143,6 +153,9 @@ class TorchStep:
             return self.get_metrics_result()
         keep()
         self.optimizer.apply(gradients, trainable_weights)
+        if metrics is not None:
+            metrics.update(loss, norm, y, y_pred)
+            return self.get_metrics_result()
         self._loss_tracker.update_state(loss, sample_weight=y_pred.shape[0])
         self.grad_norm_tracker.update_state(norm)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

@@ -20,6 +20,11 @@ every other backend stay Keras's.  What the plan copies from Keras, op for op:
 * the loss is the compiled loss (mean over the batch) plus ``l2 * sum(kernel**2)``
   for every regularized kernel, in float32.
 
+:func:`metrics_for` does the same for the step's metrics when they are the ones
+``build_model`` compiles (the loss and grad-norm means, accuracy): it adds to the
+metrics' own ``total``/``count`` variables what their ``update_state`` would add
+(exact: sums of 0/1 matches and counts), without Keras's per-op Python.
+
 Any other model, layer option, loss or input (sample weights, several inputs)
 gets ``None`` from :func:`plan_for` / ``False`` from :meth:`NativePlan.accepts`,
 and the step takes the Keras path.
@@ -40,7 +45,7 @@ import keras
 import torch
 import torch.nn.functional as F
 
-__all__ = ["NativePlan", "plan_for"]
+__all__ = ["NativeMetrics", "NativePlan", "metrics_for", "plan_for"]
 
 # Keras activation -> the same function in torch (Keras's default arguments).
 _ACTIVATIONS: dict[Callable[..., Any], Callable[[torch.Tensor], torch.Tensor]] = {
@@ -118,6 +123,78 @@ class NativePlan:
         """Assign the batch-norm moving statistics computed by :meth:`forward`."""
         for variable, value in updates:
             variable.assign(value)
+
+
+@dataclass(frozen=True)
+class NativeMetrics:
+    """In-place updates of the step's ``Mean`` metrics, the same numbers as their
+    ``update_state``.
+
+    Attributes:
+        loss: the model's loss tracker (``keras.metrics.Mean``).
+        grad_norm: its grad-norm tracker (``keras.metrics.Mean``).
+        accuracy: the compiled ``SparseCategoricalAccuracy`` or ``BinaryAccuracy``
+            (threshold 0 on logits), or ``None`` when no metric was compiled.
+        binary: whether ``accuracy`` is the binary one.
+    """
+
+    loss: Any
+    grad_norm: Any
+    accuracy: Any | None
+    binary: bool
+
+    def update(self, loss: torch.Tensor, norm: torch.Tensor, y: Any,
+               logits: torch.Tensor) -> None:
+        """What ``loss.update_state(loss, sample_weight=batch)``,
+        ``grad_norm.update_state(norm)`` and ``accuracy.update_state(y, logits)`` add."""
+        batch = logits.shape[0]
+        _add(self.loss, loss.float() * batch, batch)
+        _add(self.grad_norm, norm.float(), 1)
+        if self.accuracy is not None:
+            y = keras.ops.convert_to_tensor(y).reshape(-1)
+            if self.binary:
+                predicted = (logits.reshape(-1) > 0.0).to(y.dtype)
+            else:
+                predicted = torch.argmax(logits, dim=-1).to(y.dtype)
+            _add(self.accuracy, torch.sum(predicted == y), batch)
+
+
+def _add(metric: Any, total: torch.Tensor, count: int) -> None:
+    metric.total.value.add_(total)
+    metric.count.value.add_(count)
+
+
+def metrics_for(model: Any, plan: NativePlan) -> NativeMetrics | None:
+    """Native updates of ``model``'s step metrics, or ``None`` (Keras's ``update_state``):
+    only for exactly the metrics ``build_model`` compiles, once Keras has built them.
+
+    Example:
+        >>> metrics_for(keras.Sequential(), plan=None) is None
+        True
+    """
+    try:
+        trackers = (model._loss_tracker, model.grad_norm_tracker)
+    except AttributeError:
+        return None
+    if any(type(tracker) is not keras.metrics.Mean for tracker in trackers):
+        return None
+    compiled = getattr(model, "_compile_metrics", None)
+    if compiled is None:
+        return NativeMetrics(*trackers, accuracy=None, binary=False)
+    if not compiled.built or compiled._flat_weighted_metrics != [None]:
+        return None
+    metrics = compiled.metrics
+    if not metrics:
+        return NativeMetrics(*trackers, accuracy=None, binary=False)
+    if len(metrics) != 1:
+        return None
+    accuracy, kind = metrics[0], type(metrics[0])
+    if kind is keras.metrics.SparseCategoricalAccuracy and plan.loss_kind == "sparse":
+        return NativeMetrics(*trackers, accuracy=accuracy, binary=False)
+    if (kind is keras.metrics.BinaryAccuracy and plan.loss_kind == "binary"
+            and accuracy._fn_kwargs == {"threshold": 0.0}):
+        return NativeMetrics(*trackers, accuracy=accuracy, binary=True)
+    return None
 
 
 def plan_for(model: Any) -> NativePlan | None:

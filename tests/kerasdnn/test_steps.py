@@ -261,13 +261,17 @@ def test_the_native_path_is_taken_for_the_seed_network(backend, monkeypatch):
         ours = native.train_on_batch(x, y, return_dict=True)
         theirs = keras_path.train_on_batch(x, y, return_dict=True)
         assert ours == theirs, f"step {step}"
+    from kerasdnn.steps.torch_native import metrics_for
+
+    assert metrics_for(native, native.native_plan()) is not None  # the metrics too
     for got, want in zip(_numpy(native.weights), _numpy(keras_path.weights), strict=True):
         np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("overrides", [
     dict(optimizer="adam", l2=1e-3, batch_norm=True, dropout=0.3, clipnorm=0.5),
-    dict(input_shape=(8, 8), activation="gelu", num_classes=2, optimizer="adamw"),
+    dict(input_shape=(8, 8), activation="gelu", num_classes=2, optimizer="adamw",
+         metrics=("accuracy",)),
     dict(activation="leaky_relu", mixed_precision=True, batch_norm=True),
     dict(activation="selu", dropout=0.2, metrics=("accuracy", "auc")),
 ], ids=["adam-l2-batchnorm-dropout-clip", "flatten-gelu-binary", "mixed-precision", "selu-auc"])
