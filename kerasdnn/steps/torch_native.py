@@ -11,7 +11,8 @@ behind the Keras variables, so the weights, the optimizer, the metrics, saving a
 every other backend stay Keras's.  What the plan copies from Keras, op for op:
 
 * each layer casts floating inputs to its compute dtype, and reads its (float32)
-  variables cast to it (mixed precision: float16 hidden layers, float32 logits);
+  variables cast to it (mixed precision: float16 hidden layers, float32 logits;
+  a float16 matmul on the CPU runs in float32, as Keras's ``ops.matmul`` does);
 * ``Dropout`` calls ``keras.random.dropout`` with the layer's own seed generator,
   so the masks are those of the Keras path, draw for draw;
 * ``BatchNormalization`` normalizes in float32 with the batch's biased variance and
@@ -285,7 +286,11 @@ def _dense(layer: Any, compute: torch.dtype) -> tuple[Stage, list[tuple[Any, flo
     def dense(x: torch.Tensor, updates: list) -> torch.Tensor:
         x = _to(x, compute)
         kernel = _to(kernel_variable.value, compute)
-        x = torch.matmul(x, kernel)  # then add: addmm would round differently from Keras
+        if x.dtype == torch.float16 and x.device.type == "cpu":
+            # Keras's matmul: float16 on the CPU is computed in float32, then cast back.
+            x = torch.matmul(x.float(), kernel.float()).to(torch.float16)
+        else:
+            x = torch.matmul(x, kernel)  # then add: addmm would round differently from Keras
         if bias_variable is not None:
             x = torch.add(x, _to(bias_variable.value, compute))
         return activation(x)

@@ -276,20 +276,19 @@ def test_the_native_path_is_taken_for_the_seed_network(backend, monkeypatch):
     dict(activation="selu", dropout=0.2, metrics=("accuracy", "auc")),
 ], ids=["adam-l2-batchnorm-dropout-clip", "flatten-gelu-binary", "mixed-precision", "selu-auc"])
 def test_the_native_path_equals_the_keras_path(start, backend, overrides):
-    """Same torch ops in the same order, same dropout draws: the same numbers (float32:
-    bit for bit; mixed precision: to float rounding, ~1e-8 on the batch-norm parameters)."""
+    """Same torch ops in the same order, same dropout draws: the same numbers, bit for bit."""
     if backend != "torch":
         pytest.skip("the native path is the PyTorch step's")
     config = {**SMALL, **overrides}
     native, keras_path = _native_and_keras_twins(**config)
-    binary, mixed = config.get("num_classes") == 2, config.get("mixed_precision", False)
+    binary = config.get("num_classes") == 2
     for x, y in _batches(start, 4, binary):
         x = x.reshape((len(x), *config["input_shape"]))
         ours = native.train_on_batch(x, y, return_dict=True)
         theirs = keras_path.train_on_batch(x, y, return_dict=True)
-        assert ours == pytest.approx(theirs, rel=1e-6 if mixed else 0)
+        assert ours == theirs
     for got, want in zip(_state(native), _state(keras_path), strict=True):
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7 if mixed else 0)
+        np.testing.assert_array_equal(got, want)
 
 
 def test_what_the_native_path_does_not_cover_takes_the_keras_path(start, backend, monkeypatch):
