@@ -130,9 +130,7 @@ def keras_device(backend: str) -> str:
 
         return jax.default_backend()
     if backend == "torch":
-        import torch
-
-        return "gpu" if torch.cuda.is_available() else "cpu"
+        return torch_device()
     import tensorflow as tf
 
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
@@ -300,6 +298,13 @@ def time_pure_torch(images: Any, labels: Any, repeats: int) -> dict[str, Any]:
     return {"examples": len(x), **summarize([epoch() for _ in range(repeats)])}
 
 
+def torch_device() -> str:
+    """``"gpu"`` when PyTorch sees CUDA, else ``"cpu"``."""
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
 def torch_gemm_gflops(device: str, min_seconds: float) -> float:
     """GEMM rate through ``torch.matmul`` on ``device`` (``"cpu"`` or ``"gpu"``)."""
     import torch
@@ -336,9 +341,7 @@ def run_worker(name: str, args: argparse.Namespace) -> None:
 
     min_seconds = 0.3 if args.examples < 10_000 else 1.0
     if name == PURE_TORCH:
-        import torch
-
-        device = "gpu" if torch.cuda.is_available() else "cpu"
+        device = torch_device()
         rows: dict[str, Callable[[], dict[str, Any]]] = {
             FLOOR: lambda: {"gflops": torch_gemm_gflops(device, min_seconds)},
             PURE_LOOP: lambda: time_pure_torch(images, labels, args.repeats),

@@ -95,6 +95,7 @@ def test_rounds_merge_into_one_row_per_path() -> None:
 def test_workers_alternate_the_order_of_their_rows(monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path: Path) -> None:
     measured: list[str] = []
+    monkeypatch.setattr(epoch, "torch_device", lambda: "cpu")  # PyTorch may not be installed
     monkeypatch.setattr(epoch, "torch_gemm_gflops",
                         lambda *args: measured.append(epoch.FLOOR) or 1.0)
     monkeypatch.setattr(epoch, "time_pure_torch",
