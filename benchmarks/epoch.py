@@ -46,6 +46,7 @@ from benchmarks._common import (
     BACKENDS,
     add_worker_arguments,
     command_line,
+    limit_threads,
     machine_info,
     machine_line,
     markdown_table,
@@ -384,7 +385,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "benchmarks.epoch", name,
                 ["--examples", str(args.examples), "--repeats", "1", "--round", str(round_),
                  "--device-prefetch", args.device_prefetch,
-                 "--steps-per-execution", str(args.steps_per_execution)],
+                 "--steps-per-execution", str(args.steps_per_execution),
+                 "--threads", str(args.threads)],
                 backend="torch" if name == PURE_TORCH else name, timeout=args.timeout,
             )
             rows = [json.loads(line) for line in (text or "").splitlines()]
@@ -552,6 +554,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:  # launched by run_worker_process, TensorFlow's log already quiet
+        limit_threads(args.threads)
         run_worker(args.worker, args)
         return 0
     machine = machine_info()
@@ -566,12 +569,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "flops_per_example": FLOPS_PER_EXAMPLE,
                      "device_prefetch": args.device_prefetch,
                      "steps_per_execution": args.steps_per_execution,
-                     "stock_steps_per_execution": STOCK_STEPS_PER_EXECUTION},
+                     "stock_steps_per_execution": STOCK_STEPS_PER_EXECUTION,
+                     "threads": args.threads or "libraries' defaults"},
         "machine_floor_gflops": best,
         "rows": rows,
     }
     print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}, {args.examples:,} examples/epoch, "
-          f"device prefetch {args.device_prefetch}, {args.repeats} round(s); "
+          f"device prefetch {args.device_prefetch}, {args.repeats} round(s), "
+          f"{args.threads or 'default'} thread(s); "
           f"machine floor {best or 0:,.1f} GFLOP/s; {machine_line(machine)}\n")
     print(format_table(rows))
     if args.json:

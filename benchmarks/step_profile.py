@@ -43,6 +43,7 @@ from benchmarks._common import (
     BACKENDS,
     add_worker_arguments,
     command_line,
+    limit_threads,
     machine_info,
     machine_line,
     markdown_table,
@@ -371,6 +372,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:  # launched by run_worker_process, TensorFlow's log already quiet
+        limit_threads(args.threads)
         run_worker(args.worker, args)
         return 0
     machine = machine_info()
@@ -379,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmarks.step_profile: {backend} ...", file=sys.stderr, flush=True)
         done, text = run_worker_process(
             "benchmarks.step_profile", backend,
-            ["--repeats", str(args.repeats), "--steps", str(args.steps)],
+            ["--repeats", str(args.repeats), "--steps", str(args.steps),
+             "--threads", str(args.threads)],
             backend=backend, timeout=args.timeout)
         if text is not None:
             results.append(json.loads(text))
@@ -387,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             failure = done.failure or "no result written"
             results.append({"backend": backend, "rows": {"all": {"error": failure}}})
             print(done.stderr[-3000:], file=sys.stderr)
-    print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}; {machine_line(machine)}\n")
+    print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}, {args.threads or 'default'} "
+          f"thread(s); {machine_line(machine)}\n")
     print(format_table(results))
     if args.json:
         from kerasdnn.io import atomic_write_json

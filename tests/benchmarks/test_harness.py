@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,17 @@ def test_stream_benchmark_compares_streams_of_the_same_examples(tmp_path: Path) 
         (stream.CLASSIC, "host padded"),
     ]
     assert all(row["cpu"]["median"] >= 0 and row["wall"]["median"] > 0 for row in rows)
+
+
+def test_limit_threads_asks_every_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks._common import limit_threads
+
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "XLA_FLAGS"):
+        monkeypatch.delenv(name, raising=False)
+    limit_threads(0)
+    assert "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    limit_threads(1)
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert os.environ["XLA_FLAGS"] == ("--xla_dump_to=/tmp/x --xla_cpu_multi_thread_eigen=false "
+                                       "intra_op_parallelism_threads=1")
