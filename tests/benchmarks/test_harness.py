@@ -242,7 +242,8 @@ def test_stream_benchmark_compares_streams_of_the_same_examples(tmp_path: Path) 
 def test_limit_threads_asks_every_library(monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks._common import limit_threads
 
-    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "XLA_FLAGS"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                 "TF_NUM_INTEROP_THREADS", "XLA_FLAGS"):  # all put back after the test
         monkeypatch.delenv(name, raising=False)
     limit_threads(0)
     assert "OMP_NUM_THREADS" not in os.environ
