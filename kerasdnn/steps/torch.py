@@ -70,7 +70,8 @@ class TorchStep:
         if not self.native_step:
             return None, None
         compiled_metrics = getattr(self, "_compile_metrics", None)
-        key = (id(getattr(self, "_compile_loss", None)), id(compiled_metrics),
+        # The objects themselves, not their id(): a new one cannot take a freed one's id.
+        key = (getattr(self, "_compile_loss", None), compiled_metrics,
                getattr(compiled_metrics, "built", None), self.trainable,
                tuple(layer.trainable for layer in self.layers))
         cached = self.__dict__.get(_PLAN)
