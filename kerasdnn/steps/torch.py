@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +44,9 @@ from kerasdnn.steps.torch_native import NativeMetrics, NativePlan, metrics_for, 
 
 __all__ = ["TorchStep"]
 
-_PLAN = "_kerasdnn_native_plan"  # (key, plan) cached on the model
+# model -> (key, plan, metrics).  Outside the model, so that a copy of it (deepcopy,
+# pickle) builds its own plan instead of one bound to the original's layers.
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class TorchStep:
@@ -74,11 +77,10 @@ class TorchStep:
         key = (getattr(self, "_compile_loss", None), compiled_metrics,
                getattr(compiled_metrics, "built", None), self.trainable,
                tuple(layer.trainable for layer in self.layers))
-        cached = self.__dict__.get(_PLAN)
+        cached = _PLANS.get(self)
         if cached is None or cached[0] != key:
             plan = plan_for(self)
-            cached = (key, plan, None if plan is None else metrics_for(self, plan))
-            object.__setattr__(self, _PLAN, cached)  # not a tracked Keras attribute
+            cached = _PLANS[self] = (key, plan, None if plan is None else metrics_for(self, plan))
         return cached[1], cached[2]
 
     def train_step(self, data: Any) -> dict[str, Any]:

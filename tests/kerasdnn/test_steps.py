@@ -316,3 +316,19 @@ def test_what_the_native_path_does_not_cover_takes_the_keras_path(start, backend
     from kerasdnn.steps.torch_native import plan_for
 
     assert plan_for(custom) is None  # not a kerasdnn model's step at all
+
+
+def test_a_copied_model_trains_its_own_weights(start, backend):
+    if backend != "torch":
+        pytest.skip("the native path is the PyTorch step's")
+    import copy
+
+    model = _model_from(start)
+    (x0, y0), (x1, y1) = _batches(start, 2)
+    model.train_on_batch(x0, y0)  # the plan is built for this model's layers
+    twin = copy.deepcopy(model)
+    before = _numpy(model.weights)
+    twin.train_on_batch(x1, y1)
+    for got, want in zip(_numpy(model.weights), before, strict=True):
+        np.testing.assert_array_equal(got, want)  # the original did not move
+    assert not np.array_equal(_numpy(twin.weights)[0], before[0])
