@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -130,7 +130,7 @@ class TorchStep:
 
     def _update_or_skip(self, loss: Any, y_pred: Any, gradients: list[Any],
                         trainable_weights: Sequence[Any], x: Any, y: Any, sample_weight: Any,
-                        keep: Any, put_back: Any,
+                        keep: Callable[[], None], put_back: Callable[[], None],
                         metrics: NativeMetrics | None = None) -> dict[str, Any]:
         """The step after the gradients: norm, guard, clipping, update, metrics.
 
