@@ -48,8 +48,30 @@ def add_worker_arguments(parser: argparse.ArgumentParser, workers: Sequence[str]
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds each backend's subprocess may run (default: %(default)s)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="compute threads of every library in each subprocess (OpenMP, "
+                             "TensorFlow's and XLA's pools); 0: the libraries' defaults "
+                             "(default). 1 keeps the rows comparable on a machine that other "
+                             "work loads, where spinning thread pools slow down erratically")
     parser.add_argument("--worker", choices=list(workers), help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+
+
+def limit_threads(threads: int) -> None:
+    """Ask every library for ``threads`` compute threads (nothing when 0), through the
+    environment they read at import: call it in a worker before any backend import.
+
+    Example:
+        >>> limit_threads(0)  # the libraries' defaults: nothing set
+    """
+    if threads <= 0:
+        return
+    count = str(threads)
+    os.environ.update(OMP_NUM_THREADS=count, MKL_NUM_THREADS=count,
+                      TF_NUM_INTRAOP_THREADS=count, TF_NUM_INTEROP_THREADS=count)
+    flags = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} " \
+            f"intra_op_parallelism_threads={count}"
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), flags]))
 
 
 def command_line(module: str, argv: Sequence[str] | None) -> str:

@@ -7,15 +7,21 @@ SGD lr 0.01 momentum 0.9, batch 100) on MNIST-shaped data made in memory
   ``pipelines.feed.for_fit`` → ``fit`` of ``kerasdnn.build_model()`` with the
   custom step;
 - **stock Keras**: ``fit`` of a plain ``keras.Sequential`` on in-memory float32
-  arrays with Keras's own step;
+  arrays with Keras's own step, at Keras's defaults, and (TensorFlow, JAX) with
+  ``steps_per_execution=10`` as a Keras user who reads the docs sets it;
 - **pure PyTorch**: the classic loop (``nn.Linear`` ×3, ``CrossEntropyLoss``,
   ``optim.SGD``, slicing pre-made shuffled tensors), once, without Keras;
-- **FLOP floor**: 6 × parameters × examples ÷ the float32 matrix-multiply rate of
-  a large GEMM through the backend's own matmul, measured in the same run.
+- **FLOP floor**: 6 × parameters × examples ÷ the float32 rate of a large GEMM.
+  Each library's rate (through its own matmul) is shown on its floor row; every
+  ``÷ floor`` divides by one machine-level floor, the best rate of any library in
+  the run (the hardware's limit does not depend on the library).
 
-Each backend runs in its own subprocess (``--worker``); this parent process
-imports none. Every timed row is one epoch after a warm-up epoch, repeated
-``--repeats`` times: median and [min–max].
+``--repeats`` rounds; in each, every backend runs in its own subprocess
+(``--worker``; this parent process imports none) and times each of its rows for
+one epoch after a warm-up epoch.  The order of the subprocesses and of the rows
+inside each is reversed every other round, so drift of the machine's speed does
+not favour one row.  Rows show the median and [min–max] over the rounds;
+``÷ stock Keras`` divides by the faster of the two stock rows.
 
 Example:
     python -m benchmarks.epoch --backends tensorflow,jax,torch --repeats 3 --json epoch.json
@@ -27,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -39,6 +46,7 @@ from benchmarks._common import (
     BACKENDS,
     add_worker_arguments,
     command_line,
+    limit_threads,
     machine_info,
     machine_line,
     markdown_table,
@@ -64,9 +72,15 @@ PARAMETERS = sum(
 FLOPS_PER_EXAMPLE = 6 * PARAMETERS
 PURE_TORCH = "pytorch"  # the worker that runs the Keras-free PyTorch loop
 
+STOCK_STEPS_PER_EXECUTION = 10  # what a Keras user who reads the docs sets
 FLOOR, KERASDNN, STOCK_KERAS, PURE_LOOP = "FLOP floor", "kerasdnn", "stock Keras", "pure PyTorch"
-EXPECTED_PATHS = {PURE_TORCH: (FLOOR, PURE_LOOP)} | {
-    backend: (FLOOR, STOCK_KERAS, KERASDNN) for backend in BACKENDS
+STOCK_KERAS_SPE = f"stock Keras, {STOCK_STEPS_PER_EXECUTION} steps/execution"
+STOCK_PATHS = (STOCK_KERAS, STOCK_KERAS_SPE)
+EXPECTED_PATHS = {
+    PURE_TORCH: (FLOOR, PURE_LOOP),
+    "tensorflow": (FLOOR, STOCK_KERAS, STOCK_KERAS_SPE, KERASDNN),
+    "jax": (FLOOR, STOCK_KERAS, STOCK_KERAS_SPE, KERASDNN),
+    "torch": (FLOOR, STOCK_KERAS, KERASDNN),  # Keras 3.15: steps_per_execution 1 on PyTorch
 }
 
 
@@ -117,9 +131,7 @@ def keras_device(backend: str) -> str:
 
         return jax.default_backend()
     if backend == "torch":
-        import torch
-
-        return "gpu" if torch.cuda.is_available() else "cpu"
+        return torch_device()
     import tensorflow as tf
 
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
@@ -171,8 +183,10 @@ def fit_epoch_seconds(model: Any, data: Any, repeats: int, **fit_kwargs: Any) ->
     return timer.seconds[1:]
 
 
-def time_stock_keras(images: Any, labels: Any, repeats: int) -> dict[str, Any]:
-    """Stock Keras: a plain ``keras.Sequential`` fitted on in-memory float32 arrays."""
+def time_stock_keras(images: Any, labels: Any, repeats: int,
+                     steps_per_execution: int = 1) -> dict[str, Any]:
+    """Stock Keras: a plain ``keras.Sequential`` fitted on in-memory float32 arrays
+    (``steps_per_execution``: Keras's default, 1, or what the user sets)."""
     import keras
     import numpy as np
 
@@ -188,11 +202,13 @@ def time_stock_keras(images: Any, labels: Any, repeats: int) -> dict[str, Any]:
         optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
     if model.count_params() != PARAMETERS:
         raise AssertionError(f"stock model has {model.count_params()} parameters, not {PARAMETERS}")
     seconds = fit_epoch_seconds(model, x, repeats, y=y, batch_size=BATCH_SIZE, shuffle=True)
-    return {"examples": len(x), **summarize(seconds)}
+    return {"examples": len(x), "steps_per_execution": steps_per_execution,
+            **summarize(seconds)}
 
 
 def kerasdnn_stream(images: Any, labels: Any, workdir: Path) -> tuple[Any, int]:
@@ -283,6 +299,13 @@ def time_pure_torch(images: Any, labels: Any, repeats: int) -> dict[str, Any]:
     return {"examples": len(x), **summarize([epoch() for _ in range(repeats)])}
 
 
+def torch_device() -> str:
+    """``"gpu"`` when PyTorch sees CUDA, else ``"cpu"``."""
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
 def torch_gemm_gflops(device: str, min_seconds: float) -> float:
     """GEMM rate through ``torch.matmul`` on ``device`` (``"cpu"`` or ``"gpu"``)."""
     import torch
@@ -296,7 +319,9 @@ def torch_gemm_gflops(device: str, min_seconds: float) -> float:
 
 
 def run_worker(name: str, args: argparse.Namespace) -> None:
-    """Measure every row of one worker; append each as a JSON line to ``args.result``.
+    """Measure every row of one worker (one round: ``args.repeats`` timed epochs
+    each, in reverse order on odd ``args.round``); append each as a JSON line to
+    ``args.result``.
 
     A row that fails is written with its error, and the next row still runs.
     """
@@ -317,51 +342,122 @@ def run_worker(name: str, args: argparse.Namespace) -> None:
 
     min_seconds = 0.3 if args.examples < 10_000 else 1.0
     if name == PURE_TORCH:
-        import torch
-
-        device = "gpu" if torch.cuda.is_available() else "cpu"
-        emit(FLOOR, device, lambda: {"gflops": torch_gemm_gflops(device, min_seconds)})
-        emit(PURE_LOOP, device, lambda: time_pure_torch(images, labels, args.repeats))
-        return
-
-    device = keras_device(name)
-    emit(FLOOR, device, lambda: {"gflops": keras_gemm_gflops(name, device, min_seconds)})
-    emit(STOCK_KERAS, device, lambda: time_stock_keras(images, labels, args.repeats))
-    with tempfile.TemporaryDirectory(prefix="kerasdnn-bench-") as workdir:
-        emit(KERASDNN, device, lambda: time_kerasdnn(
-            images, labels, args.repeats, args.device_prefetch == "on", Path(workdir),
-            args.steps_per_execution))
+        device = torch_device()
+        rows: dict[str, Callable[[], dict[str, Any]]] = {
+            FLOOR: lambda: {"gflops": torch_gemm_gflops(device, min_seconds)},
+            PURE_LOOP: lambda: time_pure_torch(images, labels, args.repeats),
+        }
+    else:
+        device = keras_device(name)
+        workdir = Path(tempfile.mkdtemp(prefix="kerasdnn-bench-"))
+        rows = {
+            FLOOR: lambda: {"gflops": keras_gemm_gflops(name, device, min_seconds)},
+            STOCK_KERAS: lambda: time_stock_keras(images, labels, args.repeats),
+            STOCK_KERAS_SPE: lambda: time_stock_keras(images, labels, args.repeats,
+                                                      STOCK_STEPS_PER_EXECUTION),
+            KERASDNN: lambda: time_kerasdnn(
+                images, labels, args.repeats, args.device_prefetch == "on", workdir,
+                args.steps_per_execution),
+        }
+    paths = [path for path in rows if path in EXPECTED_PATHS[name]]
+    try:
+        for path in paths if args.round % 2 == 0 else paths[::-1]:
+            emit(path, device, rows[path])
+    finally:
+        if name != PURE_TORCH:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- parent side
 
 
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run each worker in its own subprocess; rows it could not write become error rows."""
-    rows: list[dict[str, Any]] = []
-    for name in [*args.backends, PURE_TORCH]:
-        print(f"benchmarks.epoch: {name} ...", file=sys.stderr, flush=True)
-        done, text = run_worker_process(
-            "benchmarks.epoch", name,
-            ["--examples", str(args.examples), "--repeats", str(args.repeats),
-             "--device-prefetch", args.device_prefetch,
-             "--steps-per-execution", str(args.steps_per_execution)],
-            backend="torch" if name == PURE_TORCH else name, timeout=args.timeout,
-        )
-        written = [json.loads(line) for line in (text or "").splitlines()]
-        got = {row["path"] for row in written}
-        rows += written
-        rows += [{"backend": name, "path": path, "error": done.failure or "no result written"}
-                 for path in EXPECTED_PATHS[name] if path not in got]
-        print(f"benchmarks.epoch: {name} done in {done.seconds:.0f} s"
-              + (f" ({done.failure})" if done.failure else ""), file=sys.stderr, flush=True)
-        if done.failure or any("error" in row for row in written):
-            print(done.stderr[-3000:], file=sys.stderr)
-    return rows
+    """``args.repeats`` rounds of one subprocess per worker (in reverse order every
+    other round), each timing one epoch per row; the rounds' rows merged
+    (:func:`merge_rounds`); rows a worker could not write become error rows."""
+    names = [*args.backends, PURE_TORCH]
+    written: list[dict[str, Any]] = []
+    for round_ in range(args.repeats):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            print(f"benchmarks.epoch: round {round_ + 1}/{args.repeats}, {name} ...",
+                  file=sys.stderr, flush=True)
+            done, text = run_worker_process(
+                "benchmarks.epoch", name,
+                ["--examples", str(args.examples), "--repeats", "1", "--round", str(round_),
+                 "--device-prefetch", args.device_prefetch,
+                 "--steps-per-execution", str(args.steps_per_execution),
+                 "--threads", str(args.threads)],
+                backend="torch" if name == PURE_TORCH else name, timeout=args.timeout,
+            )
+            rows = [json.loads(line) for line in (text or "").splitlines()]
+            got = {row["path"] for row in rows}
+            written += rows
+            written += [{"backend": name, "path": path,
+                         "error": done.failure or "no result written"}
+                        for path in EXPECTED_PATHS[name] if path not in got]
+            print(f"benchmarks.epoch: {name} done in {done.seconds:.0f} s"
+                  + (f" ({done.failure})" if done.failure else ""), file=sys.stderr, flush=True)
+            if done.failure or any("error" in row for row in rows):
+                print(done.stderr[-3000:], file=sys.stderr)
+    return merge_rounds(written)
+
+
+def merge_rounds(written: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (backend, path), in first-seen order: the seconds of every round
+    (median, min, max), the best GEMM rate of every round (each round's in
+    ``gflops_rounds``); a row with no successful round keeps its first error.
+
+    Example:
+        >>> rows = merge_rounds([{"backend": "jax", "path": FLOOR, "gflops": 2.0},
+        ...                      {"backend": "jax", "path": FLOOR, "gflops": 3.0}])
+        >>> rows[0]["gflops"], rows[0]["gflops_rounds"]
+        (3.0, [2.0, 3.0])
+    """
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in written:
+        key = (row["backend"], row["path"])
+        into = merged.setdefault(key, {"backend": row["backend"], "path": row["path"]})
+        if "error" in row:
+            into.setdefault("errors", []).append(row["error"])
+            continue
+        for name in ("device", "examples", "steps_per_execution"):
+            if name in row:
+                into[name] = row[name]
+        if "gflops" in row:
+            into.setdefault("gflops_rounds", []).append(row["gflops"])
+        if "seconds" in row:
+            into.setdefault("seconds", []).extend(row["seconds"])
+        if "load_average_after" in row:
+            into.setdefault("load_average_after", []).append(row["load_average_after"])
+    for row in merged.values():
+        if "gflops_rounds" in row:
+            row["gflops"] = max(row["gflops_rounds"])
+        elif "seconds" in row:
+            row.update(summarize(row.pop("seconds")))
+        else:
+            row["error"] = row["errors"][0]
+    return list(merged.values())
+
+
+def machine_gflops(rows: Sequence[dict[str, Any]]) -> float | None:
+    """The machine-level GEMM rate: the best of any library's floor row (``None``: none).
+
+    Example:
+        >>> machine_gflops([{"path": FLOOR, "gflops": 90.0}, {"path": FLOOR, "gflops": 120.0}])
+        120.0
+    """
+    rates = [row["gflops"] for row in rows if row["path"] == FLOOR and "gflops" in row]
+    return max(rates) if rates else None
 
 
 def add_derived(rows: list[dict[str, Any]], examples: int) -> None:
-    """Fill in examples/s, the floor in seconds and the ratios (per example, in place).
+    """Fill in examples/s, the floors in seconds and the ratios (per example, in place).
+
+    Each floor row gets the seconds at its own library's GEMM rate, and its
+    ``÷ floor``: that library's floor ÷ the machine-level floor (best rate of any
+    library, :func:`machine_gflops`), which every other row's ``÷ floor`` divides
+    by.  ``÷ stock Keras`` (stock and kerasdnn rows) divides by the faster stock
+    row of the same backend.
 
     Ratios compare seconds per example, so a row that trained on slightly fewer
     examples (the kerasdnn validation split) is still compared fairly; its
@@ -373,6 +469,8 @@ def add_derived(rows: list[dict[str, Any]], examples: int) -> None:
                 return row["median"] / row["examples"]
         return None
 
+    best = machine_gflops(rows)
+    machine_floor = FLOPS_PER_EXAMPLE / (best * 1e9) if best else None
     for row in rows:
         if "gflops" in row:
             floor = FLOPS_PER_EXAMPLE * examples / (row["gflops"] * 1e9)
@@ -386,12 +484,17 @@ def add_derived(rows: list[dict[str, Any]], examples: int) -> None:
             row["examples_per_second"] = row["examples"] / row["median"]
     pure = per_example(PURE_TORCH, PURE_LOOP)
     for row in rows:
-        if "median" not in row or row["path"] == FLOOR:
+        if "median" not in row:
             continue
         mine = row["median"] / row["examples"]
-        references = {"floor": per_example(row["backend"], FLOOR), "pure_pytorch": pure,
-                      "stock_keras": per_example(row["backend"], STOCK_KERAS)}
-        if row["path"] != KERASDNN:
+        if row["path"] == FLOOR:
+            row["ratios"] = {"floor": mine / machine_floor} if machine_floor else {}
+            continue
+        stock = [value for value in (per_example(row["backend"], path) for path in STOCK_PATHS)
+                 if value]
+        references = {"floor": machine_floor, "pure_pytorch": pure,
+                      "stock_keras": min(stock) if stock else None}
+        if row["path"] not in (KERASDNN, *STOCK_PATHS):
             references.pop("stock_keras")
         if row["path"] == PURE_LOOP:
             references.pop("pure_pytorch")
@@ -430,7 +533,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--backends", default=",".join(BACKENDS), type=parse_backends,
                         help="comma-separated Keras backends (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="timed epochs after the warm-up epoch (default: %(default)s)")
+                        help="rounds: each times one epoch of every row after a warm-up "
+                             "epoch, in a fresh subprocess per backend (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=60_000,
                         help="training examples per epoch (default: %(default)s)")
     parser.add_argument("--device-prefetch", choices=("on", "off"), default="on",
@@ -439,6 +543,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="kerasdnn's steps per compiled call (TensorFlow, JAX; default: "
                              "kerasdnn's own, %(default)s)")
     add_worker_arguments(parser, [*BACKENDS, PURE_TORCH])
+    parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.examples < BATCH_SIZE or args.steps_per_execution < 1:
         parser.error(f"--repeats and --steps-per-execution must be >= 1 "
@@ -449,11 +554,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:  # launched by run_worker_process, TensorFlow's log already quiet
+        limit_threads(args.threads)
         run_worker(args.worker, args)
         return 0
     machine = machine_info()
     rows = run_all(args)
     add_derived(rows, args.examples)
+    best = machine_gflops(rows)
     report = {
         "command": command_line("benchmarks.epoch", argv),
         "machine": machine,
@@ -461,11 +568,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "batch_size": BATCH_SIZE, "parameters": PARAMETERS,
                      "flops_per_example": FLOPS_PER_EXAMPLE,
                      "device_prefetch": args.device_prefetch,
-                     "steps_per_execution": args.steps_per_execution},
+                     "steps_per_execution": args.steps_per_execution,
+                     "stock_steps_per_execution": STOCK_STEPS_PER_EXECUTION,
+                     "threads": args.threads or "libraries' defaults"},
+        "machine_floor_gflops": best,
         "rows": rows,
     }
     print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}, {args.examples:,} examples/epoch, "
-          f"device prefetch {args.device_prefetch}; {machine_line(machine)}\n")
+          f"device prefetch {args.device_prefetch}, {args.repeats} round(s), "
+          f"{args.threads or 'default'} thread(s); "
+          f"machine floor {best or 0:,.1f} GFLOP/s; {machine_line(machine)}\n")
     print(format_table(rows))
     if args.json:
         from kerasdnn.io import atomic_write_json

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The epoch benchmark on an NVIDIA GPU, for every backend, with device prefetch
-# on and then off; prints nvidia-smi and the two tables. Finishes in under 8 minutes:
+# on and then off, then (time left) the PyTorch step profile (the native path part
+# by part); prints nvidia-smi and the tables. Finishes in under 8 minutes:
 # each backend's subprocess gets a share of what is left of the budget, so one hang
-# costs its share only (its rows then read "error: timed out").
+# costs its share only (its rows then read "error: timed out"). The PyTorch step
+# profile runs only when a minute or more is left.
 #
 # Usage:
 #   benchmarks/gpu_check.sh [WHEEL_DIR]
@@ -43,7 +45,8 @@ status=0
 runs_left=2
 for prefetch in on off; do
     left=$((BUDGET_S - SECONDS - 5))
-    per_worker=$((left / (WORKERS * runs_left)))
+    # benchmarks.epoch runs REPEATS rounds of one subprocess per worker
+    per_worker=$((left / (WORKERS * REPEATS * runs_left)))
     [ "$per_worker" -gt 120 ] && per_worker=120
     if [ "$per_worker" -lt 20 ]; then
         echo "!! out of time budget before device prefetch $prefetch"; status=1; break
@@ -51,7 +54,7 @@ for prefetch in on off; do
     echo
     echo "== epoch benchmark on the GPU, device prefetch $prefetch" \
          "(${per_worker} s per backend, ${SECONDS} s elapsed)"
-    timeout $((per_worker * WORKERS + 10)) "$PYTHON" -m benchmarks.epoch \
+    timeout $((per_worker * WORKERS * REPEATS + 10)) "$PYTHON" -m benchmarks.epoch \
         --backends "$BACKENDS" --examples "$EXAMPLES" --repeats "$REPEATS" \
         --device-prefetch "$prefetch" --timeout "$per_worker" \
         --json "$RESULTS/gpu-epoch-prefetch-$prefetch.json" \
@@ -60,6 +63,17 @@ for prefetch in on off; do
              tail -n 30 "$RESULTS/gpu-epoch-prefetch-$prefetch.log"; }
     runs_left=$((runs_left - 1))
 done
+# The PyTorch step part by part (native path vs Keras path, classic loop) on the GPU.
+left=$((BUDGET_S - SECONDS - 5))
+if [[ ",$BACKENDS," == *",torch,"* ]] && [ "$left" -ge 60 ]; then
+    echo
+    echo "== PyTorch step profile on the GPU (${left} s left)"
+    timeout "$left" "$PYTHON" -m benchmarks.step_profile --backends torch --repeats 3 \
+        --steps 50 --timeout $((left - 10)) --json "$RESULTS/gpu-step-profile-torch.json" \
+        2> "$RESULTS/gpu-step-profile-torch.log" \
+        || { status=1; echo "!! step profile exited with an error; log tail:"; \
+             tail -n 30 "$RESULTS/gpu-step-profile-torch.log"; }
+fi
 echo
 echo "== done in ${SECONDS} s; JSON and logs in $RESULTS"
 exit $status

@@ -14,8 +14,14 @@ measured side by side in one subprocess per backend:
   already in memory (no ``tf.data``), as many steps per execution as ``kerasdnn.train``;
 - **kerasdnn, pipelines.feed**: the real path (``pipelines.load(repeat=True)`` →
   ``pipelines.feed.for_fit``), so the difference to the row above is the input pipeline;
-- on PyTorch, the parts of kerasdnn's eager step (forward through the Keras
-  layers, loss, backward, optimizer update, metrics) next to those of the classic loop.
+- on PyTorch, the parts of kerasdnn's eager step next to those of the classic loop:
+  forward + loss (+ backward) on the native path (``torch`` functions on the Keras
+  variables' tensors, what ``train_step`` runs for this network) and through the
+  Keras layers (the Keras path, ``native_step = False``), the gradient norm and
+  finite check, the optimizer update and the metrics.
+
+Every ``÷ floor`` divides by one machine-level floor: the best of the backends'
+floors in the run (each backend's own is on its floor row).
 
 Example:
     python -m benchmarks.step_profile --backends tensorflow,jax,torch
@@ -37,6 +43,7 @@ from benchmarks._common import (
     BACKENDS,
     add_worker_arguments,
     command_line,
+    limit_threads,
     machine_info,
     machine_line,
     markdown_table,
@@ -203,6 +210,7 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
     from torch import nn
 
     import kerasdnn
+    from kerasdnn.steps import global_norm, is_finite
 
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -215,6 +223,8 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
     model = kerasdnn.build_model()
     y32 = y.to(torch.int32)
     model.train_on_batch(x, y32)  # builds the optimizer and the metrics
+    if model.native_plan() is None:
+        raise RuntimeError("kerasdnn.build_model() did not get the native PyTorch step")
     n = 50
 
     def repeated(body: Callable[[], Any]) -> Callable[[], None]:
@@ -236,8 +246,29 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
     def keras_backward() -> None:
         keras_forward_loss()[1].backward()
 
+    plan = model.native_plan()
+    weights = [v.value for v in model.trainable_weights]
+
+    def native_forward_loss() -> Any:
+        y_pred, _ = plan.forward(x)
+        return plan.loss(y32, y_pred)
+
+    def native_backward() -> None:
+        torch.autograd.grad(native_forward_loss(), weights)
+
+    def keras_path_step() -> None:
+        model.native_step = False
+        try:
+            model.train_step((x, y32))
+        finally:
+            model.native_step = True
+
     gradients = [torch.zeros_like(v.value) for v in model.trainable_weights]
     y_pred = model(x, training=True).detach()
+
+    def norm_and_guard() -> None:
+        with torch.no_grad():
+            bool(is_finite(torch.tensor(1.0), global_norm(gradients)))
 
     def keras_update() -> None:
         with torch.no_grad():
@@ -255,11 +286,16 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
 
     rows = {
         "PyTorch classic loop, whole step": repeated(classic_step),
-        "kerasdnn train_step, whole step": repeated(lambda: model.train_step((x, y32))),
+        "kerasdnn train_step, whole step (native path)": repeated(
+            lambda: model.train_step((x, y32))),
+        "kerasdnn train_step, whole step (Keras path)": repeated(keras_path_step),
         "PyTorch: forward + loss": repeated(lambda: criterion(net(x), y)),
-        "kerasdnn: forward + loss (Keras layers)": repeated(keras_forward_loss),
+        "kerasdnn native: forward + loss": repeated(native_forward_loss),
+        "kerasdnn Keras path: forward + loss (Keras layers)": repeated(keras_forward_loss),
         "PyTorch: forward + loss + backward": repeated(classic_backward),
-        "kerasdnn: forward + loss + backward": repeated(keras_backward),
+        "kerasdnn native: forward + loss + backward": repeated(native_backward),
+        "kerasdnn Keras path: forward + loss + backward": repeated(keras_backward),
+        "kerasdnn: global norm + finite check (one host read)": repeated(norm_and_guard),
         "PyTorch: optimizer.step()": repeated(optimizer.step),
         "kerasdnn: optimizer.apply()": repeated(keras_update),
         "kerasdnn: loss, grad_norm and accuracy metrics": repeated(keras_metrics),
@@ -296,10 +332,12 @@ def run_worker(backend: str, args: argparse.Namespace) -> None:
 
 
 def format_table(results: Sequence[dict[str, Any]]) -> str:
-    """One table: a row per (backend, part), ms per step and the share of the floor."""
+    """One table: a row per (backend, part), ms per step and its ratio to the
+    machine-level floor (the lowest floor of any backend in ``results``)."""
     lines = []
+    floors = [result["rows"].get("FLOP floor", {}).get("median") for result in results]
+    floor = min((value for value in floors if value), default=None)
     for result in results:
-        floor = result["rows"].get("FLOP floor", {}).get("median")
         for name, row in result["rows"].items():
             backend = f"{result['backend']} ({result.get('device', '?')})"
             if "error" in row:
@@ -334,6 +372,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:  # launched by run_worker_process, TensorFlow's log already quiet
+        limit_threads(args.threads)
         run_worker(args.worker, args)
         return 0
     machine = machine_info()
@@ -342,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmarks.step_profile: {backend} ...", file=sys.stderr, flush=True)
         done, text = run_worker_process(
             "benchmarks.step_profile", backend,
-            ["--repeats", str(args.repeats), "--steps", str(args.steps)],
+            ["--repeats", str(args.repeats), "--steps", str(args.steps),
+             "--threads", str(args.threads)],
             backend=backend, timeout=args.timeout)
         if text is not None:
             results.append(json.loads(text))
@@ -350,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             failure = done.failure or "no result written"
             results.append({"backend": backend, "rows": {"all": {"error": failure}}})
             print(done.stderr[-3000:], file=sys.stderr)
-    print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}; {machine_line(machine)}\n")
+    print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}, {args.threads or 'default'} "
+          f"thread(s); {machine_line(machine)}\n")
     print(format_table(results))
     if args.json:
         from kerasdnn.io import atomic_write_json

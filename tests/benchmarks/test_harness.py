@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,8 @@ def _rows() -> list[dict]:
     return [
         {"backend": "jax", "path": epoch.FLOOR, "gflops": 60.0},
         {"backend": "jax", "path": epoch.STOCK_KERAS, "examples": 1000, **summarize([0.3, 0.2])},
+        {"backend": "jax", "path": epoch.STOCK_KERAS_SPE, "examples": 1000,
+         **summarize([0.2, 0.24])},
         # trained on fewer examples than asked (validation split): scaled to 1000
         {"backend": "jax", "path": epoch.KERASDNN, "examples": 500, **summarize([0.1, 0.12])},
         {"backend": "pytorch", "path": epoch.FLOOR, "gflops": 30.0},
@@ -49,20 +52,61 @@ def _rows() -> list[dict]:
 def test_derived_seconds_and_ratios_match_hand_computation() -> None:
     rows = _rows()
     epoch.add_derived(rows, examples=1000)
-    jax_floor, _, kerasdnn, torch_floor, pure, failed = rows
-    assert jax_floor["median"] == pytest.approx(6 * 520_260 * 1000 / 60e9)
+    jax_floor, stock, stock_spe, kerasdnn, torch_floor, pure, failed = rows
+    machine_floor = 6 * 520_260 * 1000 / 60e9  # the best rate of any library: JAX's 60
+    assert jax_floor["median"] == pytest.approx(machine_floor)
     assert torch_floor["median"] == pytest.approx(6 * 520_260 * 1000 / 30e9)
+    assert torch_floor["ratios"] == pytest.approx({"floor": 2.0})  # its own rate is half
+    assert jax_floor["ratios"] == pytest.approx({"floor": 1.0})
     assert kerasdnn["median"] == pytest.approx(0.22)  # 0.11 s for 500 → 0.22 s for 1000
     assert kerasdnn["measured"]["examples"] == 500
     assert kerasdnn["examples_per_second"] == pytest.approx(1000 / 0.22)
+    # ÷ stock Keras against the faster stock row: 0.22 s (10 steps/execution), not 0.25 s
     assert kerasdnn["ratios"] == pytest.approx({
-        "floor": 0.22 / (6 * 520_260 * 1000 / 60e9), "pure_pytorch": 0.22 / 0.4,
-        "stock_keras": 0.22 / 0.25,
+        "floor": 0.22 / machine_floor, "pure_pytorch": 0.22 / 0.4, "stock_keras": 0.22 / 0.22,
     })
-    assert rows[1]["ratios"] == pytest.approx({"floor": 0.25 / jax_floor["median"],
-                                               "pure_pytorch": 0.25 / 0.4})
-    assert pure["ratios"] == pytest.approx({"floor": 0.4 / torch_floor["median"]})
+    assert stock["ratios"] == pytest.approx({"floor": 0.25 / machine_floor,
+                                             "pure_pytorch": 0.25 / 0.4,
+                                             "stock_keras": 0.25 / 0.22})
+    assert stock_spe["ratios"]["stock_keras"] == pytest.approx(1.0)
+    # the pure loop's floor is the machine's too, not PyTorch's own (slower) rate
+    assert pure["ratios"] == pytest.approx({"floor": 0.4 / machine_floor})
     assert "ratios" not in failed and "median" not in failed
+
+
+def test_rounds_merge_into_one_row_per_path() -> None:
+    written = [
+        {"backend": "jax", "path": epoch.FLOOR, "device": "cpu", "gflops": 50.0},
+        {"backend": "jax", "path": epoch.KERASDNN, "device": "cpu", "examples": 900,
+         "steps_per_execution": 10, **summarize([0.3])},
+        {"backend": "jax", "path": epoch.STOCK_KERAS, "error": "ValueError: boom"},
+        # the next round, rows in the reverse order
+        {"backend": "jax", "path": epoch.STOCK_KERAS, "error": "ValueError: again"},
+        {"backend": "jax", "path": epoch.KERASDNN, "device": "cpu", "examples": 900,
+         "steps_per_execution": 10, **summarize([0.1])},
+        {"backend": "jax", "path": epoch.FLOOR, "device": "cpu", "gflops": 70.0},
+    ]
+    floor, kerasdnn, stock = epoch.merge_rounds(written)
+    assert (floor["gflops"], floor["gflops_rounds"]) == (70.0, [50.0, 70.0])
+    assert kerasdnn["seconds"] == [0.3, 0.1] and kerasdnn["median"] == pytest.approx(0.2)
+    assert kerasdnn["examples"] == 900 and kerasdnn["steps_per_execution"] == 10
+    assert stock["error"] == "ValueError: boom" and "median" not in stock
+
+
+def test_workers_alternate_the_order_of_their_rows(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    measured: list[str] = []
+    monkeypatch.setattr(epoch, "torch_device", lambda: "cpu")  # PyTorch may not be installed
+    monkeypatch.setattr(epoch, "torch_gemm_gflops",
+                        lambda *args: measured.append(epoch.FLOOR) or 1.0)
+    monkeypatch.setattr(epoch, "time_pure_torch",
+                        lambda *args: measured.append(epoch.PURE_LOOP) or summarize([1.0]))
+    for round_ in (0, 1):
+        args = epoch.parse_args(["--worker", epoch.PURE_TORCH, "--result",
+                                 str(tmp_path / "rows"), "--round", str(round_),
+                                 "--examples", "100", "--repeats", "1"])
+        epoch.run_worker(epoch.PURE_TORCH, args)
+    assert measured == [epoch.FLOOR, epoch.PURE_LOOP, epoch.PURE_LOOP, epoch.FLOOR]
 
 
 def test_table_shows_every_row_and_errors() -> None:
@@ -71,7 +115,7 @@ def test_table_shows_every_row_and_errors() -> None:
     table = epoch.format_table(rows).splitlines()
     assert len(table) == 2 + len(rows)
     assert "÷ floor" in table[0] and "÷ stock Keras" in table[0]
-    assert "0.22 [0.20–0.24]" in table[4] and "0.88" in table[4]  # kerasdnn ÷ stock Keras
+    assert "0.22 [0.20–0.24]" in table[5] and "| 1.00 " in table[5]  # kerasdnn ÷ stock Keras
     assert "error: ModuleNotFoundError: x" in table[-1]
 
 
@@ -106,10 +150,9 @@ def test_epoch_benchmark_end_to_end(backend: str, tmp_path: Path) -> None:
     assert report["machine"]["cores"] >= 1 and report["machine"]["cpu_model"]
     assert report["settings"]["examples"] == 1000
     rows = {(row["backend"], row["path"]): row for row in report["rows"]}
-    assert set(rows) == {(backend, epoch.FLOOR), (backend, epoch.STOCK_KERAS),
-                         (backend, epoch.KERASDNN), ("pytorch", epoch.FLOOR),
-                         ("pytorch", epoch.PURE_LOOP)}
-    measured = [(backend, epoch.FLOOR), (backend, epoch.STOCK_KERAS), (backend, epoch.KERASDNN)]
+    assert set(rows) == {*((backend, path) for path in epoch.EXPECTED_PATHS[backend]),
+                         ("pytorch", epoch.FLOOR), ("pytorch", epoch.PURE_LOOP)}
+    measured = [(backend, path) for path in epoch.EXPECTED_PATHS[backend]]
     pytorch_rows = [("pytorch", epoch.FLOOR), ("pytorch", epoch.PURE_LOOP)]
     if importlib.util.find_spec("torch") is None:  # e.g. the tox env of another backend
         for key in pytorch_rows:
@@ -120,8 +163,11 @@ def test_epoch_benchmark_end_to_end(backend: str, tmp_path: Path) -> None:
         assert "error" not in rows[key], rows[key]
         assert rows[key]["median"] > 0 and rows[key]["examples"] == 1000
     stock = rows[(backend, epoch.STOCK_KERAS)]
-    assert stock["ratios"]["floor"] == pytest.approx(
-        stock["median"] / rows[(backend, epoch.FLOOR)]["median"])
+    machine_floor = min(row["median"] for row in rows.values() if row["path"] == epoch.FLOOR
+                        and "median" in row)
+    assert stock["ratios"]["floor"] == pytest.approx(stock["median"] / machine_floor)
+    assert report["machine_floor_gflops"] == max(
+        row["gflops"] for row in rows.values() if "gflops" in row)
     lines = done.stdout.splitlines()
     assert sum(line.startswith("| ") for line in lines) == 1 + len(rows)
     for path in (epoch.FLOOR, epoch.STOCK_KERAS, epoch.KERASDNN, epoch.PURE_LOOP):
@@ -154,6 +200,21 @@ def test_step_profile_table_divides_by_the_floor() -> None:
     assert "error: RuntimeError: boom" in table[4]
 
 
+def test_step_profile_divides_every_backend_by_the_machine_floor() -> None:
+    from benchmarks import step_profile
+
+    results = [
+        {"backend": "tensorflow", "device": "cpu", "rows": {
+            "FLOP floor": summarize([4.0]), "kerasdnn, premade batches": summarize([6.0])}},
+        {"backend": "jax", "device": "cpu", "rows": {
+            "FLOP floor": summarize([2.0]), "kerasdnn, premade batches": summarize([3.0])}},
+    ]
+    table = step_profile.format_table(results).splitlines()
+    # TensorFlow's own floor is twice the machine's (JAX's): 4 / 2, 6 / 2, 2 / 2, 3 / 2
+    assert [line.rstrip(" |").rsplit("| ", 1)[1] for line in table[2:]] == [
+        "2.00", "3.00", "1.00", "1.50"]
+
+
 def test_stream_benchmark_compares_streams_of_the_same_examples(tmp_path: Path) -> None:
     import numpy as np
 
@@ -176,3 +237,18 @@ def test_stream_benchmark_compares_streams_of_the_same_examples(tmp_path: Path) 
         (stream.CLASSIC, "host padded"),
     ]
     assert all(row["cpu"]["median"] >= 0 and row["wall"]["median"] > 0 for row in rows)
+
+
+def test_limit_threads_asks_every_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks._common import limit_threads
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                 "TF_NUM_INTEROP_THREADS", "XLA_FLAGS"):  # all put back after the test
+        monkeypatch.delenv(name, raising=False)
+    limit_threads(0)
+    assert "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    limit_threads(1)
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert os.environ["XLA_FLAGS"] == ("--xla_dump_to=/tmp/x --xla_cpu_multi_thread_eigen=false "
+                                       "intra_op_parallelism_threads=1")

@@ -231,3 +231,104 @@ def test_fit_skips_the_bad_batch_and_trains_on_the_others(start, backend, steps_
     _, _, final = reference.train(_start_weights(start), [b0, b2], learning_rate=0.01,
                                   momentum=0.9)
     _assert_weights_close(model, final, atol=1e-6)
+
+
+# -- the PyTorch-native path -----------------------------------------------------------------
+
+def _native_and_keras_twins(**overrides):
+    native = build_model(**overrides)
+    keras_path = build_model(**overrides)
+    keras_path.native_step = False
+    assert native.native_plan() is not None and keras_path.native_plan() is None
+    return native, keras_path
+
+
+def test_the_native_path_is_taken_for_the_seed_network(backend, monkeypatch):
+    if backend != "torch":
+        pytest.skip("the native path is the PyTorch step's")
+    native, keras_path = _native_and_keras_twins()  # the seed network, 784-500-250-10
+
+    def keras_forward(*args, **kwargs):
+        raise AssertionError("the native path ran Keras's forward pass or loss")
+
+    rng = np.random.default_rng(0)
+    for step in range(3):
+        if step == 1:  # after the first call, which builds the metrics symbolically
+            monkeypatch.setattr(native, "call", keras_forward)
+            monkeypatch.setattr(native, "compute_loss", keras_forward)
+        x = rng.random((32, 784), dtype=np.float32)
+        y = rng.integers(0, 10, 32).astype(np.int32)
+        ours = native.train_on_batch(x, y, return_dict=True)
+        theirs = keras_path.train_on_batch(x, y, return_dict=True)
+        assert ours == theirs, f"step {step}"
+    from kerasdnn.steps.torch_native import metrics_for
+
+    assert metrics_for(native, native.native_plan()) is not None  # the metrics too
+    for got, want in zip(_numpy(native.weights), _numpy(keras_path.weights), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(optimizer="adam", l2=1e-3, batch_norm=True, dropout=0.3, clipnorm=0.5),
+    dict(input_shape=(8, 8), activation="gelu", num_classes=2, optimizer="adamw",
+         metrics=("accuracy",)),
+    dict(activation="leaky_relu", mixed_precision=True, batch_norm=True),
+    dict(activation="selu", dropout=0.2, metrics=("accuracy", "auc")),
+], ids=["adam-l2-batchnorm-dropout-clip", "flatten-gelu-binary", "mixed-precision", "selu-auc"])
+def test_the_native_path_equals_the_keras_path(start, backend, overrides):
+    """Same torch ops in the same order, same dropout draws: the same numbers, bit for bit."""
+    if backend != "torch":
+        pytest.skip("the native path is the PyTorch step's")
+    config = {**SMALL, **overrides}
+    native, keras_path = _native_and_keras_twins(**config)
+    binary = config.get("num_classes") == 2
+    for x, y in _batches(start, 4, binary):
+        x = x.reshape((len(x), *config["input_shape"]))
+        ours = native.train_on_batch(x, y, return_dict=True)
+        theirs = keras_path.train_on_batch(x, y, return_dict=True)
+        assert ours == theirs
+    for got, want in zip(_state(native), _state(keras_path), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_what_the_native_path_does_not_cover_takes_the_keras_path(start, backend, monkeypatch):
+    if backend != "torch":
+        pytest.skip("the native path is the PyTorch step's")
+    model = _model_from(start)
+    assert model.native_plan() is not None
+    taken = []
+    keras_step = type(model)._keras_train_step
+    monkeypatch.setattr(type(model), "_keras_train_step",
+                        lambda self, *args: taken.append(args) or keras_step(self, *args))
+    (x0, y0), (x1, y1) = _batches(start, 2)
+    model.train_on_batch(x0, y0, sample_weight=np.ones(len(y0), np.float32))  # sample weights
+    assert len(taken) == 1
+    model.layers[1].trainable = False  # a frozen layer: the plan is rebuilt, and refuses it
+    model.compile(optimizer="sgd", loss=model.loss)
+    assert model.native_plan() is None
+    model.train_on_batch(x1, y1)
+    assert len(taken) == 2
+    model.layers[1].trainable = True
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=0))  # a loss option the plan does not copy
+    assert model.native_plan() is None
+    custom = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    from kerasdnn.steps.torch_native import plan_for
+
+    assert plan_for(custom) is None  # not a kerasdnn model's step at all
+
+
+def test_a_copied_model_trains_its_own_weights(start, backend):
+    if backend != "torch":
+        pytest.skip("the native path is the PyTorch step's")
+    import copy
+
+    model = _model_from(start)
+    (x0, y0), (x1, y1) = _batches(start, 2)
+    model.train_on_batch(x0, y0)  # the plan is built for this model's layers
+    twin = copy.deepcopy(model)
+    before = _numpy(model.weights)
+    twin.train_on_batch(x1, y1)
+    for got, want in zip(_numpy(model.weights), before, strict=True):
+        np.testing.assert_array_equal(got, want)  # the original did not move
+    assert not np.array_equal(_numpy(twin.weights)[0], before[0])
