@@ -62,8 +62,8 @@ class WorkerPlan:
     env: dict[str, str] = field(default_factory=dict)
     cpus: tuple[int, ...] = ()
 
-    def describe(self) -> str:
-        where = []
+    def describe(self, pid: int | None = None) -> str:
+        where = [] if pid is None else [f"pid {pid}"]
         if "CUDA_VISIBLE_DEVICES" in self.env:
             where.append(f"GPU {self.env['CUDA_VISIBLE_DEVICES']}")
         if self.cpus:
@@ -191,10 +191,11 @@ def run_local_search(argv: Sequence[str], count: int, *,
         chief = group.start(plan_chief(found), [*args, "--chief", address])
         while not chief.serving.wait(POLL_SECONDS):
             group.check()
-        _say(f"local search: chief on {address}, {count} worker(s): "
-             + ", ".join(plan.describe() for plan in plans))
-        for plan in plans:
-            group.start(plan, [*worker_args, "--chief", address, "--worker", plan.name])
+        started = [group.start(plan, [*worker_args, "--chief", address, "--worker", plan.name])
+                   for plan in plans]
+        _say(f"local search: chief (pid {chief.process.pid}) on {address}, {count} worker(s): "
+             + ", ".join(plan.describe(child.process.pid)
+                         for plan, child in zip(plans, started, strict=True)))
         while chief.process.poll() is None:
             group.check()
             time.sleep(POLL_SECONDS)
