@@ -314,6 +314,11 @@ def search(options: SearchOptions, space: Space) -> Path | None:
     splits = pipelines.load(options.dataset, batch_size=None,
                             validation_split=VALIDATION_SPLIT, seed=options.seed)
     info = splits.info
+
+    def fresh_train() -> Any:  # per training: a trial's epoch orders whatever ran before
+        return pipelines.load(options.dataset, batch_size=None,
+                              validation_split=VALIDATION_SPLIT, seed=options.seed).train
+
     if info.note:
         print(info.note)
     base_config = ModelConfig(
@@ -360,7 +365,7 @@ def search(options: SearchOptions, space: Space) -> Path | None:
             tuner, trial, messages, options, message
         )
         try:
-            tuner.search(splits.train, validation_data=splits.validation,
+            tuner.search(fresh_train, validation_data=splits.validation,
                          callbacks=_callbacks(options), verbose=0, **_epochs(options))
         except RuntimeError as error:
             if "consecutive failures" not in str(error):
