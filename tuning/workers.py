@@ -199,7 +199,7 @@ def run_local_search(argv: Sequence[str], count: int, *,
         while chief.process.poll() is None:
             group.check()
             time.sleep(POLL_SECONDS)
-        group.check()
+        group.check([chief])  # the search is over: workers still connecting are just stopped
     return 0
 
 
@@ -239,9 +239,9 @@ class _Children:
             child.relays.append(relay)
         return child
 
-    def check(self) -> None:
-        """Raise when a child has failed (any exit status but 0)."""
-        for child in self.children:
+    def check(self, children: Sequence[_Child] | None = None) -> None:
+        """Raise when a child (of ``children``, default all) has failed (exit status not 0)."""
+        for child in self.children if children is None else children:
             status = child.process.poll()
             if status not in (None, 0):
                 for relay in child.relays:
