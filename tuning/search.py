@@ -453,8 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.workers is not None:
             from tuning.workers import run_local_search
 
-            check_backend()
+            check_backend()  # what the chief checks first, answered here before it starts
             check_writable_dir(options.project_dir, "--directory")
+            check_resume(options, space)
             return run_local_search(list(sys.argv[1:] if argv is None else argv), options.workers)
         search(options, space)
     return 0

@@ -238,3 +238,12 @@ def test_ctrl_c_stops_the_chief_and_every_worker(tmp_path: Path) -> None:
     assert stderr.strip().splitlines()[-1].startswith(
         "python -m tuning.search: error: interrupted: stopped the chief and the workers")
     assert all(_gone(pid) for pid in pids) and _port_free(port)
+
+
+def test_workers_refuse_to_continue_a_search_with_other_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "search.json").write_text('{"tuner": "bayesian"}')
+    space = write_space(tmp_path)
+    line = user_error([*search_args(tmp_path, space), "--workers", "2"], capsys)
+    assert "cannot continue the search" in line  # before any child starts
