@@ -249,10 +249,9 @@ class _Children:
                 how = (f"was killed by {signal.Signals(-status).name}" if status < 0
                        else f"exited with status {status}")
                 why = f": {child.error}" if child.error else ""
-                others = "the chief" if child.name != "chief" else "the workers"
                 raise KerasDNNError(
-                    f"{child.name} {how}{why}; stopped {others} too; rerun the same command "
-                    "to continue the search"
+                    f"{child.name} {how}{why}; stopped the chief and the workers; rerun the "
+                    "same command to continue the search"
                 )
 
     @contextlib.contextmanager

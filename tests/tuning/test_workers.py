@@ -187,7 +187,7 @@ def test_a_killed_worker_reruns_to_a_serial_search_with_each_trial_once(tmp_path
     error = killed.stderr.strip().splitlines()
     assert len(error) == 1 and re.match(
         r"python -m tuning.search: error: tuner\d was killed by SIGKILL; stopped the chief "
-        r"too; rerun the same command", error[0]), killed.stderr
+        r"and the workers; rerun the same command", error[0]), killed.stderr
     pids, port = _children(killed.stdout)
     assert all(_gone(pid) for pid in pids) and _port_free(port)
 
