@@ -122,7 +122,10 @@ class DNNHyperModel(keras_tuner.HyperModel):
         Args:
             hp: the trial's hyperparameters (``batch_size`` among them).
             model: the model :meth:`build` returned.
-            x: an unbatched ``tf.data.Dataset`` of ``(features, label)``.
+            x: an unbatched ``tf.data.Dataset`` of ``(features, label)``, or a function
+                that makes one, called for each training: a seeded training set draws
+                another order on each pass, so a fresh one gives every trial the same
+                epoch orders, whatever this process trained before.
             validation_data: an unbatched ``tf.data.Dataset`` (or ``None``).
             callbacks: Keras callbacks (KerasTuner adds its own).
             **kwargs: passed on to ``model.fit`` (``epochs``, ``initial_epoch``,
@@ -135,6 +138,8 @@ class DNNHyperModel(keras_tuner.HyperModel):
 
         import pipelines.device
 
+        if callable(x):
+            x = x()
         batch_size = int(self.space.declare(hp)["batch_size"])
         kwargs.pop("batch_size", None)  # ignored by Keras for datasets; the hp decides
         kwargs["shuffle"] = False  # the training split is shuffled by pipelines, every epoch

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.io import atomic_path, atomic_write_text
+from kerasdnn.io import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = [
     "FIXED_COLUMNS",
@@ -30,23 +31,31 @@ __all__ = [
     "plot_search",
     "ranked_table",
     "read_trials_csv",
+    "read_workers",
+    "record_workers",
     "trial_rows",
     "write_trials_csv",
 ]
 
-FIXED_COLUMNS = ("trial_id", "status")
+FIXED_COLUMNS = ("trial_id", "status", "worker")
+WORKERS_FILE = "workers.json"  # trial id -> the worker that ran it (trials.csv's column)
 RESULT_COLUMNS = ("score", "seconds", "steps_per_epoch", "best_epoch", "error")
 
 
-def trial_rows(trials: Iterable[Any], messages: Mapping[str, str] | None = None) -> list[dict]:
-    """One dict per KerasTuner trial, in trial order: id, status, hyperparameters, results.
+def trial_rows(trials: Iterable[Any], messages: Mapping[str, str] | None = None,
+               workers: Mapping[str, str] | None = None) -> list[dict]:
+    """One dict per KerasTuner trial, in trial order: id, status, worker, hyperparameters,
+    results.
 
-    ``messages`` maps a trial id to its error text (the last line is kept).
+    ``messages`` maps a trial id to its error text (the last line is kept), ``workers``
+    to the worker that ran it (:func:`record_workers`).
     """
     messages = messages or {}
+    workers = workers or {}
     rows = []
     for trial in sorted(trials, key=lambda t: _order(t.trial_id)):
-        row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status}
+        row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status,
+                               "worker": workers.get(trial.trial_id)}
         values = trial.hyperparameters.values
         for hp in trial.hyperparameters.space:  # declared order; inactive ones empty
             row[hp.name] = values.get(hp.name)
@@ -75,6 +84,45 @@ def write_trials_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Non
     for row in rows:
         writer.writerow({key: _csv_value(row.get(key)) for key in columns})
     atomic_write_text(path, buffer.getvalue())
+
+
+def record_workers(oracle: Any, project_dir: str | Path, name: str | None = None) -> dict[str, str]:
+    """Record in ``<project_dir>/workers.json`` which worker each trial is handed to.
+
+    Wraps ``oracle.create_trial(tuner_id)``, through which KerasTuner hands out every
+    trial (to the tuner of a serial search, and over gRPC to each worker of a
+    distributed one); its ``Trial`` records keep no tuner id.  ``name`` replaces the
+    tuner id (a serial search: ``"main"``).  A trial run again after a kill is recorded
+    again, under the worker that reruns it.  Returns the live mapping, loaded first
+    from the file of an earlier run of the search.
+
+    Example:
+        >>> workers = record_workers(tuner.oracle, "runs/tuning/p", "main")  # doctest: +SKIP
+    """
+    path = Path(project_dir) / WORKERS_FILE
+    workers = read_workers(project_dir)
+    create_trial = oracle.create_trial
+
+    def create_and_record(tuner_id: str) -> Any:
+        trial = create_trial(tuner_id)
+        if trial.status == "RUNNING" and workers.get(trial.trial_id) != (
+                name or tuner_id):
+            workers[trial.trial_id] = name or tuner_id
+            atomic_write_json(path, workers)
+        return trial
+
+    oracle.create_trial = create_and_record
+    return workers
+
+
+def read_workers(project_dir: str | Path) -> dict[str, str]:
+    """The trial id -> worker mapping :func:`record_workers` keeps (empty: none yet)."""
+    path = Path(project_dir) / WORKERS_FILE
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: the column stays empty, the search goes on
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def read_trials_csv(path: str | Path) -> list[dict[str, str]]:

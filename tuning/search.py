@@ -10,7 +10,8 @@ directory: model, config, report and plots).
 Rerunning the same command continues the search (completed trials are kept;
 ``--overwrite`` starts over).  ``--chief HOST:PORT`` serves the search to
 workers started with ``--worker ID --chief HOST:PORT`` (KerasTuner's own
-distributed mode).
+distributed mode); ``--workers N`` starts such a chief and N workers on this host
+(:mod:`tuning.workers`).
 
 Flags are parsed and checked before Keras, TensorFlow or KerasTuner is
 imported, so ``--help`` and bad flags answer at once.
@@ -18,6 +19,7 @@ imported, so ``--help`` and bad flags answer at once.
 Example:
     $ python -m tuning.search --tuner random --max-trials 6 --epochs 3 --dataset digits
     $ python -m tuning.search --tuner hyperband --max-epochs 4 --dataset digits
+    $ python -m tuning.search --max-trials 8 --epochs 3 --dataset digits --workers 2
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from kerasdnn.faults import fault_point
 from kerasdnn.io import atomic_write_json
 from kerasdnn.rundir import check_writable_dir
 from tuning.chief import serve
+from tuning.results import record_workers
 from tuning.space import Space, load_space
 
 __all__ = ["SearchOptions", "build_parser", "main", "options_from_args", "search"]
@@ -76,6 +79,7 @@ class SearchOptions(argparse.Namespace):
     space: str | None
     chief: tuple[str, int] | None
     worker: str | None
+    workers: int | None
 
     @property
     def project_dir(self) -> Path:
@@ -122,6 +126,7 @@ def build_parser() -> ArgumentParser:
             "distributed (one chief, N workers; same command plus):\n"
             "  python -m tuning.search ... --chief 0.0.0.0:8000\n"
             "  python -m tuning.search ... --chief CHIEF_HOST:8000 --worker tuner1\n"
+            "  python -m tuning.search ... --workers 2   # both on this host\n"
             "rerun the same command to continue an interrupted search"
         ),
     )
@@ -172,6 +177,9 @@ def build_parser() -> ArgumentParser:
     distributed.add_argument("--worker", type=_worker_id, metavar="ID",
                              help="run trials for the chief given by --chief, as tuner ID "
                              "(e.g. tuner1)")
+    distributed.add_argument("--workers", type=positive_int, metavar="N",
+                             help="start a chief on 127.0.0.1 and N workers on this host, "
+                             "each on its own GPU or its share of the CPU cores")
     return parser
 
 
@@ -205,6 +213,9 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
         options.max_trials = options.max_trials or DEFAULT_MAX_TRIALS
         options.epochs = options.epochs or DEFAULT_EPOCHS
         options.factor = DEFAULT_FACTOR
+    if options.workers is not None and (options.chief is not None or options.worker is not None):
+        raise ConfigError("--workers starts its own chief and workers on this host; "
+                          "drop --chief and --worker, or drop --workers")
     if options.worker is not None and options.chief is None:
         raise ConfigError("--worker needs --chief HOST:PORT: the chief to take trials from")
     if options.worker is not None and options.overwrite:
@@ -303,6 +314,11 @@ def search(options: SearchOptions, space: Space) -> Path | None:
     splits = pipelines.load(options.dataset, batch_size=None,
                             validation_split=VALIDATION_SPLIT, seed=options.seed)
     info = splits.info
+
+    def fresh_train() -> Any:  # per training: a trial's epoch orders whatever ran before
+        return pipelines.load(options.dataset, batch_size=None,
+                              validation_split=VALIDATION_SPLIT, seed=options.seed).train
+
     if info.note:
         print(info.note)
     base_config = ModelConfig(
@@ -329,7 +345,10 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         executions_per_trial=options.executions_per_trial,
     )
     messages: dict[str, str] = {}
+    workers: dict[str, str] = {}
     if options.role != "worker":
+        workers = record_workers(tuner.oracle, options.project_dir,
+                                 "main" if options.role == "single" else None)
         atomic_write_json(options.project_dir / SETTINGS_FILE, settings)
         tuner.oracle.verbose = 0  # one line per trial instead of KerasTuner's tables
         done = len(tuner.oracle.trials)
@@ -339,13 +358,14 @@ def search(options: SearchOptions, space: Space) -> Path | None:
 
     stopped = None
     if options.role == "chief":
-        serve(tuner, options, lambda trial: _print_trial(tuner, trial, messages, options))
+        serve(tuner, options,
+              lambda trial: _print_trial(tuner, trial, messages, options, workers=workers))
     else:
         tuner.on_trial_done = lambda trial, message: _print_trial(
             tuner, trial, messages, options, message
         )
         try:
-            tuner.search(splits.train, validation_data=splits.validation,
+            tuner.search(fresh_train, validation_data=splits.validation,
                          callbacks=_callbacks(options), verbose=0, **_epochs(options))
         except RuntimeError as error:
             if "consecutive failures" not in str(error):
@@ -355,16 +375,17 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         ran = len(messages)
         _say(f"worker {options.worker}: ran {ran} trial(s); the chief writes the results")
         return None
-    return finish(tuner, options, space, base_config, messages, stopped)
+    return finish(tuner, options, space, base_config, messages, stopped, workers)
 
 
 def finish(tuner: Any, options: SearchOptions, space: Space, base_config: ModelConfig,
-           messages: dict[str, str], stopped: str | None) -> Path:
+           messages: dict[str, str], stopped: str | None,
+           workers: dict[str, str] | None = None) -> Path:
     """Write trials.csv and search.png, print the ranked table, retrain the best trial."""
     from tuning.results import plot_search, ranked_table, trial_rows, write_trials_csv
 
     oracle = tuner.oracle
-    rows = trial_rows(oracle.trials.values(), messages)
+    rows = trial_rows(oracle.trials.values(), messages, workers)
     project_dir = options.project_dir
     write_trials_csv(project_dir / "trials.csv", rows)
     plot_search(project_dir / "search.png", rows, options.objective, options.direction)
@@ -429,6 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with exit_on_user_error(PROG):
         options = options_from_args(args)
         space = load_space(options.space)
+        if options.workers is not None:
+            from tuning.workers import run_local_search
+
+            check_backend()  # what the chief checks first, answered here before it starts
+            check_writable_dir(options.project_dir, "--directory")
+            check_resume(options, space)
+            return run_local_search(list(sys.argv[1:] if argv is None else argv), options.workers)
         search(options, space)
     return 0
 
@@ -437,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_trial(tuner: Any, trial: Any, messages: dict[str, str], options: SearchOptions,
-                 message: str | None = None) -> None:
+                 message: str | None = None, workers: dict[str, str] | None = None) -> None:
     from tuning.results import format_values, trial_rows
 
     row = trial_rows([trial], {trial.trial_id: message or ""})[0]
@@ -452,7 +480,9 @@ def _print_trial(tuner: Any, trial: Any, messages: dict[str, str], options: Sear
     else:
         error = _short_error(row["error"]) or "no details on the chief"
         outcome = f"{row['status'].lower()}{seconds}: {error}"
-    _say(f"{who}trial {trial.trial_id}: {outcome} · {format_values(trial.hyperparameters.values)}")
+    ran_on = f" · on {workers[trial.trial_id]}" if workers and trial.trial_id in workers else ""
+    _say(f"{who}trial {trial.trial_id}: {outcome} · "
+         f"{format_values(trial.hyperparameters.values)}{ran_on}")
 
 
 def _short_error(line: str) -> str:

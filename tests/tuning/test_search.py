@@ -130,3 +130,19 @@ def test_a_diverging_trial_fails_and_the_search_goes_on(tmp_path: Path) -> None:
     assert re.search(r"trial 0: failed .*diverged", out)
     config = json.loads((tmp_path / "p" / "best" / "config.json").read_text())
     assert config["model"]["learning_rate"] == 0.05
+
+
+def test_a_trial_scores_the_same_whatever_ran_before_it_in_the_process(tmp_path: Path) -> None:
+    # The training order of a trial's epochs must not depend on how many trials this
+    # process ran before (what lets N workers, or a rerun after a kill, match a serial
+    # search): trial 1 of a search scores what the same configuration scores as trial 0.
+    two = write_space(tmp_path, batch_size=[32, 64])
+    run_search([*search_args(tmp_path, two), "--objective", "val_loss", "--max-trials", "2"])
+    rows = read_trials_csv(tmp_path / "p" / "trials.csv")
+    second = rows[1]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    one = write_space(alone, batch_size=int(second["batch_size"]))
+    run_search([*search_args(alone, one), "--objective", "val_loss", "--max-trials", "1"])
+    first = read_trials_csv(alone / "p" / "trials.csv")[0]
+    assert float(first["score"]) == float(second["score"])
