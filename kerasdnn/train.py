@@ -78,6 +78,8 @@ _FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "clipnorm": ("model", "clipnorm"),
     "mixed_precision": ("model", "mixed_precision"),
     "steps_per_execution": ("model", "steps_per_execution"),
+    "data_parallel": ("train", "data_parallel"),
+    "devices": ("train", "devices"),
 }
 _MODEL_FIELDS = {field.name for field in dataclasses.fields(ModelConfig)}
 _TRAIN_FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
@@ -142,6 +144,11 @@ def train(
     """
     backend = check_backend()
     train_config, model_config = _merge_configs(config, model_config, overrides)
+    replicas = 1
+    if train_config.data_parallel:  # before the backend starts its devices
+        from kerasdnn.distribute import configure_devices
+
+        replicas = configure_devices(backend, train_config.devices)
     if resume:
         if train_config.out is None:
             raise ConfigError("--resume needs --out: the run directory to continue")
@@ -179,29 +186,47 @@ def train(
         _check_resumable(out_dir, train_config, model_config, merge_validation, data_known=True)
         remove_temporaries(out_dir)  # of a file a kill interrupted; written again below
 
-    from kerasdnn.models import build_model
+    with _distribution_scope(backend, train_config, replicas):
+        from kerasdnn.distribute import distribution_record
+        from kerasdnn.models import build_model
 
-    model = build_model(model_config)
-    if not resume:
-        write_run_config(
-            out_dir,
-            run_record(
+        model = build_model(model_config)
+        if not resume:
+            record = run_record(
                 model_config,
                 train_config,
                 backend=backend,
                 dataset=_dataset_record(info),
                 merge_validation=merge_validation,
-            ),
-        )
-    quiet = verbose == 0
-    if not quiet:
-        _print_summary(model, model_config, train_config, info, backend, out_dir, resume)
+            )
+            record["distribution"] = distribution_record(train_config.data_parallel,
+                                                         replicas, processes=1)
+            write_run_config(out_dir, record)
+        quiet = verbose == 0
+        if not quiet:
+            _print_summary(model, model_config, train_config, info, backend, out_dir, resume)
+            if train_config.data_parallel:
+                print(f"data parallel: {replicas} device(s), "
+                      f"{train_config.batch_size / replicas:g} examples each per step")
 
-    history = _fit(model, splits, train_config, out_dir, merge_validation, verbose)
-    report = _finish(model, splits, info, history, out_dir, train_config, merge_validation)
+        history = _fit(model, splits, train_config, out_dir, merge_validation, verbose,
+                       replicas)
+        report = _finish(model, splits, info, history, out_dir, train_config,
+                         merge_validation)
     if not quiet:
         _print_results(report, history, out_dir)
     return RunResult(out_dir, model, history, report, info, model_config, train_config)
+
+
+def _distribution_scope(backend: str, train_config: TrainConfig, replicas: int) -> Any:
+    """Keras's or TensorFlow's data-parallel scope for a ``data_parallel`` run."""
+    import contextlib
+
+    if not train_config.data_parallel:
+        return contextlib.nullcontext()
+    from kerasdnn.distribute import strategy_scope
+
+    return strategy_scope(backend, replicas)
 
 
 def _merge_configs(
@@ -292,6 +317,7 @@ def _fit(
     out_dir: Path,
     merge_validation: bool,
     verbose: str | int,
+    replicas: int = 1,
 ) -> dict[str, list[float]]:
     import keras
 
@@ -332,8 +358,16 @@ def _fit(
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
     callbacks.append(saver)  # last: it sees EarlyStopping's state and restored weights
+    fed = pipelines.feed.for_fit(train_data, skip=epochs_done * steps)
+    if train_config.data_parallel:  # every batch divisible by the devices, exactly
+        from kerasdnn.distribute import padded_dataset, padded_iterator
+
+        fed = (padded_dataset(fed, replicas) if hasattr(fed, "element_spec")
+               else padded_iterator(fed, replicas))
+        if validation_data is not None:
+            validation_data = padded_dataset(validation_data, replicas)
     model.fit(
-        pipelines.feed.for_fit(train_data, skip=epochs_done * steps),
+        fed,
         steps_per_epoch=steps,
         validation_data=validation_data,
         epochs=train_config.epochs,
@@ -514,6 +548,12 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE",
                      help="stop after PATIENCE epochs without a better validation loss "
                      "(default: off)")
+    run.add_argument("--data-parallel", action="store_true",
+                     help="one model replica per device, each batch split across them "
+                     "(JAX, TensorFlow; default: off)")
+    run.add_argument("--devices", type=positive_int, metavar="N",
+                     help="with --data-parallel, the first N devices; without accelerators, "
+                     "N virtual CPU devices (default: all devices)")
     run.add_argument("--steps-per-execution", type=positive_int,
                      help=f"training steps per compiled call, TF and JAX "
                      f"(default: {m.steps_per_execution})")

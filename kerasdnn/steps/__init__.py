@@ -49,12 +49,14 @@ from keras import ops
 __all__ = [
     "GRAD_NORM",
     "SKIPPED_STEPS",
+    "batch_rows",
     "clip_factor",
     "global_norm",
     "handles_overflow",
     "is_finite",
     "loss_scale",
     "lower_loss_scale",
+    "metric_weights",
     "step_class",
 ]
 
@@ -101,6 +103,34 @@ def global_norm(grads: Sequence[Any]) -> Any:
         return torch.nn.utils.get_total_norm([g.float() for g in present], norm_type=2.0)
     squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in present]
     return ops.sqrt(ops.sum(ops.stack(squares)))
+
+
+def batch_rows(y_pred: Any, sample_weight: Any) -> Any:
+    """The rows a batch's mean loss stands for in the epoch's mean: the rows with a
+    non-zero sample weight (a data-parallel batch's zero-weight filler rows left out,
+    see :mod:`kerasdnn.distribute`), all rows without weights.
+
+    Example:
+        >>> float(batch_rows(ops.ones((4, 3)), ops.convert_to_tensor([1.5, 1.5, 1.0, 0.0])))
+        3.0
+    """
+    if sample_weight is None:
+        return ops.shape(y_pred)[0]
+    return ops.sum(ops.cast(ops.not_equal(sample_weight, 0), "float32"))
+
+
+def metric_weights(sample_weight: Any) -> Any:
+    """The sample weights the training metrics get: 1 for each weighted row, 0 for a
+    data-parallel batch's filler rows, so that a padded batch's real rows count once
+    each, as without padding (the loss keeps the weights that make it their mean).
+
+    Example:
+        >>> metric_weights(ops.convert_to_tensor([1.5, 0.0])).tolist()
+        [1.0, 0.0]
+    """
+    if sample_weight is None:
+        return None
+    return ops.cast(ops.not_equal(sample_weight, 0), "float32")
 
 
 def loss_scale(optimizer: Any) -> Any:
