@@ -106,17 +106,20 @@ def global_norm(grads: Sequence[Any]) -> Any:
 
 
 def batch_rows(y_pred: Any, sample_weight: Any) -> Any:
-    """The rows a batch's mean loss stands for in the epoch's mean: the rows with a
-    non-zero sample weight (a data-parallel batch's zero-weight filler rows left out,
-    see :mod:`kerasdnn.distribute`), all rows without weights.
+    """The real rows a (replica's share of a) batch's mean loss stands for in the
+    epoch's mean loss.  A data-parallel batch padded from R to P rows weighs its R
+    real rows ``P / R`` and its filler rows 0 (:mod:`kerasdnn.distribute`), so its
+    rows divided by the largest weight gives R, split across replicas in proportion
+    to their shares of the loss; all rows when the batch has no weights.
 
     Example:
-        >>> float(batch_rows(ops.ones((4, 3)), ops.convert_to_tensor([1.5, 1.5, 1.0, 0.0])))
+        >>> float(batch_rows(ops.ones((4, 3)), ops.convert_to_tensor([4 / 3] * 3 + [0.0])))
         3.0
     """
+    rows = ops.shape(y_pred)[0]
     if sample_weight is None:
-        return ops.shape(y_pred)[0]
-    return ops.sum(ops.cast(ops.not_equal(sample_weight, 0), "float32"))
+        return rows
+    return ops.cast(rows, "float32") / ops.cast(ops.max(sample_weight), "float32")
 
 
 def metric_weights(sample_weight: Any) -> Any:
