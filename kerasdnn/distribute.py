@@ -27,6 +27,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,8 +37,10 @@ import numpy as np
 from kerasdnn.errors import ConfigError
 
 __all__ = [
+    "Processes",
     "configure_devices",
     "distribution_record",
+    "initialize_processes",
     "pad_batch",
     "padded_dataset",
     "padded_iterator",
@@ -44,11 +48,72 @@ __all__ = [
     "strategy_scope",
 ]
 
+_PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                "KERAS_DISTRIBUTION_PROCESS_ID")
+
 _TORCH_REFUSAL = (
     "--data-parallel is not available on the torch backend: Keras 3.15 has no data "
     "parallelism for PyTorch; use KERAS_BACKEND=jax or KERAS_BACKEND=tensorflow for "
     "data-parallel training, or train on one device without --data-parallel"
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Processes:
+    """This process's place in a multi-process run: ``index`` of ``count``."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run directory (process 0 only)."""
+        return self.index == 0
+
+
+def initialize_processes(backend: str, coordinator: str | None = None,
+                         num_processes: int | None = None,
+                         process_id: int | None = None) -> Processes:
+    """Join a multi-process JAX run through ``keras.distribution.initialize`` (which
+    also reads ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` / ``_NUM_PROCESSES`` /
+    ``_PROCESS_ID``) before JAX starts its devices; CPU devices talk over gloo.
+    Without any of the three, a single process: nothing is started.
+
+    Example:
+        >>> initialize_processes("jax")
+        Processes(index=0, count=1)
+    """
+    given = (coordinator, num_processes, process_id)
+    if all(value is None for value in given) and not any(
+            os.environ.get(name) for name in _PROCESS_ENV):
+        return Processes()
+    if backend != "jax":
+        raise ConfigError(
+            f"multi-process training (--coordinator/--num-processes/--process-id) needs "
+            f"KERAS_BACKEND=jax, not {backend}; on one host use --data-parallel, which "
+            "spans all its devices"
+        )
+    import jax
+    import keras
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        raise ConfigError(
+            "multi-process training must start before JAX starts its devices; "
+            "run it in a fresh process (`python -m kerasdnn.train --coordinator ...`)"
+        )
+    # CPU devices of different processes reduce through gloo (no effect on GPUs).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        keras.distribution.initialize(coordinator, num_processes, process_id)
+    except (RuntimeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ConfigError(
+            f"could not join the multi-process run at {coordinator or 'the coordinator'} "
+            f"({type(error).__name__}: {first_line}); check --coordinator, "
+            "--num-processes and --process-id, and that every process was started"
+        ) from None
+    return Processes(jax.process_index(), jax.process_count())
 
 
 def configure_devices(backend: str, devices: int | None) -> int:
@@ -68,8 +133,21 @@ def configure_devices(backend: str, devices: int | None) -> int:
 
 
 def _jax_devices(devices: int | None) -> int:
+    """With several processes, ``devices`` counts this process's devices and all
+    processes' devices are the replicas."""
     import jax
     from jax._src import xla_bridge
+
+    if jax.process_count() > 1:
+        if devices is not None and devices > 1 and not xla_bridge.backends_are_initialized():
+            jax.config.update("jax_num_cpu_devices", devices)
+        local = len(jax.local_devices())
+        if devices is not None and devices != local:
+            raise ConfigError(
+                f"--devices {devices}: this process has {local} device(s); give "
+                f"--devices {local} or leave it out (all of them)"
+            )
+        return len(jax.devices())
 
     if devices is not None and devices > 1 and not xla_bridge.backends_are_initialized():
         # Without accelerators this is the device count of the CPU backend;
@@ -118,8 +196,8 @@ def strategy_scope(backend: str, devices: int) -> Iterator[None]:
         import keras
 
         previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(
-            keras.distribution.DataParallel(devices=jax.devices()[:devices]))
+        keras.distribution.set_distribution(keras.distribution.DataParallel(
+            devices=jax.devices()[:devices], auto_shard_dataset=False))
         try:
             yield
         finally:
@@ -169,14 +247,24 @@ def pad_batch(x: np.ndarray, y: np.ndarray, replicas: int) -> tuple[Any, Any, np
     return x, y, weight
 
 
-def padded_iterator(batches: Iterator[Any], replicas: int) -> Iterator[Any]:
-    """:func:`pad_batch` over an iterator of ``(x, y)`` NumPy batches."""
+def padded_iterator(batches: Iterator[Any], replicas: int,
+                    processes: Processes = Processes()) -> Iterator[Any]:
+    """:func:`pad_batch` over an iterator of ``(x, y)`` NumPy batches; with several
+    processes, this process's equal share of each padded global batch (every
+    process reads the same batches, the seed decides them, and keeps its rows)."""
     for x, y in batches:
-        yield pad_batch(x, y, replicas)
+        padded = pad_batch(x, y, replicas)
+        if processes.count == 1:
+            yield padded
+            continue
+        share = len(padded[2]) // processes.count
+        rows = slice(processes.index * share, (processes.index + 1) * share)
+        yield tuple(array[rows] for array in padded)
 
 
-def padded_dataset(dataset: Any, replicas: int) -> Any:
-    """:func:`pad_batch` over a ``tf.data`` dataset of ``(x, y)`` batches.
+def padded_dataset(dataset: Any, replicas: int, processes: Processes = Processes()) -> Any:
+    """:func:`pad_batch` over a ``tf.data`` dataset of ``(x, y)`` batches, and this
+    process's share of each as in :func:`padded_iterator`.
 
     Example:
         >>> import tensorflow as tf
@@ -197,7 +285,9 @@ def padded_dataset(dataset: Any, replicas: int) -> Any:
 
         scale = tf.cast(tf.cast(padded, tf.float64) / tf.cast(real, tf.float64), tf.float32)
         weight = tf.concat([tf.fill([real], scale), tf.zeros([extra], tf.float32)], 0)
-        return rows(x), rows(y), weight
+        share = padded // processes.count
+        start = processes.index * share
+        return tuple(tensor[start:start + share] for tensor in (rows(x), rows(y), weight))
 
     return dataset.map(pad, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
