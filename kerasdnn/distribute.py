@@ -138,9 +138,11 @@ def _jax_devices(devices: int | None) -> int:
     import jax
     from jax._src import xla_bridge
 
+    if devices is not None and devices > 1 and not xla_bridge.backends_are_initialized():
+        # Without accelerators this is the device count of the CPU backend (of each
+        # process); with them it leaves the accelerators alone.
+        jax.config.update("jax_num_cpu_devices", devices)
     if jax.process_count() > 1:
-        if devices is not None and devices > 1 and not xla_bridge.backends_are_initialized():
-            jax.config.update("jax_num_cpu_devices", devices)
         local = len(jax.local_devices())
         if devices is not None and devices != local:
             raise ConfigError(
@@ -148,11 +150,6 @@ def _jax_devices(devices: int | None) -> int:
                 f"--devices {local} or leave it out (all of them)"
             )
         return len(jax.devices())
-
-    if devices is not None and devices > 1 and not xla_bridge.backends_are_initialized():
-        # Without accelerators this is the device count of the CPU backend;
-        # with them it leaves the accelerators alone.
-        jax.config.update("jax_num_cpu_devices", devices)
     available = len(jax.devices())
     if devices is None:
         return available
