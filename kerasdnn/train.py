@@ -593,22 +593,23 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE",
                      help="stop after PATIENCE epochs without a better validation loss "
                      "(default: off)")
-    run.add_argument("--data-parallel", action="store_true",
-                     help="one model replica per device, each batch split across them "
-                     "(JAX, TensorFlow; default: off)")
-    run.add_argument("--devices", type=positive_int, metavar="N",
-                     help="with --data-parallel, the first N devices; without accelerators, "
-                     "N virtual CPU devices (default: all devices)")
-    run.add_argument("--coordinator", metavar="HOST:PORT",
-                     help="multi-process JAX run: process 0's address, the same in every "
-                     "process (with --num-processes, --process-id, --data-parallel, --out)")
-    run.add_argument("--num-processes", type=positive_int, metavar="N",
-                     help="multi-process JAX run: how many processes")
-    run.add_argument("--process-id", type=_seed, metavar="I",
-                     help="multi-process JAX run: this process's index, 0 to N-1")
     run.add_argument("--steps-per-execution", type=positive_int,
                      help=f"training steps per compiled call, TF and JAX "
                      f"(default: {m.steps_per_execution})")
+    scale = parser.add_argument_group("scale out (JAX, TensorFlow; README: Scale out)")
+    scale.add_argument("--data-parallel", action="store_true",
+                       help="one model replica per device, each batch split across them "
+                       "(JAX, TensorFlow; default: off)")
+    scale.add_argument("--devices", type=positive_int, metavar="N",
+                       help="with --data-parallel, the first N devices; without accelerators, "
+                       "N virtual CPU devices (default: all devices)")
+    scale.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="multi-process JAX run: process 0's address, the same in every "
+                       "process (with --num-processes, --process-id, --data-parallel, --out)")
+    scale.add_argument("--num-processes", type=positive_int, metavar="N",
+                       help="multi-process JAX run: how many processes")
+    scale.add_argument("--process-id", type=_seed, metavar="I",
+                       help="multi-process JAX run: this process's index, 0 to N-1")
     model = parser.add_argument_group("model")
     model.add_argument("--hidden", type=comma_ints, metavar="UNITS",
                        help=f"hidden layer sizes (default: "
