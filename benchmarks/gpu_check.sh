@@ -3,8 +3,9 @@
 # on and then off, then (time left) the PyTorch step profile (the native path part
 # by part); prints nvidia-smi and the tables. Finishes in under 8 minutes:
 # each backend's subprocess gets a share of what is left of the budget, so one hang
-# costs its share only (its rows then read "error: timed out"). The PyTorch step
-# profile runs only when a minute or more is left.
+# costs its share only (its rows then read "error: timed out"). With more than one GPU,
+# then one data-parallel epoch (`kerasdnn.train --data-parallel`) over all of them on JAX
+# and TensorFlow; the PyTorch step profile last, when a minute or more is left.
 #
 # Usage:
 #   benchmarks/gpu_check.sh [WHEEL_DIR]
@@ -63,6 +64,31 @@ for prefetch in on off; do
              tail -n 30 "$RESULTS/gpu-epoch-prefetch-$prefetch.log"; }
     runs_left=$((runs_left - 1))
 done
+
+# One data-parallel epoch over all GPUs, per backend that has it, when there are several
+# (within what is left of the budget).
+gpus=$(nvidia-smi --list-gpus 2>/dev/null | wc -l)
+if [ "$gpus" -gt 1 ]; then
+    for backend in jax tensorflow; do
+        case ",$BACKENDS," in *",$backend,"*) ;; *) continue ;; esac
+        left=$((BUDGET_S - SECONDS - 5))
+        [ "$left" -gt 120 ] && left=120
+        if [ "$left" -lt 30 ]; then
+            echo "!! out of time budget before the data-parallel epoch on $backend"; status=1; break
+        fi
+        echo
+        echo "== one data-parallel epoch over $gpus GPUs, $backend (${SECONDS} s elapsed)"
+        run="$RESULTS/data-parallel-$backend"
+        if KERAS_BACKEND=$backend timeout "$left" "$PYTHON" -m kerasdnn.train --data-parallel \
+               --dataset digits --epochs 1 --quiet --out "$run" 2> "$run.log"; then
+            "$PYTHON" -c 'import json, sys; record = json.load(open(sys.argv[1]))
+print(record["distribution"], json.load(open(sys.argv[2])))' \
+                "$run/config.json" "$run/epoch_times.json"
+        else
+            status=1; echo "!! data-parallel $backend failed; log tail:"; tail -n 20 "$run.log"
+        fi
+    done
+fi
 # The PyTorch step part by part (native path vs Keras path, classic loop) on the GPU.
 left=$((BUDGET_S - SECONDS - 5))
 if [[ ",$BACKENDS," == *",torch,"* ]] && [ "$left" -ge 60 ]; then

@@ -199,6 +199,10 @@ class TrainConfig(_JSONConfig):
         data_dir: TFDS data directory (``None``: TFDS's own, honouring ``TFDS_DATA_DIR``).
         manual_dir: folder holding a TFDS dataset's original archive files, used
             instead of a download (checksums verified).
+        data_parallel: one model replica per device, each global batch split evenly
+            across them (:mod:`kerasdnn.distribute`; JAX and TensorFlow).
+        devices: with ``data_parallel``, the first this many devices (``None``: all);
+            without accelerators, the host CPU split into this many virtual devices.
 
     Example:
         >>> TrainConfig(epochs=5).batch_size
@@ -216,6 +220,8 @@ class TrainConfig(_JSONConfig):
     tensorboard: bool = False
     data_dir: str | None = None
     manual_dir: str | None = None
+    data_parallel: bool = False
+    devices: int | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.dataset, str) and self.dataset.strip() != "",
@@ -236,6 +242,13 @@ class TrainConfig(_JSONConfig):
         for name in ("data_dir", "manual_dir"):
             value = getattr(self, name)
             _check(value is None or isinstance(value, str), name, "a path or null", value)
+        _check(isinstance(self.data_parallel, bool), "data_parallel", "true or false",
+               self.data_parallel)
+        _check(self.devices is None or (_is_int(self.devices) and self.devices >= 1),
+               "devices", "an integer >= 1, or null (all devices)", self.devices)
+        _check(self.devices is None or self.data_parallel,
+               "devices", "null unless data_parallel is set (--devices needs --data-parallel)",
+               self.devices)
 
 
 def _jsonable(value: Any) -> Any:

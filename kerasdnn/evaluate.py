@@ -114,12 +114,24 @@ def collect(model: Any, dataset: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise ConfigError("collect needs a dataset of (x, y) batches, with labels")
         x, y = batch[0], batch[1]
-        logits.append(np.asarray(model.predict_on_batch(x)))
+        logits.append(_predicted(model, x))
         labels.append(np.asarray(y).reshape(-1))
     if not labels:
         raise ConfigError("the dataset is empty: nothing to evaluate")
     y_prob = logits_to_proba(np.concatenate(logits), binary=is_binary(model))
     return np.concatenate(labels).astype(np.int64), y_prob
+
+
+def _predicted(model: Any, x: np.ndarray) -> np.ndarray:
+    """``model.predict_on_batch(x)``; under a JAX data-parallel distribution, whose
+    batches must divide evenly across the devices, ``x`` padded and the padding's
+    rows dropped again."""
+    from kerasdnn.distribute import pad_batch, replicas
+
+    devices, rows = replicas(), len(x)
+    if devices > 1 and rows % devices:
+        x = pad_batch(np.asarray(x), np.zeros(rows), devices)[0]
+    return np.asarray(model.predict_on_batch(x))[:rows]
 
 
 def validation_predictions(model: Any, splits: Any) -> tuple[np.ndarray, np.ndarray] | None:

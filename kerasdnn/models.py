@@ -143,7 +143,8 @@ def build_model(config: ModelConfig | Mapping[str, Any] | None = None,
     model.compile(
         optimizer=_optimizer(config),
         loss=_loss(config),
-        metrics=[_metric(config, name) for name in config.metrics],
+        # Weighted: a data-parallel batch's zero-weight filler rows must not count.
+        weighted_metrics=[_metric(config, name) for name in config.metrics],
         jit_compile=config.jit_compile,
         # Keras 3.15 requires 1 on PyTorch; the config keeps what was asked.
         steps_per_execution=(

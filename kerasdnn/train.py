@@ -78,6 +78,8 @@ _FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "clipnorm": ("model", "clipnorm"),
     "mixed_precision": ("model", "mixed_precision"),
     "steps_per_execution": ("model", "steps_per_execution"),
+    "data_parallel": ("train", "data_parallel"),
+    "devices": ("train", "devices"),
 }
 _MODEL_FIELDS = {field.name for field in dataclasses.fields(ModelConfig)}
 _TRAIN_FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
@@ -115,6 +117,9 @@ def train(
     resume: bool = False,
     merge_validation: bool = False,
     verbose: str | int = "auto",
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
     **overrides: Any,
 ) -> RunResult:
     """Train, evaluate on the test split, and write the run directory.
@@ -129,6 +134,11 @@ def train(
             metrics, early stopping on the training loss), as a final
             retraining after a search.
         verbose: Keras's ``fit`` verbosity; 0 also silences the summaries.
+        coordinator, num_processes, process_id: join a multi-process JAX run
+            (``keras.distribution.initialize``; the ``KERAS_DISTRIBUTION_*``
+            variables work too); needs ``data_parallel`` and ``out``.  Every
+            process runs the same call; only process 0 writes the run directory
+            (the others return a result with an empty report).
         **overrides: fields of either config, e.g. ``epochs=5, hidden_units=(64,)``.
 
     Returns:
@@ -142,6 +152,20 @@ def train(
     """
     backend = check_backend()
     train_config, model_config = _merge_configs(config, model_config, overrides)
+    replicas = 1
+    from kerasdnn.distribute import Processes
+
+    processes = Processes()
+    if train_config.data_parallel:  # before the backend starts its devices
+        from kerasdnn.distribute import configure_devices, initialize_processes
+
+        processes = initialize_processes(backend, coordinator, num_processes, process_id)
+        if processes.count > 1 and train_config.out is None:
+            raise ConfigError("a multi-process run needs --out: the one run directory "
+                              "(on a file system every process sees) that process 0 writes")
+        replicas = configure_devices(backend, train_config.devices)
+    elif (coordinator, num_processes, process_id) != (None, None, None):
+        raise ConfigError("--coordinator/--num-processes/--process-id need --data-parallel")
     if resume:
         if train_config.out is None:
             raise ConfigError("--resume needs --out: the run directory to continue")
@@ -149,7 +173,8 @@ def train(
         _check_resumable(out_dir, train_config, model_config, merge_validation, data_known=False)
     elif train_config.out is not None:
         out_dir = Path(train_config.out)
-        check_new_run_dir(out_dir)
+        if processes.writes:
+            check_new_run_dir(out_dir)
     else:
         out_dir = None  # decided once the dataset actually used is known
         check_writable_dir(default_run_dir("data", backend).parent, "--out")
@@ -177,31 +202,61 @@ def train(
     train_config = train_config.replace(out=str(out_dir))
     if resume:  # the data may not decide differently than last time
         _check_resumable(out_dir, train_config, model_config, merge_validation, data_known=True)
+    if resume and processes.writes:
         remove_temporaries(out_dir)  # of a file a kill interrupted; written again below
 
-    from kerasdnn.models import build_model
+    with _distribution_scope(backend, train_config, replicas):
+        from kerasdnn.distribute import distribution_record
+        from kerasdnn.models import build_model
 
-    model = build_model(model_config)
-    if not resume:
-        write_run_config(
-            out_dir,
-            run_record(
+        model = build_model(model_config)
+        if not resume and processes.writes:
+            record = run_record(
                 model_config,
                 train_config,
                 backend=backend,
                 dataset=_dataset_record(info),
                 merge_validation=merge_validation,
-            ),
-        )
-    quiet = verbose == 0
-    if not quiet:
-        _print_summary(model, model_config, train_config, info, backend, out_dir, resume)
+            )
+            record["distribution"] = distribution_record(train_config.data_parallel,
+                                                         replicas, processes.count)
+            write_run_config(out_dir, record)
+        quiet = verbose == 0 or not processes.writes
+        if not quiet:
+            _print_summary(model, model_config, train_config, info, backend, out_dir, resume)
+            if train_config.data_parallel:
+                print(f"data parallel: {replicas} device(s), "
+                      f"{train_config.batch_size / replicas:g} examples each per step"
+                      + (f", {processes.count} processes" if processes.count > 1 else ""))
 
-    history = _fit(model, splits, train_config, out_dir, merge_validation, verbose)
-    report = _finish(model, splits, info, history, out_dir, train_config, merge_validation)
+        history = _fit(model, splits, train_config, out_dir, merge_validation,
+                       verbose if processes.writes else 0, replicas, processes)
+        if processes.count == 1:
+            report = _finish(model, splits, info, history, out_dir, train_config,
+                             merge_validation)
+    if processes.count > 1:
+        if not processes.writes:
+            return RunResult(out_dir, model, history, {}, info, model_config, train_config)
+        # The distributed model's predictions would need every process; process 0
+        # evaluates a local copy of the (replicated) weights alone.
+        local = build_model(model_config)
+        local.set_weights(model.get_weights())
+        model = local
+        report = _finish(model, splits, info, history, out_dir, train_config, merge_validation)
     if not quiet:
         _print_results(report, history, out_dir)
     return RunResult(out_dir, model, history, report, info, model_config, train_config)
+
+
+def _distribution_scope(backend: str, train_config: TrainConfig, replicas: int) -> Any:
+    """Keras's or TensorFlow's data-parallel scope for a ``data_parallel`` run."""
+    import contextlib
+
+    if not train_config.data_parallel:
+        return contextlib.nullcontext()
+    from kerasdnn.distribute import strategy_scope
+
+    return strategy_scope(backend, replicas)
 
 
 def _merge_configs(
@@ -292,6 +347,8 @@ def _fit(
     out_dir: Path,
     merge_validation: bool,
     verbose: str | int,
+    replicas: int = 1,
+    processes: Any = None,
 ) -> dict[str, list[float]]:
     import keras
 
@@ -316,15 +373,17 @@ def _fit(
     monitor = "val_loss" if validation_data is not None else "loss"
     # The timer writes before the checkpoint: a kill between the two leaves it an epoch
     # ahead, which resuming drops, never one behind.
+    # In a multi-process run the others keep their copies of these files apart.
+    own_dir = out_dir if processes is None or processes.writes else _private_dir()
     callbacks: list[keras.callbacks.Callback] = [
-        EpochTimer(out_dir / EPOCH_TIMES_FILE, epochs_done)]
+        EpochTimer(own_dir / EPOCH_TIMES_FILE, epochs_done)]
     early_stopping = None
     if train_config.early_stopping is not None:
         early_stopping = keras.callbacks.EarlyStopping(
             monitor=monitor, patience=train_config.early_stopping, restore_best_weights=True
         )
         callbacks.append(early_stopping)
-    saver = RunCheckpoint(out_dir / BACKUP_DIR, out_dir / HISTORY_FILE, restored, early_stopping)
+    saver = RunCheckpoint(own_dir / BACKUP_DIR, own_dir / HISTORY_FILE, restored, early_stopping)
     if restored is not None and (restored.stopped or epochs_done >= train_config.epochs):
         saver.set_model(model)  # killed after training: only the finishing is missing
         saver.finish_training()
@@ -332,8 +391,17 @@ def _fit(
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
     callbacks.append(saver)  # last: it sees EarlyStopping's state and restored weights
+    fed = pipelines.feed.for_fit(train_data, skip=epochs_done * steps)
+    if train_config.data_parallel:  # every batch divisible by the devices, exactly
+        from kerasdnn.distribute import Processes, padded_dataset, padded_iterator
+
+        processes = processes or Processes()
+        fed = (padded_dataset(fed, replicas, processes) if hasattr(fed, "element_spec")
+               else padded_iterator(fed, replicas, processes))
+        if validation_data is not None:
+            validation_data = padded_dataset(validation_data, replicas, processes)
     model.fit(
-        pipelines.feed.for_fit(train_data, skip=epochs_done * steps),
+        fed,
         steps_per_epoch=steps,
         validation_data=validation_data,
         epochs=train_config.epochs,
@@ -343,6 +411,17 @@ def _fit(
         verbose=verbose,
     )
     return saver.history()
+
+
+def _private_dir() -> Path:
+    """A folder of this process's own, removed when it exits."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="kerasdnn-process-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def steps_per_execution_for(steps_per_epoch: int, wanted: int) -> int:
@@ -517,6 +596,20 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--steps-per-execution", type=positive_int,
                      help=f"training steps per compiled call, TF and JAX "
                      f"(default: {m.steps_per_execution})")
+    scale = parser.add_argument_group("scale out (JAX, TensorFlow; README: Scale out)")
+    scale.add_argument("--data-parallel", action="store_true",
+                       help="one model replica per device, each batch split across them "
+                       "(JAX, TensorFlow; default: off)")
+    scale.add_argument("--devices", type=positive_int, metavar="N",
+                       help="with --data-parallel, the first N devices; without accelerators, "
+                       "N virtual CPU devices (default: all devices)")
+    scale.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="multi-process JAX run: process 0's address, the same in every "
+                       "process (with --num-processes, --process-id, --data-parallel, --out)")
+    scale.add_argument("--num-processes", type=positive_int, metavar="N",
+                       help="multi-process JAX run: how many processes")
+    scale.add_argument("--process-id", type=_seed, metavar="I",
+                       help="multi-process JAX run: this process's index, 0 to N-1")
     model = parser.add_argument_group("model")
     model.add_argument("--hidden", type=comma_ints, metavar="UNITS",
                        help=f"hidden layer sizes (default: "
@@ -600,6 +693,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_values,
             resume=getattr(args, "resume", False),
             verbose=0 if getattr(args, "quiet", False) else "auto",
+            coordinator=getattr(args, "coordinator", None),
+            num_processes=getattr(args, "num_processes", None),
+            process_id=getattr(args, "process_id", None),
         )
     return 0
 

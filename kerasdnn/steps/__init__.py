@@ -49,12 +49,14 @@ from keras import ops
 __all__ = [
     "GRAD_NORM",
     "SKIPPED_STEPS",
+    "batch_rows",
     "clip_factor",
     "global_norm",
     "handles_overflow",
     "is_finite",
     "loss_scale",
     "lower_loss_scale",
+    "metric_weights",
     "step_class",
 ]
 
@@ -101,6 +103,37 @@ def global_norm(grads: Sequence[Any]) -> Any:
         return torch.nn.utils.get_total_norm([g.float() for g in present], norm_type=2.0)
     squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in present]
     return ops.sqrt(ops.sum(ops.stack(squares)))
+
+
+def batch_rows(y_pred: Any, sample_weight: Any) -> Any:
+    """The real rows a (replica's share of a) batch's mean loss stands for in the
+    epoch's mean loss.  A data-parallel batch padded from R to P rows weighs its R
+    real rows ``P / R`` and its filler rows 0 (:mod:`kerasdnn.distribute`), so its
+    rows divided by the largest weight gives R, split across replicas in proportion
+    to their shares of the loss; all rows when the batch has no weights.
+
+    Example:
+        >>> float(batch_rows(ops.ones((4, 3)), ops.convert_to_tensor([4 / 3] * 3 + [0.0])))
+        3.0
+    """
+    rows = ops.shape(y_pred)[0]
+    if sample_weight is None:
+        return rows
+    return ops.cast(rows, "float32") / ops.cast(ops.max(sample_weight), "float32")
+
+
+def metric_weights(sample_weight: Any) -> Any:
+    """The sample weights the training metrics get: 1 for each weighted row, 0 for a
+    data-parallel batch's filler rows, so that a padded batch's real rows count once
+    each, as without padding (the loss keeps the weights that make it their mean).
+
+    Example:
+        >>> metric_weights(ops.convert_to_tensor([1.5, 0.0])).tolist()
+        [1.0, 0.0]
+    """
+    if sample_weight is None:
+        return None
+    return ops.cast(ops.not_equal(sample_weight, 0), "float32")
 
 
 def loss_scale(optimizer: Any) -> Any:

@@ -31,12 +31,14 @@ import numpy as np
 from kerasdnn.steps import (
     GRAD_NORM,
     SKIPPED_STEPS,
+    batch_rows,
     clip_factor,
     global_norm,
     handles_overflow,
     is_finite,
     loss_scale,
     lower_loss_scale,
+    metric_weights,
 )
 
 __all__ = ["JAXStep"]
@@ -165,9 +167,9 @@ class JAXStep:
     ) -> list:
         mapping = list(zip(self.metrics_variables, metrics_variables, strict=True))
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            self._loss_tracker.update_state(loss, sample_weight=y_pred.shape[0])
+            self._loss_tracker.update_state(loss, sample_weight=batch_rows(y_pred, sample_weight))
             self.grad_norm_tracker.update_state(norm)
-            self.compute_metrics(x, y, y_pred, sample_weight)
+            self.compute_metrics(x, y, y_pred, sample_weight=metric_weights(sample_weight))
         return [scope.get_current_value(v) for v in self.metrics_variables]
 
     def _metrics_result(self, metrics_variables: list) -> dict[str, Any]:

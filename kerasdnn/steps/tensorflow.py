@@ -19,12 +19,14 @@ import tensorflow as tf
 from kerasdnn.steps import (
     GRAD_NORM,
     SKIPPED_STEPS,
+    batch_rows,
     clip_factor,
     global_norm,
     handles_overflow,
     is_finite,
     loss_scale,
     lower_loss_scale,
+    metric_weights,
 )
 
 __all__ = ["TensorFlowStep"]
@@ -52,35 +54,76 @@ class TensorFlowStep:
         # Compute gradients and their global norm (unscaled, before clipping)
         trainable_weights = self.trainable_weights
         gradients = tape.gradient(scaled_loss, trainable_weights)
-        norm = global_norm(gradients)
+        norm, finite_loss = _global_norm_and_loss(gradients, loss)
         scale = loss_scale(self.optimizer)
         if scale is not None:
             norm = norm / scale
-        finite = is_finite(loss, norm)
+        finite = is_finite(finite_loss, norm)
         if self.clipnorm:
             factor = clip_factor(norm, self.clipnorm)
             gradients = [g * tf.cast(factor, g.dtype) for g in gradients]
 
-        def update() -> None:
-            self.optimizer.apply(gradients, trainable_weights)
-            self._loss_tracker.update_state(loss, sample_weight=tf.shape(y_pred)[0])
-            self.grad_norm_tracker.update_state(norm)
-            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-        def skip() -> None:
-            for variable, value in zip(self.non_trainable_variables, saved, strict=True):
-                variable.assign(value)
-            self.skipped_steps_tracker.update_state()
-            if handles_overflow(self.optimizer):
-                tf.cond(tf.math.is_finite(loss),
-                        lambda: lower_loss_scale(self.optimizer), lambda: None)
-
         # Update weights, or leave everything as it was
-        tf.cond(finite, update, skip)
+        branch_args = (gradients, loss, norm, x, y, y_pred, sample_weight, saved)
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            tf.cond(finite, lambda: self._update(*branch_args),
+                    lambda: self._skip(*branch_args))
+        else:
+            # The optimizer's all-reduce (a merge_call) may not sit in a replica's
+            # tf.cond: the cond goes to the cross-replica context, as Keras's
+            # LossScaleOptimizer does it; `finite` is the same on every replica.
+            context.merge_call(self._cross_replica_cond, args=(finite, branch_args))
         return self.get_metrics_result()
+
+    def _update(self, gradients: list, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,
+                sample_weight: Any, saved: list) -> None:
+        self.optimizer.apply(gradients, self.trainable_weights)
+        self._loss_tracker.update_state(
+            _unscaled(loss), sample_weight=batch_rows(y_pred, sample_weight))
+        self.grad_norm_tracker.update_state(norm)
+        self.compute_metrics(x, y, y_pred, sample_weight=metric_weights(sample_weight))
+
+    def _skip(self, gradients: list, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,
+              sample_weight: Any, saved: list) -> None:
+        for variable, value in zip(self.non_trainable_variables, saved, strict=True):
+            variable.assign(value)
+        self.skipped_steps_tracker.update_state()
+        if handles_overflow(self.optimizer):
+            tf.cond(tf.math.is_finite(loss),
+                    lambda: lower_loss_scale(self.optimizer), lambda: None)
+
+    def _cross_replica_cond(self, strategy: Any, finite: Any, branch_args: tuple) -> None:
+        def each_replica(branch: Any) -> Any:
+            return lambda: strategy.extended.call_for_each_replica(branch, args=branch_args)
+
+        first = strategy.experimental_local_results(finite)[0]
+        tf.cond(first, each_replica(self._update), each_replica(self._skip))
 
     def test_step(self, data: Any) -> dict[str, Any]:
         logs = super().test_step(data)
         logs.pop(GRAD_NORM, None)
         logs.pop(SKIPPED_STEPS, None)
         return logs
+
+
+def _unscaled(loss: Any) -> Any:
+    """The loss as one replica's share of the global batch would not show it: Keras
+    divides it by the replicas in sync (``scale_loss_for_distribution``), so that
+    summing the replicas' gradients gives the global batch's; stock Keras logs it
+    multiplied back (``unscale_loss_for_distribution``, not public API), as here."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss * tf.cast(replicas, loss.dtype) if replicas > 1 else loss
+
+
+def _global_norm_and_loss(gradients: list, loss: Any) -> tuple[Any, Any]:
+    """The global norm of the global batch's gradients and the sum of the replicas'
+    losses: under a ``tf.distribute`` strategy with several replicas each replica holds
+    only its share, so both are summed across replicas first (one extra all-reduce
+    of the gradients; the optimizer all-reduces them again to apply them), which also
+    makes every replica take the same update-or-skip branch."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return global_norm(gradients), loss
+    summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [*gradients, loss])
+    return global_norm(summed[:-1]), summed[-1]

@@ -1,0 +1,157 @@
+"""``python -m kerasdnn.train --data-parallel --devices 2`` against one device.
+
+Two virtual CPU devices (JAX's host device count, TensorFlow's logical CPU
+devices: fixed when a process starts its devices, hence subprocesses) with the
+same global batch and seed as a plain one-device run, on digits, whose 1,293
+training examples leave a ragged last batch of 93 (padded to 94 with a
+zero-weight row).  The one-device run is the plain, unpadded run: it is the
+reference the padding scheme must reproduce.
+
+Tolerance: the replicas' partial sums are added in another order than the one
+device's, so per-epoch metrics and final weights agree to float32 reordering
+error: relative 1e-5 (measured: equal to the last printed digit).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kerasdnn.faults import ENV as KERASDNN_FAULT
+from tests.conftest import REPO_ROOT
+from tests.kerasdnn.test_train import run_train
+
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+ARGS = ("--dataset", "digits", "--epochs", "2", "--hidden", "32", "--quiet")
+RTOL = 1e-5
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(BACKEND == "torch", reason="no data parallelism on torch (Keras 3.15)"),
+]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data-parallel")
+    outs = {"one": root / "one", "two": root / "two"}
+    for name, extra in (("one", ()), ("two", ("--data-parallel", "--devices", "2"))):
+        result = run_train(*ARGS, *extra, "--out", str(outs[name]))
+        assert result.returncode == 0, result.stderr
+    return outs
+
+
+def _history(run: Path) -> dict[str, np.ndarray]:
+    with open(run / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
+
+
+def _weights(run: Path) -> list[np.ndarray]:
+    import keras
+
+    import kerasdnn.models  # noqa: F401  (registers DNN for loading)
+
+    return keras.saving.load_model(run / "model.keras", compile=False).get_weights()
+
+
+def test_two_devices_give_the_one_device_losses_and_metrics(runs: dict[str, Path]) -> None:
+    one, two = _history(runs["one"]), _history(runs["two"])
+    assert set(one) == set(two)
+    for key in one:
+        np.testing.assert_allclose(two[key], one[key], rtol=RTOL, err_msg=key)
+
+
+def test_two_devices_give_the_one_device_weights(runs: dict[str, Path]) -> None:
+    for two, one in zip(_weights(runs["two"]), _weights(runs["one"]), strict=True):
+        np.testing.assert_allclose(two, one, rtol=RTOL, atol=1e-6)
+
+
+def test_the_run_records_its_distribution(runs: dict[str, Path]) -> None:
+    two = json.loads((runs["two"] / "config.json").read_text())
+    one = json.loads((runs["one"] / "config.json").read_text())
+    assert two["distribution"] == {"kind": "data_parallel", "devices": 2, "processes": 1}
+    assert two["train"]["data_parallel"] is True and two["train"]["devices"] == 2
+    assert one["distribution"]["kind"] == "none"
+
+
+def test_a_saved_config_repeats_the_data_parallel_run(runs: dict[str, Path]) -> None:
+    from kerasdnn.train import build_parser, configs_from_args
+
+    args = build_parser().parse_args(["--config", str(runs["two"] / "config.json")])
+    train_values, _ = configs_from_args(args)
+    assert (train_values["data_parallel"], train_values["devices"]) == (True, 2)
+
+
+# --------------------------------------------------------------------------- two processes
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_two_processes(out: Path, *extra: str, fault: str | None = None,
+                      timeout: float = 300) -> list[subprocess.CompletedProcess]:
+    """The same train command in two JAX processes on loopback (one CPU device each).
+    With ``fault``, process 0 kills itself there (``KERASDNN_FAULT``) and process 1,
+    left waiting for it, is then stopped as a job scheduler would."""
+    port = _free_port()
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kerasdnn.train", *ARGS, "--data-parallel",
+             "--out", str(out), "--coordinator", f"127.0.0.1:{port}",
+             "--num-processes", "2", "--process-id", str(index), *extra],
+            cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**env, KERASDNN_FAULT: fault} if fault and index == 0 else env,
+        )
+        for index in range(2)
+    ]
+    try:
+        first_out, first_err = procs[0].communicate(timeout=timeout)
+        if fault:
+            procs[1].kill()
+        second_out, second_err = procs[1].communicate(timeout=timeout)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return [subprocess.CompletedProcess(proc.args, proc.returncode, out_, err)
+            for proc, out_, err in zip(procs, (first_out, second_out),
+                                       (first_err, second_err), strict=True)]
+
+
+jax_only = pytest.mark.skipif(BACKEND != "jax", reason="multi-process training is JAX's")
+
+
+@jax_only
+def test_two_processes_killed_and_resumed_train_as_two_devices_into_one_run(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    """One test for both (each two-process launch costs two interpreter start-ups):
+    killed after epoch 1's checkpoint, resumed, the result is the unbroken
+    two-device run's, written once, by process 0."""
+    out = tmp_path / "run"
+    killed = run_two_processes(out, fault="epoch_end:2")  # epoch 1 checkpointed
+    assert killed[0].returncode == -signal.SIGKILL
+    assert (out / "backup").is_dir() and not (out / "model.keras").exists()
+    for result in run_two_processes(out, "--resume"):
+        assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+    assert (out / "model.keras").is_file() and not (out / "backup").exists()
+    record = json.loads((out / "config.json").read_text())
+    assert record["distribution"] == {"kind": "data_parallel", "devices": 2, "processes": 2}
+    for key, values in _history(runs["two"]).items():
+        np.testing.assert_allclose(_history(out)[key], values, rtol=RTOL, err_msg=key)
+    for mine, theirs in zip(_weights(out), _weights(runs["two"]), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=RTOL, atol=1e-6)
