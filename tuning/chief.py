@@ -1,8 +1,10 @@
-"""The chief of a distributed search: KerasTuner's oracle served over gRPC.
+"""The chief of a distributed search: KerasTuner's oracle served over gRPC; and
+KerasTuner's state files written atomically.
 
 The only module that uses KerasTuner's private ``keras_tuner.src`` modules (its
-gRPC protos and ``OracleServicer``, which have no public name): they may move in
-any release, so setup.cfg caps keras-tuner at the minor version tested (1.4.8).
+gRPC protos and ``OracleServicer``, which have no public name, and the
+``save_json`` every ``trial.json``/``oracle.json`` goes through): they may move
+in any release, so setup.cfg caps keras-tuner at the minor version tested (1.4.8).
 
 Example:
     >>> serve(tuner, options, print)  # doctest: +SKIP
@@ -19,7 +21,34 @@ from kerasdnn.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from tuning.search import SearchOptions
 
-__all__ = ["serve"]
+__all__ = ["serve", "write_tuner_state_atomically"]
+
+
+def write_tuner_state_atomically() -> None:
+    """Make KerasTuner write its ``trial.json`` and ``oracle.json`` files atomically.
+
+    KerasTuner 1.4 overwrites them in place (``keras_tuner.src.utils.save_json``), so
+    a search killed mid-write leaves a torn file that its reload cannot read; a
+    temporary file renamed into place leaves the old one or the new one.  Idempotent.
+
+    Example:
+        >>> write_tuner_state_atomically()
+        >>> from keras_tuner.src import utils
+        >>> utils.save_json.__name__
+        'atomic_save_json'
+    """
+    import json
+
+    from keras_tuner.src import utils
+
+    from kerasdnn.io import atomic_write_text
+
+    def atomic_save_json(path: str, obj: Any) -> str:
+        text = json.dumps(obj)
+        atomic_write_text(path, text)
+        return text
+
+    utils.save_json = atomic_save_json
 
 
 def serve(tuner: Any, options: SearchOptions, on_trial_done: Callable[[Any], None]) -> None:

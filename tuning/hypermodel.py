@@ -342,6 +342,9 @@ def make_tuner(
         ...                    objective="val_accuracy", seed=1, max_trials=2,
         ...                    directory="runs/tuning", project_name="demo")  # doctest: +SKIP
     """
+    from tuning.chief import write_tuner_state_atomically
+
+    write_tuner_state_atomically()
     direction = "min" if objective.endswith("loss") else "max"
     common: dict[str, Any] = {
         "objective": keras_tuner.Objective(objective, direction),
