@@ -182,7 +182,10 @@ def metrics_for(model: Any, plan: NativePlan) -> NativeMetrics | None:
     compiled = getattr(model, "_compile_metrics", None)
     if compiled is None:
         return NativeMetrics(*trackers, accuracy=None, binary=False)
-    if not compiled.built or compiled._flat_weighted_metrics != [None]:
+    # build_model compiles its metrics as weighted ones (for padded data-parallel batches);
+    # the native path runs without sample weights, where weighted and plain agree.
+    if not compiled.built or [None] not in (compiled._flat_metrics,
+                                            compiled._flat_weighted_metrics):
         return None
     metrics = compiled.metrics
     if not metrics:
