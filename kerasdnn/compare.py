@@ -36,7 +36,7 @@ from kerasdnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 __all__ = ["build_parser", "compare", "main"]
 
-PROG = "kerasdnn.compare"
+PROG = "python -m kerasdnn.compare"  # in --help and in every error line
 SETTINGS_FILE = "settings.json"
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"
 EXIT_CHECK_FAILED = 1
@@ -225,7 +225,7 @@ def build_parser() -> ArgumentParser:
     from kerasdnn.train import build_parser as train_parser
 
     parser = train_parser()
-    parser.prog = "python -m kerasdnn.compare"
+    parser.prog = PROG
     parser.description = (
         "Train one configuration on each Keras backend (a subprocess each, a run\n"
         "directory each in <out>/<backend>/) and write compare.json, compare.md and\n"

@@ -55,7 +55,7 @@ __all__ = [
     "verify",
 ]
 
-PROG = "kerasdnn.export"
+PROG = "python -m kerasdnn.export"  # in --help and in every error line
 FORMATS = ("tf_saved_model", "onnx")
 DEFAULT_NAMES = {"tf_saved_model": "saved_model", "onnx": "model.onnx"}
 INPUT_NAME = "inputs"
@@ -325,7 +325,7 @@ def build_parser() -> ArgumentParser:
         'onnx'
     """
     parser = ArgumentParser(
-        prog="python -m kerasdnn.export",
+        prog=PROG,
         description=(
             "Export a run's model, with the run's preprocessing inside, for serving: it takes "
             "the data source's raw examples and returns class probabilities. The artifact is "

@@ -89,7 +89,7 @@ def test_missing_backends_get_rows_and_nothing_finished_is_status_2(
                                     "--out", str(out), "--quiet"])
     assert status == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("kerasdnn.compare: error: no backend finished (jax: jax is not")
+    assert err.startswith("python -m kerasdnn.compare: error: no backend finished (jax: jax is not")
     assert "\n" not in err
     summary = json.loads((out / "compare.json").read_text())
     assert summary["backends"]["torch"]["status"] == "not installed"

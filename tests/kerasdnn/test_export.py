@@ -119,7 +119,8 @@ def test_predictions_that_the_artifact_does_not_reproduce_leave_nothing(
         main([str(run), "--format", "tf_saved_model"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("kerasdnn.export: error: the tf_saved_model artifact's probabilities")
+    assert err.startswith(
+        "python -m kerasdnn.export: error: the tf_saved_model artifact's probabilities")
     assert "\n" not in err and "it was not kept" in err
     assert sorted(p.name for p in run.iterdir()) == before
 
@@ -134,7 +135,7 @@ def test_a_missing_export_extra_is_one_line(digits_run, monkeypatch, capsys):
         main([str(digits_run), "--format", "onnx"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("kerasdnn.export: error: onnx export needs tf2onnx: "
+    assert err == ("python -m kerasdnn.export: error: onnx export needs tf2onnx: "
                    "pip install 'kerasdnn[export]'")
     assert not (digits_run / "model.onnx").exists()
 
