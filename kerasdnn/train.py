@@ -438,16 +438,27 @@ def steps_per_execution_for(steps_per_epoch: int, wanted: int) -> int:
 
 
 def _merged(splits: Any, train_config: TrainConfig) -> Any:
-    """Train + validation examples, reshuffled together each epoch, batched as before."""
+    """Train + validation examples, reshuffled together each pass by (seed, pass) alone,
+    batched as before."""
     import tensorflow as tf
 
+    from pipelines.builder import pass_seeds
+
     examples = splits.info.num_examples["train"] + splits.info.num_examples["validation"]
+    x_all, y_all = (
+        splits.train.unbatch().concatenate(splits.validation.unbatch())
+        .batch(examples).get_single_element()
+    )
+
+    def one_pass(seed: Any) -> Any:
+        order = tf.random.experimental.stateless_shuffle(tf.range(examples), seed=seed)
+        return tf.data.Dataset.from_tensor_slices(order).batch(train_config.batch_size).map(
+            lambda rows: (tf.gather(x_all, rows), tf.gather(y_all, rows)))
+
+    steps = math.ceil(examples / train_config.batch_size)
     return (
-        splits.train.unbatch()
-        .concatenate(splits.validation.unbatch())
-        .apply(tf.data.experimental.assert_cardinality(examples))  # known steps per epoch
-        .shuffle(examples, seed=train_config.seed, reshuffle_each_iteration=True)
-        .batch(train_config.batch_size)
+        pass_seeds(train_config.seed).flat_map(one_pass)
+        .apply(tf.data.experimental.assert_cardinality(steps))  # known steps per epoch
         .prefetch(tf.data.AUTOTUNE)
     )
 

@@ -21,10 +21,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import numbers
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SCALES", "EpochStream", "Scaling", "epoch_stream", "load", "make_dataset",
-    "raw_source_and_scaling",
+    "pass_seeds", "raw_source_and_scaling",
 ]
 
 SCALES = ("auto", "unit", "standardize")
@@ -309,16 +310,41 @@ def make_dataset(
     if shuffle_seed is None:
         dataset = one_pass(None)
     else:
-        # Each pass (each epoch of fit) draws a new permutation, from a generator
-        # seeded once: the sequence of orders is fixed by the seed.
-        seed = tf.constant(int(shuffle_seed), tf.int64)
+        # Pass p (epoch p of fit) is shuffled by (seed, p): the sequence of orders is
+        # fixed by the seed alone.
         dataset = (
-            tf.data.Dataset.random(seed=int(shuffle_seed), rerandomize_each_iteration=True)
-            .take(1)
-            .flat_map(lambda draw: shuffled_pass(tf.stack([seed, draw])))
+            pass_seeds(int(shuffle_seed))
+            .flat_map(shuffled_pass)
             .apply(tf.data.experimental.assert_cardinality(elements))
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def pass_seeds(seed: int) -> tf.data.Dataset:
+    """A dataset of one element, ``[seed, p]``, where ``p`` counts the iterators made
+    of it so far: pass ``p`` of a dataset that ``flat_map``s over it can be shuffled
+    by ``(seed, p)`` alone, with stateless ops.
+
+    Hand-written because ``Dataset.random`` and ``Dataset.shuffle(seed=...)`` mix
+    TensorFlow's global seed into theirs, so a ``keras.utils.set_random_seed`` made
+    anywhere in the process would change the order.
+
+    Example:
+        >>> passes = pass_seeds(7)
+        >>> [[list(map(int, s)) for s in passes] for _ in range(2)]
+        [[[7, 0]], [[7, 1]]]
+    """
+    from pipelines.tf_setup import tf
+
+    passes = itertools.count()
+
+    def next_pass() -> Iterator[int]:
+        yield next(passes)
+
+    seed_tensor = tf.constant(seed, tf.int64)
+    return tf.data.Dataset.from_generator(
+        next_pass, output_signature=tf.TensorSpec((), tf.int64)
+    ).map(lambda p: tf.stack([seed_tensor, p]))
 
 
 @dataclasses.dataclass(frozen=True)

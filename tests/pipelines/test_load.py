@@ -309,3 +309,21 @@ def test_repeated_train_stream_is_indexed_by_epoch() -> None:
     # Skipping k epochs' batches starts exactly at epoch k.
     resumed = epochs(splits.train.skip(2 * steps), 1)
     np.testing.assert_array_equal(resumed[0], first[2])
+
+
+def test_a_finite_training_set_is_shuffled_by_its_seed_alone() -> None:
+    """Not by TensorFlow's global seed, which keras.utils.set_random_seed sets."""
+    import tensorflow as tf
+
+    def orders() -> list[list[list[int]]]:
+        train = pipelines.load("digits", batch_size=500, seed=5).train
+        return [[y[:8].numpy().tolist() for _, y in train] for _ in range(2)]
+
+    plain = orders()
+    tf.random.set_seed(3)
+    try:
+        seeded = orders()
+    finally:
+        tf.random.set_seed(None)
+    assert plain[0] != plain[1]  # reshuffled each pass
+    assert seeded == plain
