@@ -110,30 +110,44 @@ def batch_rows(y_pred: Any, sample_weight: Any) -> Any:
     epoch's mean loss.  A data-parallel batch padded from R to P rows weighs its R
     real rows ``P / R`` and its filler rows 0 (:mod:`kerasdnn.distribute`), so its
     rows divided by the largest weight gives R, split across replicas in proportion
-    to their shares of the loss; all rows when the batch has no weights.
+    to their shares of the loss; all rows when the batch has no weights or no
+    distribution is in force (user sample weights count as stock Keras counts them).
 
     Example:
-        >>> float(batch_rows(ops.ones((4, 3)), ops.convert_to_tensor([4 / 3] * 3 + [0.0])))
-        3.0
+        >>> int(batch_rows(ops.ones((4, 3)), ops.convert_to_tensor([4 / 3] * 3 + [0.0])))
+        4
     """
     rows = ops.shape(y_pred)[0]
-    if sample_weight is None:
-        return rows
+    if sample_weight is None or not _distributed():
+        return rows  # as stock Keras counts a batch: its size, whatever the weights
     return ops.cast(rows, "float32") / ops.cast(ops.max(sample_weight), "float32")
 
 
 def metric_weights(sample_weight: Any) -> Any:
     """The sample weights the training metrics get: 1 for each weighted row, 0 for a
     data-parallel batch's filler rows, so that a padded batch's real rows count once
-    each, as without padding (the loss keeps the weights that make it their mean).
+    each, as without padding (the loss keeps the weights that make it their mean);
+    ``None`` (unweighted, as before) when no distribution is in force.
 
     Example:
-        >>> metric_weights(ops.convert_to_tensor([1.5, 0.0])).tolist()
-        [1.0, 0.0]
+        >>> metric_weights(ops.convert_to_tensor([1.5, 0.0])) is None  # no distribution
+        True
     """
-    if sample_weight is None:
-        return None
+    if sample_weight is None or not _distributed():
+        return None  # as stock Keras's ``metrics=`` see them: unweighted
     return ops.cast(ops.not_equal(sample_weight, 0), "float32")
+
+
+def _distributed() -> bool:
+    """Whether batches may be data-parallel padded: a ``keras.distribution`` (JAX) or a
+    ``tf.distribute`` strategy (TensorFlow) is in force; decided at trace time."""
+    if keras.distribution.distribution() is not None:
+        return True
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.has_strategy()
+    return False
 
 
 def loss_scale(optimizer: Any) -> Any:

@@ -332,3 +332,21 @@ def test_a_copied_model_trains_its_own_weights(start, backend):
     for got, want in zip(_numpy(model.weights), before, strict=True):
         np.testing.assert_array_equal(got, want)  # the original did not move
     assert not np.array_equal(_numpy(twin.weights)[0], before[0])
+
+
+def test_sample_weights_log_the_loss_stock_keras_logs(start):
+    """Off a distribution, weighted batches count their rows in the epoch's loss as stock
+    Keras counts them (the batch size), whatever the weights' size."""
+    import tensorflow as tf
+
+    batches = _batches(start, 3)
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    weights = np.repeat(np.array([1.0, 4.0, 0.5], "float32"), BATCH)
+    weights[::3] = 2.0  # every batch's largest weight differs from the others'
+    data = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(BATCH)
+    model = build_model(**{**SMALL, "seed": 5})
+    stock = _stock_twin(model)
+    ours = model.fit(data, epochs=1, shuffle=False, verbose=0).history["loss"][0]
+    theirs = stock.fit(data, epochs=1, shuffle=False, verbose=0).history["loss"][0]
+    assert ours == pytest.approx(theirs, rel=1e-5)
