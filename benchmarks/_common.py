@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.backends import BACKENDS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ("tensorflow", "jax", "torch")
 WATCHED_PACKAGES = (
     "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "numpy",
     "tensorflow-datasets",

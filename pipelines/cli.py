@@ -19,11 +19,10 @@ import os
 import sys
 from typing import NoReturn
 
+from pipelines.backends import BACKENDS
 from pipelines.errors import EXIT_USER_ERROR, InvalidArgumentError
 
 __all__ = ["BACKENDS", "ArgumentParser", "check_backend"]
-
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 class ArgumentParser(argparse.ArgumentParser):
