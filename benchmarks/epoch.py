@@ -261,7 +261,7 @@ def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
 
     splits, steps = kerasdnn_stream(images, labels, workdir)
     model = kerasdnn_model(steps, steps_per_execution)
-    train = pipelines.feed.for_fit(splits.train, device_prefetch=device_prefetch)
+    train = pipelines.feed.for_fit(splits.stream, device_prefetch=device_prefetch)
     seconds = fit_epoch_seconds(model, train, repeats, steps_per_epoch=steps)
     return {"examples": int(splits.info.num_examples["train"]),
             "steps_per_execution": model.steps_per_execution, **summarize(seconds)}

@@ -139,7 +139,7 @@ def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str
 
     splits, per_epoch = kerasdnn_stream(*make_data(steps * BATCH_SIZE), workdir)
     premade = [tuple(np.ascontiguousarray(part) for part in batch) for batch in
-               itertools.islice(pipelines.feed.host_batches(splits.train), per_epoch)]
+               itertools.islice(pipelines.feed.host_batches(splits.stream), per_epoch)]
 
     def fitted(data: Any) -> dict[str, Any]:
         model = kerasdnn_model(per_epoch, DEFAULT_STEPS_PER_EXECUTION)
@@ -156,7 +156,7 @@ def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str
     else:
         premade_input = (batch for batch in itertools.cycle(premade))  # Keras takes generators
     return {"kerasdnn, premade batches": fitted(premade_input),
-            "kerasdnn, pipelines.feed": fitted(pipelines.feed.for_fit(splits.train))}
+            "kerasdnn, pipelines.feed": fitted(pipelines.feed.for_fit(splits.stream))}
 
 
 def jax_rows(repeats: int) -> dict[str, dict[str, Any]]:

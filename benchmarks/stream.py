@@ -65,11 +65,11 @@ def pipelines_stream(images: Any, labels: Any) -> Any:
     """kerasdnn's endless training stream of the images (scaled to [0, 1], flattened)."""
     import numpy as np
 
-    from pipelines.builder import make_dataset
+    from pipelines.builder import make_stream
 
-    return make_dataset(images, labels, offset=np.zeros((), np.float32),
-                        multiplier=np.asarray(1 / 255, np.float32), flatten=True,
-                        batch_size=BATCH_SIZE, shuffle_seed=SEED, cache=True, repeat=True)
+    return make_stream(images, labels, offset=np.zeros((), np.float32),
+                       multiplier=np.asarray(1 / 255, np.float32), flatten=True,
+                       batch_size=BATCH_SIZE, shuffle_seed=SEED, cache=True)
 
 
 def classic_stream(images: Any, labels: Any) -> Any:
@@ -121,12 +121,17 @@ def _host_blocks(dataset: Any) -> Any:
 
 
 def _host_padded(dataset: Any) -> Any:
-    # Any transformation hides how the stream was made: the feed pads it into blocks.
-    return _host_blocks(dataset.map(lambda *parts: parts))
+    # A dataset, not an EpochStream: the feed pads it into blocks.
+    return _host_blocks(_as_dataset(dataset))
+
+
+def _as_dataset(stream: Any) -> Any:
+    """The ``tf.data.Dataset`` of a stream (an ``EpochStream``'s ``dataset``)."""
+    return getattr(stream, "dataset", stream)
 
 
 READERS: tuple[tuple[str, Callable[..., Callable[[], None]]], ...] = (
-    ("in-graph", in_graph_reader),
+    ("in-graph", lambda dataset, batches: in_graph_reader(_as_dataset(dataset), batches)),
     ("host blocks", lambda dataset, batches: host_reader(_host_blocks, dataset, batches)),
     ("host padded", lambda dataset, batches: host_reader(_host_padded, dataset, batches)),
 )

@@ -180,18 +180,10 @@ def train(
         check_writable_dir(default_run_dir("data", backend).parent, "--out")
 
     quiet_tensorflow()
-    import pipelines
+    from kerasdnn.data import load_splits
 
-    splits = pipelines.load(
-        train_config.dataset,
-        batch_size=train_config.batch_size,
-        validation_split=train_config.validation_split,
-        scale=train_config.scale,
-        seed=train_config.seed,
-        data_dir=train_config.data_dir,
-        manual_dir=train_config.manual_dir,
-        repeat=not merge_validation,  # an endless, epoch-indexed stream: resumable exactly
-    )
+    # An endless, epoch-indexed stream: resumable exactly.
+    splits = load_splits(train_config, repeat=not merge_validation)
     info = splits.info
     model_config = model_config.replace(
         input_shape=tuple(info.input_shape), num_classes=info.num_classes
@@ -357,7 +349,7 @@ def _fit(
     from kerasdnn.checkpoint import RunCheckpoint, restore_checkpoint
 
     counts = splits.info.num_examples
-    train_data, validation_data = splits.train, splits.validation
+    train_data, validation_data = splits.stream, splits.validation
     steps = math.ceil(counts["train"] / train_config.batch_size)
     if merge_validation:
         train_data, validation_data = _merged(splits, train_config).repeat(), None

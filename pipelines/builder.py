@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import numbers
@@ -39,14 +40,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from pipelines.tf_setup import tf
 
 __all__ = [
-    "SCALES", "EpochStream", "Scaling", "epoch_stream", "load", "make_dataset",
+    "SCALES", "EpochStream", "Scaling", "load", "make_dataset", "make_stream",
     "pass_seeds", "raw_source_and_scaling",
 ]
 
 SCALES = ("auto", "unit", "standardize")
 SCALE_CHUNK = 8192  # examples scaled per vectorised call when caching
 _ENDLESS = 2**62  # epochs of a repeated training stream
-_EPOCH_STREAM = "_pipelines_epoch_stream"  # the attribute that holds its EpochStream
 
 
 def _check_arguments(
@@ -212,7 +212,7 @@ def _scaling(x_train: np.ndarray, scale: str, value_max: float) -> tuple[np.ndar
     return mean.reshape(shape).astype(np.float32), (1.0 / std).reshape(shape).astype(np.float32)
 
 
-def make_dataset(
+def _make(
     x: np.ndarray,
     y: np.ndarray,
     *,
@@ -223,26 +223,8 @@ def make_dataset(
     shuffle_seed: int | None,
     cache: bool = True,
     repeat: bool = False,
-) -> tf.data.Dataset:
-    """One in-memory split as a ``tf.data`` pipeline of ``(x float32, y int32)``.
-
-    The examples stay one tensor in memory; each element (a batch, or one
-    example when ``batch_size`` is None) is sliced from it, or, when shuffled,
-    gathered from it through that pass's permutation
-    (``tf.random.experimental.stateless_shuffle``).  So ``tf.data`` handles one
-    element per batch, not one per example.  Scaling and flattening are
-    vectorised: with ``cache`` they run once, on chunks of examples, and the
-    scaled float32 examples are kept; without, on each element (they commute
-    with shuffling and batching, so the numbers are the same).
-
-    Example:
-        >>> ds = make_dataset(np.ones((4, 2, 2), np.uint8), np.arange(4) % 2,
-        ...                   offset=np.zeros((2, 2), np.float32),
-        ...                   multiplier=np.full((2, 2), 0.5, np.float32),
-        ...                   flatten=True, batch_size=2, shuffle_seed=None)
-        >>> next(iter(ds))[0].numpy().tolist()
-        [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]
-    """
+) -> tf.data.Dataset | EpochStream:
+    """The body of :func:`make_dataset` and :func:`make_stream`."""
     # Lazily: a bad name, file or label is reported before TensorFlow loads (seconds).
     from pipelines.tf_setup import tf
 
@@ -303,10 +285,7 @@ def make_dataset(
         ).prefetch(tf.data.AUTOTUNE)
 
     if shuffle_seed is not None and repeat:
-        dataset = epochs(0, 1)
-        if batch_size is not None:
-            setattr(dataset, _EPOCH_STREAM, EpochStream(batch_size, elements, epochs))
-        return dataset
+        return EpochStream(size, elements, epochs)
     if shuffle_seed is None:
         dataset = one_pass(None)
     else:
@@ -318,6 +297,70 @@ def make_dataset(
             .apply(tf.data.experimental.assert_cardinality(elements))
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    offset: np.ndarray,
+    multiplier: np.ndarray,
+    flatten: bool,
+    batch_size: int | None,
+    shuffle_seed: int | None,
+    cache: bool = True,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """One in-memory split as a ``tf.data`` pipeline of ``(x float32, y int32)``.
+
+    The examples stay one tensor in memory; each element (a batch, or one
+    example when ``batch_size`` is None) is sliced from it, or, when shuffled,
+    gathered from it through that pass's permutation
+    (``tf.random.experimental.stateless_shuffle``).  So ``tf.data`` handles one
+    element per batch, not one per example.  Scaling and flattening are
+    vectorised: with ``cache`` they run once, on chunks of examples, and the
+    scaled float32 examples are kept; without, on each element (they commute
+    with shuffling and batching, so the numbers are the same).
+
+    With ``repeat`` and a ``shuffle_seed`` it is the endless stream of
+    :func:`make_stream` (its ``dataset``).
+
+    Example:
+        >>> ds = make_dataset(np.ones((4, 2, 2), np.uint8), np.arange(4) % 2,
+        ...                   offset=np.zeros((2, 2), np.float32),
+        ...                   multiplier=np.full((2, 2), 0.5, np.float32),
+        ...                   flatten=True, batch_size=2, shuffle_seed=None)
+        >>> next(iter(ds))[0].numpy().tolist()
+        [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]
+    """
+    made = _make(x, y, offset=offset, multiplier=multiplier, flatten=flatten,
+                 batch_size=batch_size, shuffle_seed=shuffle_seed, cache=cache, repeat=repeat)
+    return made.dataset if isinstance(made, EpochStream) else made
+
+
+def make_stream(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    offset: np.ndarray,
+    multiplier: np.ndarray,
+    flatten: bool,
+    batch_size: int,
+    shuffle_seed: int,
+    cache: bool = True,
+) -> EpochStream:
+    """One in-memory training split as an endless stream of epochs: an
+    :class:`EpochStream` whose epoch ``e`` is shuffled by ``(shuffle_seed, e)`` alone.
+
+    Example:
+        >>> stream = make_stream(np.arange(10)[:, None], np.arange(10) % 2,
+        ...                      offset=np.zeros(()), multiplier=np.ones(()),
+        ...                      flatten=True, batch_size=4, shuffle_seed=1)
+        >>> stream.batches_per_epoch, [len(y) for _, y in stream.dataset.take(4)]
+        (3, [4, 4, 2, 4])
+    """
+    return _make(x, y, offset=offset, multiplier=multiplier, flatten=flatten,
+                 batch_size=batch_size, shuffle_seed=shuffle_seed, cache=cache, repeat=True)
 
 
 def pass_seeds(seed: int) -> tf.data.Dataset:
@@ -398,33 +441,27 @@ def raw_source_and_scaling(
 
 @dataclasses.dataclass(frozen=True)
 class EpochStream:
-    """How :func:`make_dataset` made an endless training stream (``repeat=True``).
+    """An endless training stream of epochs (:func:`make_stream`, ``load(repeat=True)``).
 
+    ``dataset`` is the stream itself: ``batches_per_epoch`` batches of
+    ``batch_size`` examples per epoch (the last one shorter).
     ``blocks(first_epoch, batches_per_block)`` is the same stream from the start
     of epoch ``first_epoch`` on, each element ``batches_per_block`` consecutive
     batches of one epoch concatenated (an epoch's last block holds what is left):
     cut each block into ``batch_size`` examples and the batches are exactly the
     stream's.  :mod:`pipelines.feed` uses it to hand the stream to ``fit`` a
     block per ``tf.data`` call and to resume at an epoch without producing the
-    skipped ones.  Get it with :func:`epoch_stream`.
+    skipped ones.
     """
 
     batch_size: int
     batches_per_epoch: int
     blocks: Callable[[int, int], tf.data.Dataset]
 
-
-def epoch_stream(dataset: tf.data.Dataset) -> EpochStream | None:
-    """The :class:`EpochStream` behind ``dataset`` if it is an endless training
-    stream exactly as :func:`load` (``repeat=True``) returned it; ``None`` for
-    anything else, a transformation of such a stream included.
-
-    Example:
-        >>> splits = load("digits", batch_size=100, repeat=True)
-        >>> epoch_stream(splits.train).batches_per_epoch, epoch_stream(splits.test)
-        (13, None)
-    """
-    return getattr(dataset, _EPOCH_STREAM, None)
+    @functools.cached_property
+    def dataset(self) -> tf.data.Dataset:
+        """The stream as a ``tf.data.Dataset`` of batches, from epoch 0 on."""
+        return self.blocks(0, 1)
 
 
 def load(
@@ -458,13 +495,15 @@ def load(
         repeat: make train an endless stream of epochs (``ceil(n / batch_size)``
             batches each; give ``fit`` that as ``steps_per_epoch``) in which epoch
             ``e`` is shuffled by ``(seed, e)`` alone, so ``train.skip(k * steps)``
-            starts exactly at epoch ``k``; ``pipelines.feed.for_fit(train,
+            starts exactly at epoch ``k``; ``splits.stream`` is that stream's
+            :class:`EpochStream`, and ``pipelines.feed.for_fit(splits.stream,
             skip=k * steps)`` starts there without producing the skipped epochs
-            (how ``kerasdnn.train`` resumes a run).
+            (how ``kerasdnn.train`` resumes a run).  Needs a ``batch_size``.
 
     Returns:
-        :class:`Splits` ``(train, validation, test, info)``; train is shuffled with
-        ``seed`` and reshuffled each epoch; validation and test keep a fixed order.
+        :class:`Splits` ``(train, validation, test, info)`` (and ``stream`` with
+        ``repeat``); train is shuffled with ``seed`` and reshuffled each epoch;
+        validation and test keep a fixed order.
 
     Example:
         >>> splits = load("digits", batch_size=None, scale="standardize")
@@ -473,11 +512,14 @@ def load(
         (TensorShape([64]), 'float32', 'int32')
     """
     _check_arguments(batch_size, validation_split, seed, scale)
+    if repeat and batch_size is None:
+        raise InvalidArgumentError("repeat=True needs a batch_size: an endless stream is "
+                                   "made of batches")
     raw = _checked(read_source(name, data_dir=data_dir, manual_dir=manual_dir))
     parts, scaling = _split_and_scaling(raw, validation_split, seed, scale)
     scale, offset, multiplier = scaling.scale, scaling.offset, scaling.multiplier
-    datasets = {
-        split: make_dataset(
+    made = {
+        split: _make(
             x,
             y,
             offset=offset,
@@ -501,4 +543,6 @@ def load(
         note=raw.note,
         scale=scale,
     )
-    return Splits(datasets["train"], datasets["validation"], datasets["test"], info)
+    stream = made["train"] if isinstance(made["train"], EpochStream) else None
+    train = stream.dataset if stream is not None else made["train"]
+    return Splits(train, made["validation"], made["test"], info, stream)

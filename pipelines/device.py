@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.backends import backend_spec
 from pipelines.tf_setup import keras_backend, tf
 
 __all__ = ["TorchPrefetchLoader", "keras_prefetches_on_jax", "prefetch_to_device"]
@@ -63,17 +64,21 @@ def prefetch_to_device(dataset: tf.data.Dataset, *, buffer_size: int = 2) -> Any
     """Something ``model.fit`` accepts that yields the batches of ``dataset``,
     copied to the accelerator ahead of use; ``dataset`` itself on a CPU-only machine.
 
+    How is the backend's ``device_prefetch`` in :mod:`pipelines.backends`.
+
     Example:
-        >>> train = prefetch_to_device(pipelines.load("digits").train)  # doctest: +SKIP
-        >>> model.fit(train, epochs=2)  # doctest: +SKIP
+        >>> import pipelines
+        >>> train = prefetch_to_device(pipelines.load("digits").train)
+        >>> int(train.cardinality()) if hasattr(train, "cardinality") else "a loader"
+        13
     """
-    backend = keras_backend()
-    if backend == "tensorflow":
+    how = backend_spec(keras_backend()).device_prefetch
+    if how == "tf":
         gpus = tf.config.list_logical_devices("GPU")
         if not gpus:
             return dataset
         return dataset.apply(tf.data.experimental.prefetch_to_device(gpus[0].name, buffer_size))
-    if backend == "jax":
+    if how == "keras":
         if _jax_has_accelerator() and not keras_prefetches_on_jax():
             warnings.warn(
                 "this Keras does not prefetch batches to the JAX device; input is copied "
@@ -82,13 +87,11 @@ def prefetch_to_device(dataset: tf.data.Dataset, *, buffer_size: int = 2) -> Any
                 stacklevel=2,
             )
         return dataset
-    if backend == "torch":
-        import torch
+    import torch
 
-        if not torch.cuda.is_available():
-            return dataset
-        return TorchPrefetchLoader.data_loader(dataset, device="cuda", buffer_size=buffer_size)
-    return dataset
+    if not torch.cuda.is_available():
+        return dataset
+    return TorchPrefetchLoader.data_loader(dataset, device="cuda", buffer_size=buffer_size)
 
 
 _END = object()

@@ -12,22 +12,25 @@ So:
   with ``steps_per_epoch``): a Python iterator of NumPy batches
   (:func:`host_batches`) that takes ``batches_per_fetch`` batches from
   ``tf.data`` per ``next()``, as one block, and hands them out one by one as
-  views, in the same order and with the same shapes.  The stream of
-  ``pipelines.load`` is read as its own blocks (one gather of that many
-  batches' examples each, :class:`pipelines.builder.EpochStream`); another
+  views, in the same order and with the same shapes.  An
+  :class:`pipelines.builder.EpochStream` (``splits.stream``) is read as its own
+  blocks (one gather of that many batches' examples each); another endless
   dataset is padded into blocks by ``tf.data``.  With CUDA, PyTorch gets
   :class:`pipelines.device.TorchPrefetchLoader` (copies on a side stream) over it.
 * A finite dataset stays a dataset: Keras iterates it afresh each epoch, which a
   Python iterator cannot do.
 
-``skip`` leaves out the first batches (how ``kerasdnn.train`` resumes a run); a
-stream of ``pipelines.load`` then starts at the epoch instead of producing the
-skipped ones.
+``skip`` leaves out the first batches (how ``kerasdnn.train`` resumes a run); an
+``EpochStream`` then starts at the epoch instead of producing the skipped ones.
+
+Which of these each backend gets is its ``feed`` in :mod:`pipelines.backends`.
 
 Example:
-    >>> splits = pipelines.load("digits", repeat=True)  # doctest: +SKIP
-    >>> steps = math.ceil(splits.info.num_examples["train"] / 100)  # doctest: +SKIP
-    >>> model.fit(for_fit(splits.train), steps_per_epoch=steps, epochs=3)  # doctest: +SKIP
+    >>> import pipelines
+    >>> splits = pipelines.load("digits", batch_size=100, repeat=True)
+    >>> batches = host_batches(splits.stream, skip=12)
+    >>> [len(next(batches)[1]) for _ in range(3)]  # an epoch's last batch, then the next's
+    [93, 100, 100]
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from pipelines.builder import epoch_stream
+from pipelines.backends import backend_spec
+from pipelines.builder import EpochStream
 from pipelines.device import TorchPrefetchLoader, prefetch_to_device
 from pipelines.tf_setup import keras_backend, tf
 
@@ -46,16 +50,16 @@ __all__ = ["BATCHES_PER_FETCH", "for_fit", "host_batches", "skipped"]
 BATCHES_PER_FETCH = 10
 
 
-def host_batches(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_PER_FETCH,
-                 skip: int = 0) -> Iterator[Any]:
+def host_batches(dataset: tf.data.Dataset | EpochStream, *,
+                 batches_per_fetch: int = BATCHES_PER_FETCH, skip: int = 0) -> Iterator[Any]:
     """The batches of ``dataset`` as NumPy arrays, ``batches_per_fetch`` taken per ``next()``.
 
     The batches keep their order, structure and shapes (an epoch's shorter last
     batch included); each is a view into the block it was fetched in.  The first
-    ``skip`` batches are left out.  An endless stream of :func:`pipelines.load`
-    (``repeat=True``) is read as its blocks (:class:`pipelines.builder.EpochStream`:
-    one gather per block, whole epochs skipped without being produced); any
-    other dataset is padded into blocks by ``tf.data``.
+    ``skip`` batches are left out.  An :class:`~pipelines.builder.EpochStream`
+    (``pipelines.load(repeat=True).stream``) is read as its blocks (one gather
+    per block, whole epochs skipped without being produced); a dataset is
+    padded into blocks by ``tf.data``.
 
     Example:
         >>> dataset = tf.data.Dataset.range(5).batch(2).map(lambda x: (x, -x))
@@ -64,11 +68,10 @@ def host_batches(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_P
     """
     if batches_per_fetch < 1:
         raise ValueError(f"batches_per_fetch must be >= 1, got {batches_per_fetch}")
-    stream = epoch_stream(dataset)
-    if stream is not None:
-        epochs, batches = divmod(skip, stream.batches_per_epoch)
-        blocks = stream.blocks(epochs, batches_per_fetch)
-        yield from itertools.islice(_cut(blocks, stream.batch_size), batches, None)
+    if isinstance(dataset, EpochStream):
+        epochs, batches = divmod(skip, dataset.batches_per_epoch)
+        blocks = dataset.blocks(epochs, batches_per_fetch)
+        yield from itertools.islice(_cut(blocks, dataset.batch_size), batches, None)
         return
 
     def with_length(*batch: Any) -> tuple[Any, tf.Tensor]:
@@ -88,28 +91,29 @@ def host_batches(dataset: tf.data.Dataset, *, batches_per_fetch: int = BATCHES_P
             )
 
 
-def skipped(dataset: tf.data.Dataset, skip: int) -> tf.data.Dataset:
-    """``dataset.skip(skip)``; an endless stream of :func:`pipelines.load` starts at
+def skipped(dataset: tf.data.Dataset | EpochStream, skip: int) -> tf.data.Dataset:
+    """``dataset.skip(skip)``; an :class:`~pipelines.builder.EpochStream` starts at
     the epoch instead of producing the skipped ones.
 
     Example:
-        >>> list(skipped(tf.data.Dataset.range(5), 3).as_numpy_iterator())
+        >>> [int(x) for x in skipped(tf.data.Dataset.range(5), 3)]
         [3, 4]
     """
-    stream = epoch_stream(dataset)
-    if stream is None or not skip:
-        return dataset.skip(skip) if skip else dataset
-    epochs, batches = divmod(skip, stream.batches_per_epoch)
-    return stream.blocks(epochs, 1).skip(batches)
+    if isinstance(dataset, EpochStream):
+        epochs, batches = divmod(skip, dataset.batches_per_epoch)
+        return dataset.blocks(epochs, 1).skip(batches)
+    return dataset.skip(skip) if skip else dataset
 
 
-def for_fit(dataset: tf.data.Dataset, *, skip: int = 0,
+def for_fit(dataset: tf.data.Dataset | EpochStream, *, skip: int = 0,
             batches_per_fetch: int = BATCHES_PER_FETCH,
             device_prefetch: bool = True, device: str | None = None) -> Any:
     """What to give ``model.fit`` for the batches of ``dataset`` on the active backend.
 
-    An endless ``dataset`` becomes a Python iterator on JAX and PyTorch (fit it
-    with ``steps_per_epoch``); anything else is what
+    An endless ``dataset`` (an :class:`~pipelines.builder.EpochStream`, or a
+    dataset of infinite cardinality) becomes a Python iterator on the backends
+    whose ``feed`` is ``"host"`` (JAX, PyTorch; fit it with ``steps_per_epoch``);
+    anything else is what
     :func:`pipelines.device.prefetch_to_device` makes of it.  The first ``skip``
     batches are left out (how ``kerasdnn.train`` resumes a run).  With
     ``device_prefetch=False`` (to measure what it brings) TensorFlow gets the
@@ -120,14 +124,19 @@ def for_fit(dataset: tf.data.Dataset, *, skip: int = 0,
     torch ``fit`` draws a batch from a first pass before training on a second.
 
     Example:
-        >>> model.fit(for_fit(stream), steps_per_epoch=540, epochs=10)  # doctest: +SKIP
+        >>> import pipelines
+        >>> splits = pipelines.load("digits", batch_size=100, repeat=True)
+        >>> fed = for_fit(splits.stream, skip=13)  # epoch 1 on, e.g. after a resume
+        >>> fed is not None
+        True
     """
-    backend = keras_backend()
-    endless = int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY
-    if backend not in ("jax", "torch") or not endless:
+    spec = backend_spec(keras_backend())
+    endless = (isinstance(dataset, EpochStream)
+               or int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY)
+    if spec.feed != "host" or not endless:
         dataset = skipped(dataset, skip)
         return prefetch_to_device(dataset) if device_prefetch else dataset
-    if backend == "torch" and device_prefetch:
+    if spec.device_prefetch == "torch_loader" and device_prefetch:
         import torch
 
         if device is None and torch.cuda.is_available():

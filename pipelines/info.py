@@ -11,12 +11,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
+
+    from pipelines.builder import EpochStream
 
 __all__ = ["DatasetInfo", "RawData", "Splits"]
 
@@ -58,18 +61,29 @@ class DatasetInfo:
         return data
 
 
-class Splits(NamedTuple):
-    """``(train, validation, test, info)``: three ``tf.data.Dataset`` of ``(x float32,
-    y int32)`` and the :class:`DatasetInfo`.
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """Three ``tf.data.Dataset`` of ``(x float32, y int32)``, the :class:`DatasetInfo`,
+    and, for ``pipelines.load(repeat=True)``, the training stream's
+    :class:`pipelines.builder.EpochStream` (``train`` is then ``stream.dataset``).
+
+    It unpacks as ``train, validation, test, info``.
 
     Example:
-        >>> train, validation, test, info = pipelines.load("digits")  # doctest: +SKIP
+        >>> import pipelines
+        >>> train, validation, test, info = pipelines.load("digits")
+        >>> pipelines.load("digits", repeat=True).stream.batches_per_epoch
+        13
     """
 
     train: tf.data.Dataset
     validation: tf.data.Dataset
     test: tf.data.Dataset
     info: DatasetInfo
+    stream: EpochStream | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.train, self.validation, self.test, self.info))
 
 
 @dataclasses.dataclass

@@ -150,7 +150,7 @@ def test_fit_on_torch_trains_on_the_streams_batches_in_order(backend):
     model = Recording([keras.Input((64,)), keras.layers.Dense(10)])
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     skip = 3
-    fed = pipelines.feed.for_fit(stream.train, skip=skip, batches_per_fetch=4, device="cpu")
+    fed = pipelines.feed.for_fit(stream.stream, skip=skip, batches_per_fetch=4, device="cpu")
     assert isinstance(fed, __import__("torch").utils.data.DataLoader)
     model.fit(fed, steps_per_epoch=steps, epochs=2, verbose=0, shuffle=False)
     expected = [x for x, _ in itertools.islice(stream.train.as_numpy_iterator(),

@@ -39,7 +39,7 @@ def stream():
 def test_host_batches_are_the_streams_batches_across_epochs(stream, batches_per_fetch):
     count = 3 * 21 + 5  # three epochs and the start of a fourth
     expected = as_numpy(stream.train.as_numpy_iterator(), count)
-    got = as_numpy(host_batches(stream.train, batches_per_fetch=batches_per_fetch), count)
+    got = as_numpy(host_batches(stream.stream, batches_per_fetch=batches_per_fetch), count)
     assert_same(got, expected)
     sizes = [len(y) for _, y in got[:21]]
     assert sizes == [64] * 20 + [1293 - 20 * 64]
@@ -55,11 +55,11 @@ def test_host_batches_of_a_finite_dataset_end_with_it():
 
 def test_host_batches_refuse_a_bad_fetch_size(stream):
     with pytest.raises(ValueError, match="batches_per_fetch"):
-        next(host_batches(stream.train, batches_per_fetch=0))
+        next(host_batches(stream.stream, batches_per_fetch=0))
 
 
 def test_for_fit_gives_each_backend_its_input(backend, stream):
-    fed = for_fit(stream.train)
+    fed = for_fit(stream.stream)
     finite = for_fit(stream.validation)
     assert isinstance(finite, tf.data.Dataset)  # Keras re-iterates it each epoch
     if backend == "tensorflow":
@@ -69,17 +69,10 @@ def test_for_fit_gives_each_backend_its_input(backend, stream):
         assert_same(as_numpy(fed, 25), as_numpy(stream.train.as_numpy_iterator(), 25))
 
 
-def without_epoch_stream(dataset):
-    """The same batches, through a transformation that hides how they were made."""
-    plain = dataset.map(lambda x, y: (x, y))
-    assert pipelines.builder.epoch_stream(plain) is None
-    return plain
-
-
 @pytest.mark.parametrize("batches_per_fetch", [1, 4, 50])
 def test_padded_blocks_of_any_dataset_are_its_batches(stream, batches_per_fetch):
     count = 2 * 21 + 3
-    plain = without_epoch_stream(stream.train)
+    plain = stream.train.map(lambda x, y: (x, y))  # any endless dataset
     got = as_numpy(host_batches(plain, batches_per_fetch=batches_per_fetch), count)
     assert_same(got, as_numpy(stream.train.as_numpy_iterator(), count))
 
@@ -88,7 +81,7 @@ def test_padded_blocks_of_any_dataset_are_its_batches(stream, batches_per_fetch)
 def test_skipping_gives_the_rest_of_the_stream(backend, stream, skip):
     count = 30
     expected = as_numpy(stream.train.skip(skip).as_numpy_iterator(), count)
-    for dataset in (stream.train, without_epoch_stream(stream.train)):
+    for dataset in (stream.stream, stream.train):  # blocks of the stream, or padded ones
         assert_same(as_numpy(host_batches(dataset, batches_per_fetch=4, skip=skip), count),
                     expected)
         assert_same(as_numpy(pipelines.feed.skipped(dataset, skip).as_numpy_iterator(), count),
@@ -98,13 +91,13 @@ def test_skipping_gives_the_rest_of_the_stream(backend, stream, skip):
         assert_same(as_numpy(fed, count), expected)
 
 
-def test_epoch_stream_marks_only_the_endless_training_stream(stream):
-    info = pipelines.builder.epoch_stream(stream.train)
+def test_only_an_endless_load_has_an_epoch_stream(stream):
+    info = stream.stream
     assert (info.batch_size, info.batches_per_epoch) == (64, 21)
-    assert pipelines.builder.epoch_stream(stream.validation) is None
-    assert pipelines.builder.epoch_stream(stream.train.skip(1)) is None
-    once = pipelines.load("digits", batch_size=64, seed=5)
-    assert pipelines.builder.epoch_stream(once.train) is None
+    assert stream.train is info.dataset
+    assert pipelines.load("digits", batch_size=64, seed=5).stream is None
+    parts = list(stream)  # unpacks as before: four parts
+    assert parts == [stream.train, stream.validation, stream.test, stream.info]
     # A block is that many consecutive batches of one epoch; an epoch's last is shorter.
     first, second, last = itertools.islice(info.blocks(1, 10).as_numpy_iterator(), 3)
     expected = np.concatenate([y for _, y in as_numpy(stream.train.skip(21).as_numpy_iterator(),

@@ -1,0 +1,63 @@
+"""The one data path: a run's settings (:class:`~kerasdnn.config.TrainConfig`) →
+the arguments of :func:`pipelines.load`.
+
+``kerasdnn.train``, ``kerasdnn.evaluate``, ``kerasdnn.export``, ``tuning`` and
+the benchmarks all load through here, so a setting that changes what data a
+run sees is mapped once.
+
+Example:
+    >>> from kerasdnn.config import TrainConfig
+    >>> load_arguments(TrainConfig(dataset="digits"))["validation_split"]
+    0.1
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kerasdnn.config import TrainConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipelines.info import Splits
+
+__all__ = ["load_arguments", "load_splits"]
+
+
+def load_arguments(train_config: TrainConfig, **changes: Any) -> dict[str, Any]:
+    """The source arguments of :func:`pipelines.load` (and of
+    :func:`pipelines.builder.raw_source_and_scaling`) for a run's settings:
+    ``name``, ``validation_split``, ``seed``, ``scale``, ``data_dir`` and
+    ``manual_dir``; ``changes`` replace or add some (e.g. ``scale="unit"``).
+
+    Example:
+        >>> args = load_arguments(TrainConfig(dataset="digits", seed=7), scale="unit")
+        >>> args["name"], args["seed"], args["scale"]
+        ('digits', 7, 'unit')
+    """
+    arguments = {
+        "name": train_config.dataset,
+        "validation_split": train_config.validation_split,
+        "seed": train_config.seed,
+        "scale": train_config.scale,
+        "data_dir": train_config.data_dir,
+        "manual_dir": train_config.manual_dir,
+    }
+    return {**arguments, **changes}
+
+
+def load_splits(train_config: TrainConfig, *, repeat: bool = False, **changes: Any) -> Splits:
+    """:func:`pipelines.load` of a run's data, batched by ``train_config.batch_size``
+    (``changes`` replace arguments, e.g. ``batch_size=None`` for examples);
+    ``repeat`` makes the training split an endless stream of epochs
+    (``splits.stream``) that resumes exactly.
+
+    Example:
+        >>> splits = load_splits(TrainConfig(dataset="digits", batch_size=50), repeat=True)
+        >>> splits.stream.batches_per_epoch, splits.info.scale
+        (26, 'standardize')
+    """
+    import pipelines
+
+    arguments = load_arguments(train_config, batch_size=train_config.batch_size, repeat=repeat)
+    arguments.update(changes)
+    return pipelines.load(**arguments)
