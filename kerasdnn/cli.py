@@ -13,7 +13,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
+import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +30,34 @@ __all__ = [
     "ArgumentParser",
     "check_backend",
     "comma_ints",
+    "make_module_callable",
     "non_negative_float",
     "positive_float",
     "positive_int",
     "quiet_tensorflow",
     "read_json_file",
 ]
+
+
+def make_module_callable(module_name: str, function: Callable[..., Any]) -> None:
+    """Let the command module ``module_name`` be called as ``function``: what
+    ``kerasdnn.train(...)``, ``kerasdnn.evaluate(...)``, ``kerasdnn.compare(...)``
+    and ``kerasdnn.export(...)`` are, while ``python -m kerasdnn.train`` and
+    ``from kerasdnn.train import main`` keep a module of that name.
+    ``inspect.signature`` and the module's ``__wrapped__`` give the function's.
+
+    Called once at the end of each such module (outside ``__main__``).
+    """
+
+    class CallableModule(types.ModuleType):
+        __wrapped__ = function
+        __signature__ = inspect.signature(function)
+
+        @functools.wraps(function)
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+    sys.modules[module_name].__class__ = CallableModule
 
 
 def quiet_tensorflow() -> None:

@@ -24,12 +24,11 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.cli import BACKENDS, ArgumentParser, non_negative_float
+from kerasdnn.cli import BACKENDS, ArgumentParser, make_module_callable, non_negative_float
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.errors import EXIT_USER_ERROR, ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -287,14 +286,7 @@ def _backend_list(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``kerasdnn.compare(...)`` run :func:`compare` while it stays a module."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return compare(*args, **kwargs)
-
-
 if __name__ == "__main__":
     sys.exit(main())
 else:
-    sys.modules[__name__].__class__ = _CallableModule
+    make_module_callable(__name__, compare)

@@ -19,7 +19,6 @@ import datetime as _dt
 import io
 import shutil
 import sys
-import types
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from kerasdnn.cli import ArgumentParser, check_backend, positive_int, quiet_tensorflow
+from kerasdnn.cli import (
+    ArgumentParser,
+    check_backend,
+    make_module_callable,
+    positive_int,
+    quiet_tensorflow,
+)
 from kerasdnn.config import TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.io import atomic_write_bytes
@@ -492,14 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``kerasdnn.evaluate(...)`` run :func:`evaluate` while it stays a module."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return evaluate(*args, **kwargs)
-
-
 if __name__ == "__main__":
     sys.exit(main())
 else:
-    sys.modules[__name__].__class__ = _CallableModule
+    make_module_callable(__name__, evaluate)

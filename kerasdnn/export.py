@@ -30,14 +30,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kerasdnn.cli import ArgumentParser, check_backend, quiet_tensorflow
+from kerasdnn.cli import ArgumentParser, check_backend, make_module_callable, quiet_tensorflow
 from kerasdnn.errors import KerasDNNError, RunDirectoryError, exit_on_user_error
 from kerasdnn.rundir import MODEL_FILE, read_run_config
 
@@ -350,14 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``kerasdnn.export(...)`` run :func:`export` while ``kerasdnn.export`` stays a module."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Path:
-        return export(*args, **kwargs)
-
-
 if __name__ == "__main__":
     sys.exit(main())
 else:
-    sys.modules[__name__].__class__ = _CallableModule
+    make_module_callable(__name__, export)

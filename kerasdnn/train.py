@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import math
 import sys
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from kerasdnn.cli import (
     ArgumentParser,
     check_backend,
     comma_ints,
+    make_module_callable,
     non_negative_float,
     positive_float,
     positive_int,
@@ -730,14 +730,7 @@ def _seed(text: str) -> int:
     return value
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``kerasdnn.train(...)`` run :func:`train` while ``kerasdnn.train`` stays a module."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> RunResult:
-        return train(*args, **kwargs)
-
-
 if __name__ == "__main__":
     sys.exit(main())
 else:
-    sys.modules[__name__].__class__ = _CallableModule
+    make_module_callable(__name__, train)
