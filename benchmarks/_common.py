@@ -236,9 +236,7 @@ def run_worker_process(module: str, worker: str, options: Sequence[str], *, back
     harness measures one backend in its own subprocess) and return the process
     and what it wrote to ``FILE`` (``None``: nothing, e.g. it crashed first).
 
-    Example:
-        >>> done, text = run_worker_process("benchmarks.epoch", "jax", ["--repeats", "1"],
-        ...                                 backend="jax", timeout=600)  # doctest: +SKIP
+    A benchmark's own tests run it (``tests/benchmarks``): a worker takes a minute.
     """
     with tempfile.TemporaryDirectory(prefix="kerasdnn-bench-") as tmp:
         result = Path(tmp) / "result"

@@ -92,7 +92,7 @@ def make_data(examples: int, seed: int = SEED) -> tuple[Any, Any]:
 
     Example:
         >>> images, labels = make_data(5)
-        >>> images.shape, images.dtype.name, labels.max() < 10
+        >>> images.shape, images.dtype.name, bool(labels.max() < 10)
         ((5, 28, 28), 'uint8', True)
     """
     import numpy as np

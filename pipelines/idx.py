@@ -57,8 +57,11 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read one IDX file (``.gz`` or plain) into a NumPy array in native byte order.
 
     Example:
-        >>> read_idx("train-images-idx3-ubyte.gz").shape  # doctest: +SKIP
-        (60000, 28, 28)
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "t10k-labels-idx1-ubyte"
+        >>> _ = path.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 1, 4]))  # ubyte, 1 dim, 3
+        >>> read_idx(path).tolist()
+        [7, 1, 4]
     """
     path = Path(path)
     raw = _read_bytes(path)
@@ -96,8 +99,11 @@ def find_idx_file(folder: str | os.PathLike[str], stem: str, kind: str) -> Path:
     """Find ``<stem>-<kind>-ubyte[.gz]`` (or ``<stem>.<kind>-ubyte``) in ``folder``.
 
     Example:
-        >>> find_idx_file("mnist", "train-images", "idx3")  # doctest: +SKIP
-        PosixPath('mnist/train-images-idx3-ubyte.gz')
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> (folder / "train-images-idx3-ubyte.gz").touch()
+        >>> find_idx_file(folder, "train-images", "idx3").name
+        'train-images-idx3-ubyte.gz'
     """
     folder = Path(folder)
     names = [f"{stem}{sep}{kind}-ubyte{gz}" for sep in ("-", ".") for gz in ("", ".gz")]

@@ -28,21 +28,3 @@ def backend() -> str:
 def data_dir() -> Path:
     """tests/data: tiny fixtures and goldens."""
     return DATA_DIR
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail fast if a test tries to open a socket to anything but this machine."""
-    import socket
-
-    real_connect = socket.socket.connect
-
-    def guarded_connect(self: socket.socket, address: object) -> object:
-        host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and not (
-            host.startswith("127.") or host in ("localhost", "::1") or host.startswith("/")
-        ):
-            raise OSError(f"tests must not touch the network (tried {address!r})")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded_connect)

@@ -1,0 +1,43 @@
+"""Set-up for every test and docstring example: no network; what doctest collection
+(``--doctest-modules``, see pyproject.toml) leaves out.
+
+Every public docstring example runs in tox, on each backend env.  Left out: a
+``__main__`` module (importing it runs the command) and the step files of the
+backends that are not active (importing one needs its framework).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pipelines.backends import BACKENDS, backend_spec
+
+_ACTIVE = os.environ.get("KERAS_BACKEND", "tensorflow")
+
+collect_ignore_glob = ["*/__main__.py", "examples/*", "build/*"]
+collect_ignore_glob += [
+    backend_spec(name).step.split(":")[0].replace(".", "/") + ".py"
+    for name in BACKENDS if name != _ACTIVE
+]
+if _ACTIVE != "torch":
+    collect_ignore_glob.append("kerasdnn/steps/torch_native.py")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail fast if a test tries to open a socket to anything but this machine."""
+    import socket
+
+    real_connect = socket.socket.connect
+
+    def guarded_connect(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (
+            host.startswith("127.") or host in ("localhost", "::1") or host.startswith("/")
+        ):
+            raise OSError(f"tests must not touch the network (tried {address!r})")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
