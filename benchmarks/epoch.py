@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -212,15 +211,17 @@ def time_stock_keras(images: Any, labels: Any, repeats: int,
 
 
 def kerasdnn_stream(images: Any, labels: Any, workdir: Path) -> tuple[Any, int]:
-    """``(splits, steps_per_epoch)``: ``pipelines.load(repeat=True)`` of the uint8 images,
-    as ``kerasdnn.train`` loads them, from an ``npz:`` file in ``workdir``.
+    """``(splits, steps_per_epoch)``: the endless stream of the uint8 images, loaded
+    as ``kerasdnn.train`` loads them (:func:`kerasdnn.data.load_splits`), from an
+    ``npz:`` file in ``workdir``.
 
     The file holds the images plus a tenth more, so that the validation split
     leaves (about) ``len(images)`` to train on.
     """
     import numpy as np
 
-    import pipelines
+    from kerasdnn.config import TrainConfig
+    from kerasdnn.data import load_splits
 
     extra = max(len(images) // 10, NUM_CLASSES)
     more_images, more_labels = make_data(extra, seed=SEED + 1)
@@ -234,9 +235,10 @@ def kerasdnn_stream(images: Any, labels: Any, workdir: Path) -> tuple[Any, int]:
     )
     # Just under extra / total: scikit-learn rounds the held-out count up.
     fraction = (extra - 0.5) / (len(images) + extra)
-    splits = pipelines.load(f"npz:{path}", batch_size=BATCH_SIZE, validation_split=fraction,
-                            seed=SEED, scale="unit", flatten=True, cache=True, repeat=True)
-    return splits, math.ceil(splits.info.num_examples["train"] / BATCH_SIZE)
+    settings = TrainConfig(dataset=f"npz:{path}", batch_size=BATCH_SIZE,
+                           validation_split=fraction, seed=SEED, scale="unit")
+    splits = load_splits(settings, repeat=True)
+    return splits, splits.stream.batches_per_epoch
 
 
 def kerasdnn_model(steps_per_epoch: int, steps_per_execution: int) -> Any:

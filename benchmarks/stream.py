@@ -122,16 +122,16 @@ def _host_blocks(dataset: Any) -> Any:
 
 def _host_padded(dataset: Any) -> Any:
     # A dataset, not an EpochStream: the feed pads it into blocks.
-    return _host_blocks(_as_dataset(dataset))
+    return _host_blocks(as_dataset(dataset))
 
 
-def _as_dataset(stream: Any) -> Any:
+def as_dataset(stream: Any) -> Any:
     """The ``tf.data.Dataset`` of a stream (an ``EpochStream``'s ``dataset``)."""
     return getattr(stream, "dataset", stream)
 
 
 READERS: tuple[tuple[str, Callable[..., Callable[[], None]]], ...] = (
-    ("in-graph", lambda dataset, batches: in_graph_reader(_as_dataset(dataset), batches)),
+    ("in-graph", lambda dataset, batches: in_graph_reader(as_dataset(dataset), batches)),
     ("host blocks", lambda dataset, batches: host_reader(_host_blocks, dataset, batches)),
     ("host padded", lambda dataset, batches: host_reader(_host_padded, dataset, batches)),
 )

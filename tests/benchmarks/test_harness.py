@@ -222,7 +222,7 @@ def test_stream_benchmark_compares_streams_of_the_same_examples(tmp_path: Path) 
 
     images, labels = epoch.make_data(250)  # 3 batches per epoch, the last one of 50
     for make in (stream.pipelines_stream, stream.classic_stream):
-        seen = [y for _, y in make(images, labels).take(6).as_numpy_iterator()]
+        seen = [y for _, y in stream.as_dataset(make(images, labels)).take(6).as_numpy_iterator()]
         for first in (0, 3):  # each epoch: every example once, in a new order
             epoch_labels = np.concatenate(seen[first:first + 3])
             assert sorted(epoch_labels.tolist()) == sorted(labels.tolist())
