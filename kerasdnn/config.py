@@ -30,6 +30,7 @@ from pipelines.constants import SCALES, VALIDATION_SPLIT, is_validation_split
 
 __all__ = [
     "ACTIVATIONS",
+    "DATA_FIELDS",
     "METRICS",
     "OPTIMIZERS",
     "SCALES",
@@ -41,6 +42,7 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adam", "adamw")
 ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish", "leaky_relu")
 METRICS = ("accuracy", "auc")
+DATA_FIELDS = ("input_shape", "num_classes")  # ModelConfig fields the data decides
 
 _Config = TypeVar("_Config", bound="_JSONConfig")
 
