@@ -273,7 +273,7 @@ _RULES: dict[str, _Rule] = {
                          "a non-empty tuple of positive integers"),
     "num_classes": _integer(2),
     "hidden_units": _Rule(lambda value: all(units >= 1 for units in value),
-                          "positive integers (an empty tuple gives a linear model)"),
+                          "positive integers (none at all gives a linear model)"),
     "activation": _choice(ACTIVATIONS),
     "dropout": _FRACTION_0_1,
     "batch_norm": _BOOL,

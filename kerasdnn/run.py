@@ -51,10 +51,11 @@ from kerasdnn.rundir import (
     write_run_config,
 )
 
-__all__ = ["RunResult", "merge_configs", "split_settings", "train"]
+__all__ = ["SETTINGS", "RunResult", "merge_configs", "split_settings", "train"]
 
 _TRAIN_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainConfig))
 _MODEL_FIELDS = frozenset(field.name for field in dataclasses.fields(ModelConfig))
+SETTINGS = _TRAIN_FIELDS | _MODEL_FIELDS  # what train(**settings) takes besides its own
 
 
 @dataclasses.dataclass
@@ -189,8 +190,8 @@ def split_settings(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
         ({'epochs': 3, 'seed': 7}, {'dropout': 0.1, 'seed': 7})
     """
     for key in settings:
-        if key not in _TRAIN_FIELDS and key not in _MODEL_FIELDS:
-            known = ", ".join(sorted(_TRAIN_FIELDS | _MODEL_FIELDS))
+        if key not in SETTINGS:
+            known = ", ".join(sorted(SETTINGS))
             raise ConfigError(f"unknown setting {key!r}; known settings: {known}")
     return ({key: value for key, value in settings.items() if key in _TRAIN_FIELDS},
             {key: value for key, value in settings.items() if key in _MODEL_FIELDS})

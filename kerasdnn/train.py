@@ -32,7 +32,7 @@ from kerasdnn.cli import (
 from kerasdnn.config import ACTIVATIONS, DATA_FIELDS, OPTIMIZERS, SCALES, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, exit_on_user_error
 from kerasdnn.fitting import steps_per_execution_for
-from kerasdnn.run import RunResult, split_settings, train
+from kerasdnn.run import SETTINGS, RunResult, split_settings, train
 from kerasdnn.rundir import read_run_config
 
 __all__ = [
@@ -45,9 +45,6 @@ __all__ = [
 ]
 
 PROG = "python -m kerasdnn.train"  # in --help and in every error line
-# Flags that steer the command, not fields of a config.
-_COMMAND_ONLY = frozenset({"config", "resume", "quiet", "coordinator", "num_processes",
-                           "process_id"})
 
 
 def build_parser() -> ArgumentParser:
@@ -155,7 +152,9 @@ def build_parser() -> ArgumentParser:
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(train settings, model settings)`` from parsed flags and ``--config``.
+    """``(train settings, model settings)`` from parsed flags and ``--config``: the
+    flags whose ``dest`` is a config field (others, such as ``--resume`` or those of a
+    command that extends this parser, are left out).
 
     With ``--resume`` and no ``--config``, the settings saved in the run are the base.
     """
@@ -168,7 +167,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
         record = read_run_config(Path(given["out"]))
         train_values, model_values = dict(record["train"]), dict(record["model"])
     flag_train, flag_model = split_settings(
-        {key: value for key, value in given.items() if key not in _COMMAND_ONLY})
+        {key: value for key, value in given.items() if key in SETTINGS})
     return {**train_values, **flag_train}, {**model_values, **flag_model}
 
 
