@@ -25,6 +25,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from kerasdnn import __version__
 from kerasdnn.cli import check_backend, quiet_tensorflow
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.data import load_splits
@@ -36,6 +39,7 @@ from kerasdnn.distribute import (
     strategy_scope,
 )
 from kerasdnn.errors import ConfigError
+from kerasdnn.evaluate import collect, load_test_images, validation_predictions
 from kerasdnn.faults import fault_point
 from kerasdnn.fitting import fit_run
 from kerasdnn.io import atomic_path, remove_temporaries
@@ -301,10 +305,7 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
 
     A binary task's threshold is chosen on the validation split, unless it was trained on.
     """
-    import numpy as np
-
     from kerasdnn.checkpoint import remove_checkpoints
-    from kerasdnn.evaluate import collect, load_test_images, validation_predictions
     from kerasdnn.reports import write_report
 
     out_dir, info, train_config = run.out_dir, splits.info, run.train_config
@@ -331,8 +332,6 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
 
 
 def _print_summary(model: Any, run: _Run, info: Any) -> None:
-    from kerasdnn import __version__
-
     model_config, train_config = run.model_config, run.train_config
     counts = info.num_examples
     layers = "-".join(str(n) for n in (math.prod(model_config.input_shape),

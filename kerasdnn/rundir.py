@@ -21,6 +21,7 @@ import os
 import platform
 import re
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -253,8 +254,6 @@ def dataset_record(info: Any) -> dict[str, Any]:
 
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages that decide the numbers."""
-    from importlib import metadata  # not at import time: keeps --help fast
-
     found = {"python": platform.python_version()}
     for name in _VERSIONED:
         try:
