@@ -134,8 +134,8 @@ def train(
     Returns:
         A :class:`RunResult`.
 
-    Example (about 5 s: a real run on scikit-learn's digits):
-        >>> import tempfile
+    Example:
+        >>> import tempfile  # a real run on scikit-learn's digits: a few seconds
         >>> result = train(dataset="digits", epochs=1, hidden_units=(16,), verbose=0,
         ...                out=tempfile.mkdtemp() + "/run")
         >>> sorted(p.name for p in result.out_dir.iterdir())[:2]
