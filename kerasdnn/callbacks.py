@@ -1,12 +1,5 @@
 """Keras callbacks of a kerasdnn run besides the checkpoint (:mod:`kerasdnn.checkpoint`)
-and Keras's own (EarlyStopping, TensorBoard).
-
-Example:
-    >>> import tempfile, pathlib
-    >>> timer = EpochTimer(pathlib.Path(tempfile.mkdtemp()) / "epoch_times.json")
-    >>> timer.seconds
-    []
-"""
+and Keras's own (EarlyStopping, TensorBoard)."""
 
 from __future__ import annotations
 
@@ -28,8 +21,14 @@ class EpochTimer(keras.callbacks.Callback):
     numbers a resumed run repeats.
 
     Example:
-        >>> timer = EpochTimer("epoch_times.json")  # doctest: +SKIP
-        >>> model.fit(data, epochs=3, callbacks=[timer])  # doctest: +SKIP
+        >>> import tempfile
+        >>> import numpy as np
+        >>> timer = EpochTimer(Path(tempfile.mkdtemp()) / "epoch_times.json")
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> _ = model.fit(np.ones((4, 2)), np.ones(4), epochs=2, verbose=0, callbacks=[timer])
+        >>> len(json.loads(timer.path.read_text())["epoch_seconds"])
+        2
     """
 
     def __init__(self, path: str | Path, epochs_done: int = 0) -> None:

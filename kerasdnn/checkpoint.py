@@ -149,8 +149,15 @@ class RunCheckpoint(keras.callbacks.Callback):
             ``fit``'s callbacks; its state is checkpointed and restored with the rest.
 
     Example:
-        >>> callback = RunCheckpoint(run / "backup", run / "history.csv")  # doctest: +SKIP
-        >>> model.fit(data, epochs=3, callbacks=[callback])  # doctest: +SKIP
+        >>> import tempfile
+        >>> import numpy as np
+        >>> run = Path(tempfile.mkdtemp())
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> callback = RunCheckpoint(run / "backup", run / "history.csv")
+        >>> _ = model.fit(np.ones((4, 2)), np.ones(4), epochs=2, verbose=0, callbacks=[callback])
+        >>> latest_checkpoint(run / "backup").epochs_done, sorted(callback.history())
+        (2, ['loss'])
     """
 
     def __init__(self, backup_dir: Path, history_path: Path, restored: Checkpoint | None = None,

@@ -1,5 +1,6 @@
 """What the command-line tools share: one-line argument errors, the backend
-check (both from :mod:`pipelines.cli`), quiet absl logs, checked flag types.
+check (both from :mod:`pipelines.cli`), quiet absl logs, checked flag types
+(:func:`setting`: a flag checked by its config field's own rule).
 
 Nothing here imports Keras or a backend: ``--help`` stays fast.
 
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kerasdnn.config import setting_problem
 from kerasdnn.errors import ConfigError
 from pipelines.cli import BACKENDS, ArgumentParser, check_backend
 
@@ -32,10 +34,12 @@ __all__ = [
     "comma_ints",
     "make_module_callable",
     "non_negative_float",
+    "non_negative_int",
     "positive_float",
     "positive_int",
     "quiet_tensorflow",
     "read_json_file",
+    "setting",
 ]
 
 
@@ -102,11 +106,44 @@ a JSON file such as a run's config.json
         raise ConfigError(f"{flag} {path} cannot be read ({error.strerror}); {wanted}") from None
 
 
+def setting(name: str, parse: Callable[[str], Any] = int) -> Callable[[str], Any]:
+    """argparse type of the flag for the config field ``name``: ``parse`` reads the
+    text (``int``, ``float`` or :func:`comma_ints`), the field's own rule in
+    :mod:`kerasdnn.config` judges the value, so a flag and a config file refuse
+    the same values.
+
+    Example:
+        >>> setting("dropout", float)("0.5")
+        0.5
+        >>> setting("dropout", float)("1")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: must be a number in [0, 1), got 1
+    """
+
+    def convert(text: str) -> Any:
+        value = _parse(parse, text, _WHAT.get(parse, "a value"))
+        problem = setting_problem(name, value, null=False)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
+        return value
+
+    convert.__name__ = name  # what argparse calls the type in its own messages
+    return convert
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = _parse(int, text, "an integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _parse(int, text, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
     return value
 
 
@@ -128,6 +165,7 @@ def non_negative_float(text: str) -> float:
 
 def comma_ints(text: str) -> tuple[int, ...]:
     """argparse type: ``"500,250"`` → ``(500, 250)``; an empty string gives ``()``.
+    Only the syntax is checked (with :func:`setting`, the config's rule checks the values).
 
     Example:
         >>> comma_ints("500,250")
@@ -140,12 +178,13 @@ def comma_ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated positive integers such as 500,250; got {text!r}"
         ) from None
-    if any(value < 1 for value in values):
-        raise argparse.ArgumentTypeError(f"must be positive integers, got {text!r}")
     return values
 
 
-def _parse(kind: type, text: str, what: str) -> int | float:
+_WHAT = {int: "an integer", float: "a number"}
+
+
+def _parse(kind: Callable[[str], Any], text: str, what: str) -> Any:
     try:
         return kind(text)
     except ValueError:

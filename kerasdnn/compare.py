@@ -77,13 +77,13 @@ def compare(
         >>> summary["check"]["passed"]  # doctest: +SKIP
         True
     """
+    from kerasdnn.run import merge_configs
     from kerasdnn.rundir import default_run_dir
-    from kerasdnn.train import _merge_configs
 
     backends = _checked_backends(backends)
     if check is not None and not check >= 0:
         raise ConfigError(f"check must be a tolerance >= 0, got {check!r}")
-    train_config, model_config = _merge_configs(config, model_config, overrides)
+    train_config, model_config = merge_configs(config, model_config, overrides)
     out = Path(train_config.out) if train_config.out else default_run_dir(
         train_config.dataset, "compare")
     _check_new_folder(out)

@@ -3,8 +3,9 @@
 
 They are the single source of hyperparameters: command-line flags, KerasTuner
 hyperparameters and notebook keyword arguments all map onto them.  Both
-validate on construction, raise :class:`~kerasdnn.errors.ConfigError` naming
-the parameter and its allowed values, and round-trip through JSON.
+validate on construction against one rule per field (:func:`setting_problem`,
+which the command-line flags use too), raise :class:`~kerasdnn.errors.ConfigError`
+naming the parameter and its allowed values, and round-trip through JSON.
 
 This module imports neither Keras nor a backend, so the command-line tools can
 parse and validate flags before any heavy import.
@@ -21,24 +22,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from kerasdnn.errors import ConfigError
+from pipelines.constants import SCALES, VALIDATION_SPLIT, is_validation_split
 
 __all__ = [
     "ACTIVATIONS",
+    "DATA_FIELDS",
     "METRICS",
     "OPTIMIZERS",
     "SCALES",
     "ModelConfig",
     "TrainConfig",
+    "setting_problem",
 ]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish", "leaky_relu")
 METRICS = ("accuracy", "auc")
-SCALES = ("auto", "unit", "standardize")
+DATA_FIELDS = ("input_shape", "num_classes")  # ModelConfig fields the data decides
 
 _Config = TypeVar("_Config", bound="_JSONConfig")
 
@@ -138,36 +142,7 @@ class ModelConfig(_JSONConfig):
         object.__setattr__(self, "input_shape", _int_tuple("input_shape", self.input_shape))
         object.__setattr__(self, "hidden_units", _int_tuple("hidden_units", self.hidden_units))
         object.__setattr__(self, "metrics", tuple(self.metrics))
-        _check(all(d >= 1 for d in self.input_shape) and self.input_shape,
-               "input_shape", "a non-empty tuple of positive integers", self.input_shape)
-        _check(_is_int(self.num_classes) and self.num_classes >= 2,
-               "num_classes", "an integer >= 2", self.num_classes)
-        _check(all(u >= 1 for u in self.hidden_units),
-               "hidden_units", "positive integers (an empty tuple gives a linear model)",
-               self.hidden_units)
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        _check(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0,
-               "dropout", "a number in [0, 1)", self.dropout)
-        _check(isinstance(self.batch_norm, bool), "batch_norm", "true or false", self.batch_norm)
-        _check(_is_number(self.l2) and self.l2 >= 0.0, "l2", "a number >= 0", self.l2)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check(_is_number(self.learning_rate) and self.learning_rate > 0.0,
-               "learning_rate", "a positive number", self.learning_rate)
-        _check(_is_number(self.momentum) and 0.0 <= self.momentum < 1.0,
-               "momentum", "a number in [0, 1)", self.momentum)
-        _check(_is_number(self.weight_decay) and self.weight_decay >= 0.0,
-               "weight_decay", "a number >= 0", self.weight_decay)
-        _check(self.clipnorm is None or (_is_number(self.clipnorm) and self.clipnorm > 0.0),
-               "clipnorm", "a positive number or null (no clipping)", self.clipnorm)
-        _check(isinstance(self.mixed_precision, bool),
-               "mixed_precision", "true or false", self.mixed_precision)
-        _check(_is_int(self.seed) and self.seed >= 0, "seed", "an integer >= 0", self.seed)
-        for metric in self.metrics:
-            _check_choice("metrics", metric, METRICS)
-        _check(self.jit_compile in (True, False, "auto"),
-               "jit_compile", "true, false or \"auto\"", self.jit_compile)
-        _check(_is_int(self.steps_per_execution) and self.steps_per_execution >= 1,
-               "steps_per_execution", "an integer >= 1", self.steps_per_execution)
+        _check_fields(self)
 
     @property
     def binary(self) -> bool:
@@ -212,7 +187,7 @@ class TrainConfig(_JSONConfig):
     dataset: str = "auto"
     epochs: int = 10
     batch_size: int = 100
-    validation_split: float = 0.1
+    validation_split: float = VALIDATION_SPLIT
     scale: str = "auto"
     seed: int = 1337
     out: str | None = None
@@ -224,31 +199,10 @@ class TrainConfig(_JSONConfig):
     devices: int | None = None
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.dataset, str) and self.dataset.strip() != "",
-               "dataset", "a dataset name (see `python -m pipelines --list`)", self.dataset)
-        _check(_is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
-        _check(_is_int(self.batch_size) and self.batch_size >= 1,
-               "batch_size", "an integer >= 1", self.batch_size)
-        _check(_is_number(self.validation_split) and 0.0 < self.validation_split < 1.0,
-               "validation_split", "a number in (0, 1)", self.validation_split)
-        _check_choice("scale", self.scale, SCALES)
-        _check(_is_int(self.seed) and self.seed >= 0, "seed", "an integer >= 0", self.seed)
-        _check(self.out is None or isinstance(self.out, str), "out", "a path", self.out)
-        _check(self.early_stopping is None
-               or (_is_int(self.early_stopping) and self.early_stopping >= 1),
-               "early_stopping", "a patience in epochs >= 1, or null", self.early_stopping)
-        _check(isinstance(self.tensorboard, bool), "tensorboard", "true or false",
-               self.tensorboard)
-        for name in ("data_dir", "manual_dir"):
-            value = getattr(self, name)
-            _check(value is None or isinstance(value, str), name, "a path or null", value)
-        _check(isinstance(self.data_parallel, bool), "data_parallel", "true or false",
-               self.data_parallel)
-        _check(self.devices is None or (_is_int(self.devices) and self.devices >= 1),
-               "devices", "an integer >= 1, or null (all devices)", self.devices)
-        _check(self.devices is None or self.data_parallel,
-               "devices", "null unless data_parallel is set (--devices needs --data-parallel)",
-               self.devices)
+        _check_fields(self)
+        if self.devices is not None and not self.data_parallel:
+            raise ConfigError("devices must be null unless data_parallel is set "
+                              f"(--devices needs --data-parallel), got {self.devices!r}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -281,11 +235,101 @@ def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     return items
 
 
-def _check(ok: Any, name: str, allowed: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{name} must be {allowed}, got {value!r}")
+@dataclasses.dataclass(frozen=True)
+class _Rule:
+    """What one field accepts: ``test`` on a value, ``allowed`` in words (as a flag
+    takes it), and ``null``, what ``None`` means where the field allows it."""
+
+    test: Callable[[Any], bool]
+    allowed: str
+    null: str | None = None
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+def _choice(choices: tuple[str, ...]) -> _Rule:
+    return _Rule(lambda value: value in choices, f"one of {', '.join(choices)}")
+
+
+def _number(test: Callable[[float], bool], allowed: str, null: str | None = None) -> _Rule:
+    return _Rule(lambda value: _is_number(value) and test(value), allowed, null)
+
+
+def _integer(minimum: int, null: str | None = None) -> _Rule:
+    return _Rule(lambda value: _is_int(value) and value >= minimum,
+                 f"an integer >= {minimum}", null)
+
+
+_BOOL = _Rule(lambda value: isinstance(value, bool), "true or false")
+
+
+def _path(null: str) -> _Rule:
+    return _Rule(lambda value: isinstance(value, str), "a path", null)
+
+_FRACTION_0_1 = _number(lambda value: 0.0 <= value < 1.0, "a number in [0, 1)")
+# Each field's rule, once: the dataclasses check every field against it and the
+# command-line flags check their values with it (setting_problem).
+_RULES: dict[str, _Rule] = {
+    # ModelConfig (input_shape and hidden_units are integer tuples by then)
+    "input_shape": _Rule(lambda value: bool(value) and all(d >= 1 for d in value),
+                         "a non-empty tuple of positive integers"),
+    "num_classes": _integer(2),
+    "hidden_units": _Rule(lambda value: all(units >= 1 for units in value),
+                          "positive integers (none at all gives a linear model)"),
+    "activation": _choice(ACTIVATIONS),
+    "dropout": _FRACTION_0_1,
+    "batch_norm": _BOOL,
+    "l2": _number(lambda value: value >= 0.0, "a number >= 0"),
+    "optimizer": _choice(OPTIMIZERS),
+    "learning_rate": _number(lambda value: value > 0.0, "a positive number"),
+    "momentum": _FRACTION_0_1,
+    "weight_decay": _number(lambda value: value >= 0.0, "a number >= 0"),
+    "clipnorm": _number(lambda value: value > 0.0, "a positive number", "no clipping"),
+    "mixed_precision": _BOOL,
+    "seed": _integer(0),
+    "metrics": _Rule(lambda value: all(metric in METRICS for metric in value),
+                     f"one of {', '.join(METRICS)}"),
+    "jit_compile": _Rule(lambda value: value in (True, False, "auto"), 'true, false or "auto"'),
+    "steps_per_execution": _integer(1),
+    # TrainConfig
+    "dataset": _Rule(lambda value: isinstance(value, str) and value.strip() != "",
+                     "a dataset name (see `python -m pipelines --list`)"),
+    "epochs": _integer(1),
+    "batch_size": _integer(1),
+    "validation_split": _Rule(is_validation_split, "a number in (0, 1)"),
+    "scale": _choice(SCALES),
+    "out": _path("runs/<dataset>-<backend>-<timestamp>"),
+    "early_stopping": _integer(1, "off"),
+    "tensorboard": _BOOL,
+    "data_dir": _path("TFDS's own"),
+    "manual_dir": _path("none: download"),
+    "data_parallel": _BOOL,
+    "devices": _integer(1, "all devices"),
+}
+
+
+def setting_problem(name: str, value: Any, *, null: bool = True) -> str | None:
+    """What is wrong with ``value`` for the config field ``name`` (``"must be ..."``),
+    or ``None`` when the field's rule accepts it.  ``null=False`` leaves out that
+    ``None`` would do (for a command-line flag, which cannot give one).
+
+    Example:
+        >>> setting_problem("dropout", 1.0)
+        'must be a number in [0, 1)'
+        >>> setting_problem("clipnorm", 0.0), setting_problem("clipnorm", None)
+        ('must be a positive number or null (no clipping)', None)
+        >>> setting_problem("epochs", 3) is None
+        True
+    """
+    rule = _RULES[name]
+    if (value is None and rule.null is not None) or (value is not None and rule.test(value)):
+        return None
+    if null and rule.null is not None:
+        return f"must be {rule.allowed} or null ({rule.null})"
+    return f"must be {rule.allowed}"
+
+
+def _check_fields(config: Any) -> None:
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        problem = setting_problem(field.name, value)
+        if problem is not None:
+            raise ConfigError(f"{field.name} {problem}, got {value!r}")

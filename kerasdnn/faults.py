@@ -3,7 +3,7 @@ deterministically instead of by timing.
 
 Set ``KERASDNN_FAULT=<point>:<n>`` and the process SIGKILLs itself the ``n``-th time
 (1-based) it reaches ``fault_point("<point>")``.  Without the variable every call is a
-no-op.  The points of a run (:mod:`kerasdnn.checkpoint`, :mod:`kerasdnn.train`,
+no-op.  The points of a run (:mod:`kerasdnn.checkpoint`, :mod:`kerasdnn.run`,
 :mod:`tuning.search`):
 
 =====================  ==============================================================

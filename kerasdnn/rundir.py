@@ -20,10 +20,12 @@ import json
 import os
 import platform
 import re
+from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.config import ModelConfig, TrainConfig
+from kerasdnn.config import DATA_FIELDS, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError
 from kerasdnn.io import atomic_write_json
 
@@ -31,10 +33,13 @@ __all__ = [
     "BACKUP_DIR",
     "CONFIG_FILE",
     "EPOCH_TIMES_FILE",
+    "changed_settings",
     "check_new_run_dir",
+    "check_resumable",
     "check_writable_dir",
+    "dataset_record",
     "default_run_dir",
-    "describe_differences",
+    "path_safe_name",
     "read_run_config",
     "run_record",
     "versions",
@@ -59,9 +64,21 @@ def default_run_dir(dataset: str, backend: str, root: str | Path = "runs") -> Pa
         >>> default_run_dir("idx:/data/mnist", "jax").name.startswith("idx_data_mnist-jax-")
         True
     """
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset).strip("_.") or "data"
+    safe = path_safe_name(dataset, default="data")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(root) / f"{safe}-{backend}-{stamp}"
+
+
+def path_safe_name(text: str, default: str) -> str:
+    """``text`` with every run of characters other than letters, digits, ``_``,
+    ``.`` and ``-`` made one ``_``, without leading or trailing ``_`` and ``.``
+    (``default`` when nothing is left): a name safe as one path component.
+
+    Example:
+        >>> path_safe_name("idx:/data/mnist", "data"), path_safe_name("::", "data")
+        ('idx_data_mnist', 'data')
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.") or default
 
 
 def check_new_run_dir(out: Path) -> None:
@@ -155,11 +172,12 @@ def write_run_config(run_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_json(run_dir / CONFIG_FILE, record)
 
 
-def describe_differences(saved: dict[str, Any], asked: dict[str, Any]) -> list[str]:
-    """``["epochs: 10 → 5", ...]`` for the keys whose values differ.
+def changed_settings(saved: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:
+    """The one "same settings as before?" comparison: ``["epochs: 10 → 5", ...]``
+    for the keys whose values differ (a key missing on one side counts as ``None``).
 
     Example:
-        >>> describe_differences({"epochs": 10, "seed": 1}, {"epochs": 5, "seed": 1})
+        >>> changed_settings({"epochs": 10, "seed": 1}, {"epochs": 5, "seed": 1})
         ['epochs: 10 → 5']
     """
     return [
@@ -169,10 +187,73 @@ def describe_differences(saved: dict[str, Any], asked: dict[str, Any]) -> list[s
     ]
 
 
+def check_resumable(
+    out_dir: Path,
+    train_config: TrainConfig,
+    model_config: ModelConfig,
+    merge_validation: bool,
+    *,
+    data_known: bool,
+) -> None:
+    """Refuse to resume a finished run, an unfinished one with other settings, or a
+    damaged checkpoint.  A run killed after training resumes to write what is missing:
+    its checkpoint is removed only once every file of the run is written.
+    ``data_known=False`` (before the data is loaded) leaves out the fields the data
+    decides and checks the checkpoint too, so that a damaged one is said at once.
+
+    Example:
+        >>> check_resumable(Path("/nonexistent"), TrainConfig(), ModelConfig(), False,
+        ...                 data_known=False)  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        RunDirectoryError: /nonexistent is not a kerasdnn run directory ...
+    """
+    from kerasdnn.checkpoint import latest_checkpoint, remove_checkpoints  # imports Keras
+
+    record = read_run_config(out_dir)
+    check_writable_dir(out_dir, "--out")
+    if (out_dir / MODEL_FILE).exists() and not (out_dir / BACKUP_DIR).exists():
+        remove_checkpoints(out_dir / BACKUP_DIR)  # what a kill while removing it left
+        raise RunDirectoryError(
+            f"the run in {out_dir} has already finished; nothing to resume "
+            "(evaluate it with `python -m kerasdnn.evaluate`)"
+        )
+    ignored = {"out", *(() if data_known else DATA_FIELDS)}  # the data is loaded later
+    changes = changed_settings(_without(record["train"], ignored),
+                               _without(train_config.to_dict(), ignored))
+    changes += changed_settings(_without(record["model"], ignored),
+                                _without(model_config.to_dict(), ignored))
+    if record.get("merge_validation", False) != merge_validation:
+        changes.append(f"merge_validation: {not merge_validation!r} → {merge_validation!r}")
+    if not data_known:
+        latest_checkpoint(out_dir / BACKUP_DIR)  # damaged: said now, before the data loads
+    if changes:
+        raise RunDirectoryError(
+            f"cannot resume {out_dir} with other settings ({'; '.join(changes)}); "
+            "resume with the saved settings or start a new run with another --out"
+        )
+
+
+def _without(values: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key not in keys}
+
+
+def dataset_record(info: Any) -> dict[str, Any]:
+    """The ``dataset`` entry of ``config.json``: what a ``pipelines.DatasetInfo`` says
+    of the data actually used."""
+    return {
+        "name": info.name,
+        "source": info.source,
+        "input_shape": list(info.input_shape),
+        "num_classes": info.num_classes,
+        "class_names": list(info.class_names),
+        "num_examples": dict(info.num_examples),
+        "note": info.note,
+        "scale": info.scale,
+    }
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages that decide the numbers."""
-    from importlib import metadata  # not at import time: keeps --help fast
-
     found = {"python": platform.python_version()}
     for name in _VERSIONED:
         try:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipelines.constants import SCALES, VALIDATION_SPLIT, is_validation_split
 from pipelines.errors import InvalidArgumentError, InvalidDataError
 from pipelines.info import DatasetInfo, RawData, Splits
 from pipelines.sources import read_source
@@ -44,7 +45,6 @@ __all__ = [
     "pass_seeds", "raw_source_and_scaling",
 ]
 
-SCALES = ("auto", "unit", "standardize")
 SCALE_CHUNK = 8192  # examples scaled per vectorised call when caching
 _ENDLESS = 2**62  # epochs of a repeated training stream
 
@@ -60,11 +60,7 @@ def _check_arguments(
         raise InvalidArgumentError(
             f"batch_size (--batch-size) must be a positive integer or None, got {batch_size!r}"
         )
-    if (
-        isinstance(validation_split, bool)
-        or not isinstance(validation_split, numbers.Real)
-        or not 0 < validation_split < 1
-    ):
+    if not is_validation_split(validation_split):
         raise InvalidArgumentError(
             "validation_split (--validation-split) must be a fraction strictly between 0 and 1, "
             f"got {validation_split!r}"
@@ -419,7 +415,7 @@ def _split_and_scaling(
 def raw_source_and_scaling(
     name: str = "auto",
     *,
-    validation_split: float = 0.1,
+    validation_split: float = VALIDATION_SPLIT,
     seed: int = 1337,
     scale: str = "auto",
     data_dir: str | os.PathLike[str] | None = None,
@@ -468,7 +464,7 @@ def load(
     name: str = "auto",
     *,
     batch_size: int | None = 100,
-    validation_split: float = 0.1,
+    validation_split: float = VALIDATION_SPLIT,
     seed: int = 1337,
     scale: str = "auto",
     flatten: bool = True,

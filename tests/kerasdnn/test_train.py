@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -223,3 +224,37 @@ def test_help_imports_no_backend() -> None:
     )
     assert "HEAVY []" in result.stdout
     assert "--early-stopping PATIENCE" in result.stdout and "(default: 500,250)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "bad", "good", "field", "refused", "allowed"),
+    [
+        ("--dropout", "1", "0", "dropout", 1.0, "a number in [0, 1)"),
+        ("--momentum", "1", "0.5", "momentum", 1.0, "a number in [0, 1)"),
+        ("--validation-split", "0", "0.5", "validation_split", 0.0, "a number in (0, 1)"),
+        ("--clipnorm", "0", "1e-3", "clipnorm", 0.0, "a positive number"),
+        ("--hidden", "5,0", "", "hidden_units", (5, 0), "positive integers"),
+        ("--early-stopping", "0", "1", "early_stopping", 0, "an integer >= 1"),
+    ],
+)
+def test_a_flag_refuses_what_its_config_field_refuses(
+    flag: str, bad: str, good: str, field: str, refused: object, allowed: str,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """One rule per setting: a flag accepts and refuses what its config field does,
+    and says what to give in one line."""
+    from kerasdnn.config import ModelConfig, TrainConfig
+    from kerasdnn.errors import ConfigError
+    from kerasdnn.train import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([flag, bad])
+    line = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "\n" not in line
+    assert f"argument {flag}: must be {allowed}" in line and f"got {bad}" in line
+    assert "null" not in line  # a flag cannot give one
+    kind = TrainConfig if field in TrainConfig.__dataclass_fields__ else ModelConfig
+    with pytest.raises(ConfigError, match=re.escape(f"{field} must be {allowed}")):
+        kind(**{field: refused})
+    accepted = vars(build_parser().parse_args([flag, good]))[field]
+    assert getattr(kind(**{field: accepted}), field) == accepted
