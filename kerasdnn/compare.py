@@ -28,10 +28,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.cli import BACKENDS, ArgumentParser, make_module_callable, non_negative_float
+from kerasdnn.cli import ArgumentParser, make_module_callable, non_negative_float
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.errors import EXIT_USER_ERROR, ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from pipelines.backends import BACKENDS, backend_spec
 
 __all__ = ["build_parser", "compare", "main"]
 
@@ -39,8 +40,6 @@ PROG = "python -m kerasdnn.compare"  # in --help and in every error line
 SETTINGS_FILE = "settings.json"
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"
 EXIT_CHECK_FAILED = 1
-# The module each backend needs (TensorFlow also feeds every backend through tf.data).
-_BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 _STDERR_LINES_KEPT = 200
 
 
@@ -128,7 +127,7 @@ def _check_new_folder(out: Path) -> None:
 def _run_backend(backend: str, out: Path, *, quiet: bool) -> dict[str, Any]:
     """Train in a subprocess; its outcome: status, reason, wall time, peak memory."""
     if not _installed(backend):
-        return {"status": "not installed", "reason": f"{_BACKEND_MODULES[backend]} is not "
+        return {"status": "not installed", "reason": f"{backend_spec(backend).module} is not "
                 f"installed (pip install 'kerasdnn[{backend}]')"}
     command = [sys.executable, "-m", "kerasdnn.train", "--config", str(out / SETTINGS_FILE),
                "--out", str(out / backend), *(["--quiet"] if quiet else [])]
@@ -156,7 +155,7 @@ def _run_backend(backend: str, out: Path, *, quiet: bool) -> dict[str, Any]:
 
 
 def _installed(backend: str) -> bool:
-    return importlib.util.find_spec(_BACKEND_MODULES[backend]) is not None
+    return importlib.util.find_spec(backend_spec(backend).module) is not None
 
 
 def _wait_with_usage(process: subprocess.Popen) -> tuple[int, float | None]:

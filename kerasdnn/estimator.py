@@ -200,7 +200,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             >>> clf.predict_proba([[0.5]]).shape
             (1, 2)
         """
-        from kerasdnn.evaluate import logits_to_proba
+        from kerasdnn.predict import logits_to_proba
 
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)

@@ -37,7 +37,9 @@ from typing import Any
 import numpy as np
 
 from kerasdnn.cli import ArgumentParser, check_backend, make_module_callable, quiet_tensorflow
+from kerasdnn.data import load_arguments
 from kerasdnn.errors import KerasDNNError, RunDirectoryError, exit_on_user_error
+from kerasdnn.predict import trained_data
 from kerasdnn.rundir import MODEL_FILE, read_run_config
 
 __all__ = [
@@ -226,15 +228,7 @@ def _source(record: dict[str, Any]) -> Any:
     """``(raw arrays, Scaling)`` of the run's source, as ``pipelines.load`` saw them."""
     from pipelines.builder import raw_source_and_scaling
 
-    dataset, train = record.get("dataset") or {}, record["train"]
-    return raw_source_and_scaling(
-        dataset.get("source", train["dataset"]),
-        validation_split=train["validation_split"],
-        seed=train["seed"],
-        scale=dataset.get("scale", train["scale"]),
-        data_dir=train.get("data_dir"),
-        manual_dir=train.get("manual_dir"),
-    )
+    return raw_source_and_scaling(**load_arguments(trained_data(record)))
 
 
 def _write(run_dir: Path, scaling: Any, format: str, path: Path, raw_x: np.ndarray) -> None:

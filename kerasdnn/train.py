@@ -471,8 +471,8 @@ def _finish(
     import numpy as np
 
     from kerasdnn.checkpoint import remove_checkpoints
-    from kerasdnn.evaluate import collect, load_test_images, validation_predictions
     from kerasdnn.io import atomic_path
+    from kerasdnn.predict import collect, load_test_images, validation_predictions
     from kerasdnn.reports import write_report
 
     with atomic_path(out_dir / MODEL_FILE) as tmp:
