@@ -13,12 +13,8 @@ TensorFlow exports both formats).  The artifact is then loaded in its own runtim
 (``tf.saved_model.load`` or ``onnxruntime``), fed the run's raw test split, and
 must give ``predictions.npz``'s probabilities within 1e-5; otherwise it is
 removed and the export fails with one line.  The module is callable:
-``kerasdnn.export(...)`` runs :func:`export`.
-
-Example:
-    >>> import kerasdnn
-    >>> kerasdnn.export("runs/digits", format="onnx")  # doctest: +SKIP
-    PosixPath('runs/digits/model.onnx')
+``kerasdnn.export("runs/digits", format="onnx")`` runs :func:`export` and
+returns the artifact's path, ``runs/digits/model.onnx``.
 """
 
 from __future__ import annotations
@@ -94,10 +90,8 @@ def export(run_dir: str | os.PathLike[str], format: str = "onnx",
             (nothing is left behind).
         RunDirectoryError: ``run_dir`` is not a finished run, or ``out`` exists.
 
-    Example:
-        >>> path = export("runs/digits", format="tf_saved_model")  # doctest: +SKIP
-        >>> import tensorflow as tf  # doctest: +SKIP
-        >>> tf.saved_model.load(str(path)).serve(raw_images)  # doctest: +SKIP
+    A SavedModel is then served as ``tf.saved_model.load(str(path)).serve(raw_x)``,
+    an ONNX file by ``onnxruntime`` (:func:`run_artifact` does either).
     """
     if format not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
@@ -130,12 +124,8 @@ def export(run_dir: str | os.PathLike[str], format: str = "onnx",
 
 
 def run_artifact(artifact: str | os.PathLike[str], format: str, x: np.ndarray) -> np.ndarray:
-    """Probabilities of an exported artifact on raw inputs ``x``, in its own runtime.
-
-    Example:
-        >>> run_artifact("runs/digits/model.onnx", "onnx", images).shape  # doctest: +SKIP
-        (360, 10)
-    """
+    """Probabilities ``(n, classes)`` of an exported artifact on raw inputs ``x``
+    (``n`` examples as the source gives them), in its own runtime."""
     if format == "onnx":
         import onnxruntime
 
@@ -151,11 +141,7 @@ def run_artifact(artifact: str | os.PathLike[str], format: str, x: np.ndarray) -
 def verify(artifact: str | os.PathLike[str], format: str, x: np.ndarray,
            expected: np.ndarray) -> None:
     """Raise :class:`ExportError` unless the artifact's probabilities on ``x`` are
-    within 1e-5 of ``expected``.
-
-    Example:
-        >>> verify("runs/digits/model.onnx", "onnx", images, y_prob)  # doctest: +SKIP
-    """
+    within 1e-5 of ``expected``."""
     try:
         got = run_artifact(artifact, format, x)
     except Exception as error:  # any runtime failure means the artifact is unusable
