@@ -12,6 +12,7 @@ callable: ``kerasdnn.compare(dataset="digits", epochs=3, out="cmp")`` runs
 
 from __future__ import annotations
 
+import argparse
 import collections
 import importlib.util
 import os
@@ -27,6 +28,9 @@ from kerasdnn.cli import ArgumentParser, make_module_callable, non_negative_floa
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.errors import EXIT_USER_ERROR, ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from kerasdnn.rundir import default_run_dir
+from kerasdnn.train import _merge_configs, configs_from_args
+from kerasdnn.train import build_parser as train_parser
 from pipelines.backends import BACKENDS, backend_spec
 
 __all__ = ["build_parser", "compare", "main"]
@@ -67,9 +71,6 @@ def compare(
         E.g. ``compare(dataset="digits", epochs=2, backends=("jax", "torch"),
         check=1e-4)["check"]["passed"]`` says whether JAX and PyTorch agree.
     """
-    from kerasdnn.rundir import default_run_dir
-    from kerasdnn.train import _merge_configs
-
     backends = _checked_backends(backends)
     if check is not None and not check >= 0:
         raise ConfigError(f"check must be a tolerance >= 0, got {check!r}")
@@ -211,8 +212,6 @@ def build_parser() -> ArgumentParser:
         >>> args.backends, args.epochs
         (['jax', 'torch'], 2)
     """
-    from kerasdnn.train import build_parser as train_parser
-
     parser = train_parser()
     parser.prog = PROG
     parser.description = (
@@ -238,8 +237,6 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m kerasdnn.compare``; returns the exit status."""
-    from kerasdnn.train import configs_from_args
-
     args = build_parser().parse_args(argv)
     given = vars(args)
     quiet = given.get("quiet", False)
@@ -268,8 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _backend_list(text: str) -> list[str]:
-    import argparse
-
     try:
         return _checked_backends([part.strip() for part in text.split(",") if part.strip()])
     except ConfigError as error:

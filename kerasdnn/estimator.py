@@ -36,6 +36,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from kerasdnn.config import ModelConfig, TrainConfig
+from kerasdnn.predict import logits_to_proba
+from pipelines.builder import EpochStream, make_stream
+from pipelines.splitting import split_indices
+
 __all__ = ["EXPECTED_FAILED_CHECKS", "DNNClassifier"]
 
 # scikit-learn check name → why DNNClassifier fails it (for check_estimator /
@@ -164,6 +169,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
 
         import keras
 
+        import pipelines.feed
         from kerasdnn.models import build_model
 
         model = build_model(model_config)
@@ -172,8 +178,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss" if validation is not None else "loss",
                 patience=early_stopping, restore_best_weights=True))
-        import pipelines.feed
-
         history = model.fit(
             pipelines.feed.for_fit(_epoch_stream(*train, batch_size=batch_size, seed=seed)),
             steps_per_epoch=math.ceil(len(train[1]) / batch_size),
@@ -196,8 +200,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             >>> clf.predict_proba([[0.5]]).shape
             (1, 2)
         """
-        from kerasdnn.predict import logits_to_proba
-
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
         logits = self.model_.predict(X, batch_size=_PREDICT_BATCH_SIZE, verbose=0)
@@ -227,8 +229,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _configs(self, num_features: int, num_classes: int, seed: int) -> tuple[Any, int | None]:
         """The ``ModelConfig`` and the early-stopping patience, validated by kerasdnn.config."""
-        from kerasdnn.config import ModelConfig, TrainConfig
-
         model_config = ModelConfig(
             input_shape=(num_features,),
             num_classes=num_classes,
@@ -264,8 +264,6 @@ def _split(X: np.ndarray, y: np.ndarray, w: np.ndarray, fraction: float, seed: i
     """``((X, y, w) to train on, (X, y, w) held out or None)``, stratified and seeded."""
     if not fraction:
         return (X, y, w), None
-    from pipelines.splitting import split_indices
-
     keep, held_out = split_indices(y, float(fraction), seed=seed, what="validation")
     return (X[keep], y[keep], w[keep]), (X[held_out], y[held_out], w[held_out])
 
@@ -286,7 +284,6 @@ def _epoch_stream(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
     ``X`` (unscaled) with each row's number as its label, and each batch of
     numbers gathers its labels and weights.
     """
-    from pipelines.builder import EpochStream, make_stream
     from pipelines.tf_setup import tf
 
     numbers = make_stream(X, np.arange(len(y)), offset=np.zeros((), np.float32),

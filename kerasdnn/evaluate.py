@@ -13,6 +13,7 @@ defaults for a ``.keras`` file without a ``config.json``).
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import io
 import shutil
@@ -262,8 +263,6 @@ def build_parser() -> ArgumentParser:
         >>> build_parser().parse_args(["runs/digits", "--batch-size", "50"]).batch_size
         50
     """
-    import argparse
-
     parser = ArgumentParser(
         prog=PROG,
         description=(

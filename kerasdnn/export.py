@@ -37,6 +37,7 @@ from kerasdnn.data import load_arguments
 from kerasdnn.errors import KerasDNNError, RunDirectoryError, exit_on_user_error
 from kerasdnn.predict import trained_data
 from kerasdnn.rundir import MODEL_FILE, read_run_config
+from pipelines.builder import raw_source_and_scaling
 
 __all__ = [
     "DEFAULT_NAMES",
@@ -212,8 +213,6 @@ def _raw_test_split(run_dir: Path, record: dict[str, Any],
 
 def _source(record: dict[str, Any]) -> Any:
     """``(raw arrays, Scaling)`` of the run's source, as ``pipelines.load`` saw them."""
-    from pipelines.builder import raw_source_and_scaling
-
     return raw_source_and_scaling(**load_arguments(trained_data(record)))
 
 
