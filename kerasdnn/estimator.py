@@ -275,7 +275,7 @@ def _batches(X: np.ndarray, y: np.ndarray, w: np.ndarray, *, batch_size: int) ->
 
 
 def _epoch_stream(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
-                  batch_size: int, seed: int) -> Any:
+                  batch_size: int, seed: int) -> EpochStream:
     """The endless training stream of ``pipelines.load(repeat=True)`` (epoch ``e``
     shuffled by ``(seed, e)`` alone, so every backend sees the same batches, however
     many iterators its ``fit`` makes) over ``(X, y, w)``.
@@ -300,6 +300,7 @@ def _epoch_stream(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
             with_labels_and_weights).prefetch(tf.data.AUTOTUNE)
 
     return EpochStream(numbers.batch_size, numbers.batches_per_epoch, blocks)
+
 
 def _keras_bytes(model: Any) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
