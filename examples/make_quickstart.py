@@ -52,9 +52,9 @@ model.summary()"""),
 )"""),
     ("markdown", """## Report
 
-`kerasdnn.evaluate.collect` predicts the test split (probabilities, softmax applied) and
+`kerasdnn.predict.collect` predicts the test split (probabilities, softmax applied) and
 returns the labels in the same order; scikit-learn computes the metrics."""),
-    ("code", """from kerasdnn.evaluate import collect
+    ("code", """from kerasdnn.predict import collect
 
 y_true, y_prob = collect(model, splits.test)
 report = classification_report(y_true, y_prob, class_names=info.class_names)

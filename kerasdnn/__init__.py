@@ -28,7 +28,7 @@ _EXPORTS = {
     "DNNClassifier": "kerasdnn.estimator",
     "build_model": "kerasdnn.models",
     "classification_report": "kerasdnn.reports",
-    "predict_proba": "kerasdnn.evaluate",
+    "predict_proba": "kerasdnn.predict",
 }
 
 __all__ = [*sorted(_EXPORTS), "compare", "evaluate", "export", "train"]

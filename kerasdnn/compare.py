@@ -6,17 +6,13 @@ set, into a normal run directory ``<out>/<backend>/``; a backend that is not
 installed or fails gets a row saying why, and the others still run.  Then
 ``<out>/compare.json``, ``compare.md`` and ``compare.png`` show the numbers, the
 largest differences between backends and the curves.  The module itself is
-callable: ``kerasdnn.compare(...)`` runs :func:`compare`.
-
-Example:
-    >>> import kerasdnn
-    >>> summary = kerasdnn.compare(dataset="digits", epochs=3, out="cmp")  # doctest: +SKIP
-    >>> summary["differences"]["test_probabilities"]["max"] < 1e-4  # doctest: +SKIP
-    True
+callable: ``kerasdnn.compare(dataset="digits", epochs=3, out="cmp")`` runs
+:func:`compare` (three trainings) and returns its summary.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import importlib.util
 import os
@@ -28,10 +24,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.cli import BACKENDS, ArgumentParser, make_module_callable, non_negative_float
+from kerasdnn.cli import ArgumentParser, make_module_callable, non_negative_float
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.errors import EXIT_USER_ERROR, ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from kerasdnn.run import merge_configs
+from kerasdnn.rundir import default_run_dir
+from kerasdnn.train import build_parser as train_parser
+from kerasdnn.train import configs_from_args
+from pipelines.backends import BACKENDS, backend_spec
 
 __all__ = ["build_parser", "compare", "main"]
 
@@ -39,8 +40,6 @@ PROG = "python -m kerasdnn.compare"  # in --help and in every error line
 SETTINGS_FILE = "settings.json"
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"
 EXIT_CHECK_FAILED = 1
-# The module each backend needs (TensorFlow also feeds every backend through tf.data).
-_BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 _STDERR_LINES_KEPT = 200
 
 
@@ -70,16 +69,9 @@ def compare(
         final_loss, final_val_loss, median_epoch_seconds, wall_seconds,
         peak_rss_mib), ``differences`` (``train_loss``, ``test_probabilities``:
         largest absolute difference, overall and per pair), ``check``, ``out_dir``.
-
-    Example:
-        >>> summary = compare(dataset="digits", epochs=2, backends=("jax", "torch"),
-        ...                   out="cmp", check=1e-4)  # doctest: +SKIP
-        >>> summary["check"]["passed"]  # doctest: +SKIP
-        True
+        E.g. ``compare(dataset="digits", epochs=2, backends=("jax", "torch"),
+        check=1e-4)["check"]["passed"]`` says whether JAX and PyTorch agree.
     """
-    from kerasdnn.run import merge_configs
-    from kerasdnn.rundir import default_run_dir
-
     backends = _checked_backends(backends)
     if check is not None and not check >= 0:
         raise ConfigError(f"check must be a tolerance >= 0, got {check!r}")
@@ -128,7 +120,7 @@ def _check_new_folder(out: Path) -> None:
 def _run_backend(backend: str, out: Path, *, quiet: bool) -> dict[str, Any]:
     """Train in a subprocess; its outcome: status, reason, wall time, peak memory."""
     if not _installed(backend):
-        return {"status": "not installed", "reason": f"{_BACKEND_MODULES[backend]} is not "
+        return {"status": "not installed", "reason": f"{backend_spec(backend).module} is not "
                 f"installed (pip install 'kerasdnn[{backend}]')"}
     command = [sys.executable, "-m", "kerasdnn.train", "--config", str(out / SETTINGS_FILE),
                "--out", str(out / backend), *(["--quiet"] if quiet else [])]
@@ -156,7 +148,7 @@ def _run_backend(backend: str, out: Path, *, quiet: bool) -> dict[str, Any]:
 
 
 def _installed(backend: str) -> bool:
-    return importlib.util.find_spec(_BACKEND_MODULES[backend]) is not None
+    return importlib.util.find_spec(backend_spec(backend).module) is not None
 
 
 def _wait_with_usage(process: subprocess.Popen) -> tuple[int, float | None]:
@@ -221,8 +213,6 @@ def build_parser() -> ArgumentParser:
         >>> args.backends, args.epochs
         (['jax', 'torch'], 2)
     """
-    from kerasdnn.train import build_parser as train_parser
-
     parser = train_parser()
     parser.prog = PROG
     parser.description = (
@@ -248,8 +238,6 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m kerasdnn.compare``; returns the exit status."""
-    from kerasdnn.train import configs_from_args
-
     args = build_parser().parse_args(argv)
     given = vars(args)
     quiet = given.get("quiet", False)
@@ -278,8 +266,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _backend_list(text: str) -> list[str]:
-    import argparse
-
     try:
         return _checked_backends([part.strip() for part in text.split(",") if part.strip()])
     except ConfigError as error:

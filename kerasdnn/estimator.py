@@ -17,8 +17,8 @@ Example:
     >>> from sklearn.pipeline import make_pipeline
     >>> from sklearn.preprocessing import StandardScaler
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = make_pipeline(StandardScaler(), DNNClassifier(random_state=0)).fit(X, y)
-    >>> clf.score(X, y) > 0.9  # doctest: +SKIP
+    >>> clf = DNNClassifier(hidden_units=(8,), batch_size=16, random_state=0)
+    >>> make_pipeline(StandardScaler(), clf).fit(X, y).score(X, y) > 0.9
     True
 """
 
@@ -35,6 +35,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from kerasdnn.config import ModelConfig, TrainConfig
+from kerasdnn.predict import logits_to_proba
+from pipelines.builder import EpochStream, make_stream
+from pipelines.splitting import split_indices
 
 __all__ = ["EXPECTED_FAILED_CHECKS", "DNNClassifier"]
 
@@ -88,13 +93,9 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         model_: the fitted ``kerasdnn.DNN`` (outputs logits).
         history_: ``{metric: [value per epoch]}`` from Keras's ``fit``.
 
-    Example:
-        >>> from sklearn.datasets import load_digits
-        >>> from sklearn.model_selection import cross_val_score
-        >>> X, y = load_digits(return_X_y=True)
-        >>> clf = DNNClassifier(hidden_units=(32,))
-        >>> cross_val_score(clf, X / 16, y, cv=3).mean()  # doctest: +SKIP
-        0.93
+    It is cross-validated like any classifier, e.g.
+    ``cross_val_score(DNNClassifier(hidden_units=(32,)), X / 16, y, cv=3)`` on
+    scikit-learn's digits (the module's example fits a smaller case).
     """
 
     def __init__(
@@ -168,6 +169,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
 
         import keras
 
+        import pipelines.feed
         from kerasdnn.models import build_model
 
         model = build_model(model_config)
@@ -176,8 +178,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss" if validation is not None else "loss",
                 patience=early_stopping, restore_best_weights=True))
-        import pipelines.feed
-
         history = model.fit(
             pipelines.feed.for_fit(_epoch_stream(*train, batch_size=batch_size, seed=seed)),
             steps_per_epoch=math.ceil(len(train[1]) / batch_size),
@@ -200,8 +200,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             >>> clf.predict_proba([[0.5]]).shape
             (1, 2)
         """
-        from kerasdnn.evaluate import logits_to_proba
-
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
         logits = self.model_.predict(X, batch_size=_PREDICT_BATCH_SIZE, verbose=0)
@@ -231,8 +229,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _configs(self, num_features: int, num_classes: int, seed: int) -> tuple[Any, int | None]:
         """The ``ModelConfig`` and the early-stopping patience, validated by kerasdnn.config."""
-        from kerasdnn.config import ModelConfig, TrainConfig
-
         model_config = ModelConfig(
             input_shape=(num_features,),
             num_classes=num_classes,
@@ -268,8 +264,6 @@ def _split(X: np.ndarray, y: np.ndarray, w: np.ndarray, fraction: float, seed: i
     """``((X, y, w) to train on, (X, y, w) held out or None)``, stratified and seeded."""
     if not fraction:
         return (X, y, w), None
-    from pipelines.splitting import split_indices
-
     keep, held_out = split_indices(y, float(fraction), seed=seed, what="validation")
     return (X[keep], y[keep], w[keep]), (X[held_out], y[held_out], w[held_out])
 
@@ -281,26 +275,31 @@ def _batches(X: np.ndarray, y: np.ndarray, w: np.ndarray, *, batch_size: int) ->
 
 
 def _epoch_stream(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
-                  batch_size: int, seed: int) -> Any:
-    """An endless stream of training batches in which epoch ``e`` is shuffled by
-    ``(seed, e)`` alone, as ``pipelines.load(repeat=True)``'s stream (which has no
-    sample weights): the order does not depend on how many iterators a backend's
-    ``fit`` makes, so every backend sees the same batches."""
+                  batch_size: int, seed: int) -> EpochStream:
+    """The endless training stream of ``pipelines.load(repeat=True)`` (epoch ``e``
+    shuffled by ``(seed, e)`` alone, so every backend sees the same batches, however
+    many iterators its ``fit`` makes) over ``(X, y, w)``.
+
+    :func:`pipelines.builder.make_stream` carries no sample weights: it streams
+    ``X`` (unscaled) with each row's number as its label, and each batch of
+    numbers gathers its labels and weights.
+    """
     from pipelines.tf_setup import tf
 
+    numbers = make_stream(X, np.arange(len(y)), offset=np.zeros((), np.float32),
+                          multiplier=np.ones((), np.float32), flatten=False,
+                          batch_size=batch_size, shuffle_seed=seed)
     with tf.device("/cpu:0"):
-        arrays = (tf.constant(X), tf.constant(y.astype(np.int32)), tf.constant(w))
-    seed_t = tf.constant(seed, tf.int64)
+        labels, weights = tf.constant(y.astype(np.int32)), tf.constant(w)
 
-    def epoch(number: tf.Tensor) -> tf.data.Dataset:
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(len(y), dtype=tf.int64), seed=tf.stack([seed_t, number]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
-            lambda chosen: tuple(tf.gather(array, chosen) for array in arrays))
+    def with_labels_and_weights(x: tf.Tensor, chosen: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return x, tf.gather(labels, chosen), tf.gather(weights, chosen)
 
-    return tf.data.Dataset.range(2**62).flat_map(epoch).apply(
-        tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
-    ).prefetch(tf.data.AUTOTUNE)
+    def blocks(first_epoch: int, batches_per_block: int) -> tf.data.Dataset:
+        return numbers.blocks(first_epoch, batches_per_block).map(
+            with_labels_and_weights).prefetch(tf.data.AUTOTUNE)
+
+    return EpochStream(numbers.batch_size, numbers.batches_per_epoch, blocks)
 
 
 def _keras_bytes(model: Any) -> bytes:

@@ -6,21 +6,20 @@ is backend-independent.  The report files go to a new folder
 report.  The module itself is callable: ``kerasdnn.evaluate(...)`` runs
 :func:`evaluate`.
 
-Example:
-    >>> import kerasdnn
-    >>> report = kerasdnn.evaluate("runs/digits")  # doctest: +SKIP
-    >>> report["accuracy"], report["metadata"]["out_dir"]  # doctest: +SKIP
-    (0.96, 'runs/digits/eval-torch-20250101-120000')
+Predictions go through :mod:`kerasdnn.predict`, the data through
+:func:`kerasdnn.data.load_splits` with the run's settings (``TrainConfig``'s
+defaults for a ``.keras`` file without a ``config.json``).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import io
 import shutil
 import sys
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,163 +33,22 @@ from kerasdnn.cli import (
     quiet_tensorflow,
 )
 from kerasdnn.config import TrainConfig
+from kerasdnn.data import load_splits
 from kerasdnn.errors import ConfigError, RunDirectoryError, exit_on_user_error
 from kerasdnn.io import atomic_write_bytes
+from kerasdnn.predict import (
+    collect,
+    is_binary,
+    load_test_images,
+    trained_data,
+    validation_predictions,
+)
 from kerasdnn.rundir import CONFIG_FILE, MODEL_FILE, check_writable_dir, read_run_config
 
-__all__ = ["build_parser", "collect", "evaluate", "logits_to_proba", "main", "predict_proba"]
+__all__ = ["build_parser", "evaluate", "main"]
 
 PROG = "python -m kerasdnn.evaluate"  # in --help and in every error line
 PREDICTIONS_FILE = "predictions.npz"
-_DEFAULT_BATCH_SIZE = 100
-
-
-# --------------------------------------------------------------------------- predictions
-
-
-def logits_to_proba(logits: Any, *, binary: bool) -> np.ndarray:
-    """Probabilities from logits: softmax over ``(n, k)``, or for a one-unit binary
-    head the sigmoid, returned as ``(n, 2)`` with columns ``[P(0), P(1)]``.
-
-    Example:
-        >>> logits_to_proba(np.array([[0.0]]), binary=True).tolist()
-        [[0.5, 0.5]]
-    """
-    from scipy.special import expit, softmax
-
-    values = np.asarray(logits, dtype=np.float64)
-    if values.ndim == 1:
-        values = values[:, None]
-    if binary:
-        if values.shape[-1] != 1:
-            raise ConfigError(
-                f"a binary model has one output unit, got logits of shape {values.shape}"
-            )
-        positive = expit(values[:, 0])
-        return np.stack([1.0 - positive, positive], axis=1)
-    return softmax(values, axis=1)
-
-
-def predict_proba(model: Any, data: Any, *, batch_size: int | None = None) -> np.ndarray:
-    """Class probabilities of ``model`` (which outputs logits) on ``data``.
-
-    Args:
-        model: a Keras model outputting logits, e.g. a ``kerasdnn.DNN``.  Its
-            ``model_config.binary`` says whether the head is one sigmoid unit;
-            without a ``model_config``, an output width of 1 means binary.
-        data: an array of inputs, or a ``tf.data.Dataset`` of ``x`` or ``(x, y)``
-            batches (labels are ignored).
-        batch_size: for array inputs (Keras's default otherwise).
-
-    Returns:
-        ``(n, k)`` float64 probabilities; binary models give ``(n, 2)``.
-
-    Example:
-        >>> from kerasdnn.models import build_model  # doctest: +SKIP
-        >>> model = build_model(input_shape=(64,), hidden_units=(16,))  # doctest: +SKIP
-        >>> predict_proba(model, np.zeros((3, 64), "float32")).shape  # doctest: +SKIP
-        (3, 10)
-    """
-    logits = model.predict(data, batch_size=batch_size, verbose=0)
-    return logits_to_proba(logits, binary=is_binary(model))
-
-
-def collect(model: Any, dataset: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and predicted probabilities over ``dataset``, in one pass.
-
-    Each ``(x, y)`` batch is predicted as it is read, so labels and predictions
-    stay aligned even for a dataset that reshuffles on every pass.  An
-    unbatched ``tf.data.Dataset`` (``pipelines.load(batch_size=None)``) is
-    batched by 256 first.
-
-    Returns:
-        ``(y_true, y_prob)``: int64 labels ``(n,)`` and float64 probabilities
-        ``(n, k)`` as in :func:`predict_proba`.
-
-    Example:
-        >>> y_true, y_prob = collect(model, splits.test)  # doctest: +SKIP
-        >>> (y_prob.argmax(axis=1) == y_true).mean()  # doctest: +SKIP
-        0.96
-    """
-    batches = _numpy_batches(model, dataset)
-    labels: list[np.ndarray] = []
-    logits: list[np.ndarray] = []
-    for batch in batches:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise ConfigError("collect needs a dataset of (x, y) batches, with labels")
-        x, y = batch[0], batch[1]
-        logits.append(_predicted(model, x))
-        labels.append(np.asarray(y).reshape(-1))
-    if not labels:
-        raise ConfigError("the dataset is empty: nothing to evaluate")
-    y_prob = logits_to_proba(np.concatenate(logits), binary=is_binary(model))
-    return np.concatenate(labels).astype(np.int64), y_prob
-
-
-def _predicted(model: Any, x: np.ndarray) -> np.ndarray:
-    """``model.predict_on_batch(x)``; under a JAX data-parallel distribution, whose
-    batches must divide evenly across the devices, ``x`` padded and the padding's
-    rows dropped again."""
-    from kerasdnn.distribute import pad_batch, replicas
-
-    devices, rows = replicas(), len(x)
-    if devices > 1 and rows % devices:
-        x = pad_batch(np.asarray(x), np.zeros(rows), devices)[0]
-    return np.asarray(model.predict_on_batch(x))[:rows]
-
-
-def validation_predictions(model: Any, splits: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(y_true, y_prob)`` of the validation split when the task is binary (its
-    decision threshold is chosen there), else None.
-
-    Example:
-        >>> validation_predictions(model, pipelines.load("digits"))  # doctest: +SKIP
-    """
-    if splits.info.num_classes != 2 or not splits.info.num_examples.get("validation"):
-        return None
-    return collect(model, splits.validation)
-
-
-def load_test_images(
-    dataset: str, *, data_dir: Any = None, manual_dir: Any = None
-) -> np.ndarray | None:
-    """The test images of ``dataset`` as stored (unscaled, in the test split's order)
-    for the gallery of mistakes; None when its examples are not images.
-
-    Example:
-        >>> load_test_images("digits").shape
-        (360, 8, 8)
-    """
-    from kerasdnn.reports.gallery import is_image_batch
-    from pipelines.sources import read_source
-
-    images = read_source(dataset, data_dir=data_dir, manual_dir=manual_dir).x_test
-    return images if is_image_batch(images) else None
-
-
-def is_binary(model: Any) -> bool:
-    """True when ``model`` has a one-unit sigmoid head (``model_config.binary``,
-    else an output width of 1).
-
-    Example:
-        >>> is_binary(types.SimpleNamespace(output_shape=(None, 1)))
-        True
-    """
-    config = getattr(model, "model_config", None)
-    if config is not None and hasattr(config, "binary"):
-        return bool(config.binary)
-    return tuple(model.output_shape)[-1] == 1
-
-
-def _numpy_batches(model: Any, dataset: Iterable[Any]) -> Iterable[Any]:
-    spec = getattr(dataset, "element_spec", None)
-    if spec is None:
-        return dataset
-    x_spec = spec[0] if isinstance(spec, (tuple, list)) else spec
-    input_rank = len(tuple(model.input_shape)) - 1
-    if x_spec.shape.rank == input_rank:  # one example per element: batch them
-        dataset = dataset.batch(256)
-    return dataset.as_numpy_iterator()
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -230,46 +88,31 @@ def evaluate(
         ConfigError: an unknown ``KERAS_BACKEND`` or bad arguments.
         pipelines.errors.PipelineError: an unknown or unavailable dataset.
 
-    Example:
-        >>> report = evaluate("runs/digits", out="runs/digits-on-torch")  # doctest: +SKIP
-        >>> sorted(report["metadata"])  # doctest: +SKIP
-        ['backend', 'created', 'dataset', 'model', 'out_dir', 'run_dir', 'trained_on']
+    E.g. ``evaluate("runs/digits", out="runs/digits-on-torch")`` on
+    ``KERAS_BACKEND=torch`` rebuilds a JAX run's report on PyTorch (not a
+    doctest: its five plots take seconds).
     """
     backend = check_backend()
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     model_path, run_dir, record = _resolve_source(Path(source))
-    train_config = TrainConfig.from_dict(record["train"]) if record else None
-    dataset_name = dataset or _trained_dataset(record)
-    if dataset_name is None:
+    if dataset is None and record is None:
         raise ConfigError(
             f"no {CONFIG_FILE} beside {model_path}: pass --dataset NAME to say what to test on"
         )
+    data = trained_data(record)
+    dataset_name = dataset or data.dataset
     out_dir = _output_dir(out, run_dir, backend)
 
     quiet_tensorflow()
-    import pipelines
-
-    splits = pipelines.load(  # before Keras starts its backend: a bad name fails fast
-        dataset_name,
-        batch_size=batch_size or (train_config.batch_size if train_config else None)
-        or _DEFAULT_BATCH_SIZE,
-        validation_split=train_config.validation_split if train_config else 0.1,
-        scale=_trained_scale(record),
-        seed=train_config.seed if train_config else 1337,
-        data_dir=train_config.data_dir if train_config else None,
-        manual_dir=train_config.manual_dir if train_config else None,
-    )
+    # Before Keras starts its backend: a bad name fails fast.
+    splits = load_splits(data, name=dataset_name, batch_size=batch_size or data.batch_size)
     info = splits.info
     model = _load_model(model_path)
     _check_fits(model, model_path, info)
     y_true, y_prob = collect(model, splits.test)
     validation = validation_predictions(model, splits)
-    images = load_test_images(
-        dataset_name,
-        data_dir=train_config.data_dir if train_config else None,
-        manual_dir=train_config.manual_dir if train_config else None,
-    )
+    images = load_test_images(dataset_name, data_dir=data.data_dir, manual_dir=data.manual_dir)
 
     metadata = {
         "model": str(model_path),
@@ -287,13 +130,6 @@ def evaluate(
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     return _write_outputs(out_dir, y_true, y_prob, info, metadata, validation, images)
-
-
-def _trained_scale(record: dict[str, Any] | None) -> str:
-    """The scaling the model was trained with (as resolved then), so test inputs match."""
-    if not record:
-        return "auto"
-    return record.get("dataset", {}).get("scale") or record["train"].get("scale", "auto")
 
 
 def _resolve_source(source: Path) -> tuple[Path, Path, dict[str, Any] | None]:
@@ -327,15 +163,6 @@ def _resolve_source(source: Path) -> tuple[Path, Path, dict[str, Any] | None]:
         )
     record = read_run_config(run_dir) if (run_dir / CONFIG_FILE).is_file() else None
     return model_path, run_dir, record
-
-
-def _trained_dataset(record: dict[str, Any] | None) -> str | None:
-    """The dataset the run was trained on ("auto" → the source it actually used)."""
-    if not record:
-        return None
-    name = record["train"]["dataset"]
-    used = (record.get("dataset") or {}).get("source")
-    return used if name == "auto" and used else name
 
 
 def _output_dir(out: str | Path | None, run_dir: Path, backend: str) -> Path:
@@ -436,8 +263,6 @@ def build_parser() -> ArgumentParser:
         >>> build_parser().parse_args(["runs/digits", "--batch-size", "50"]).batch_size
         50
     """
-    import argparse
-
     parser = ArgumentParser(
         prog=PROG,
         description=(
@@ -468,7 +293,7 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument(
         "--batch-size", type=positive_int, metavar="N",
-        help=f"prediction batch size (default: the run's, else {_DEFAULT_BATCH_SIZE})",
+        help=f"prediction batch size (default: the run's, else {TrainConfig.batch_size})",
     )
     parser.add_argument("--quiet", action="store_true",
                         help="print only the output folder (default: off)")

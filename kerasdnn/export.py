@@ -13,12 +13,8 @@ TensorFlow exports both formats).  The artifact is then loaded in its own runtim
 (``tf.saved_model.load`` or ``onnxruntime``), fed the run's raw test split, and
 must give ``predictions.npz``'s probabilities within 1e-5; otherwise it is
 removed and the export fails with one line.  The module is callable:
-``kerasdnn.export(...)`` runs :func:`export`.
-
-Example:
-    >>> import kerasdnn
-    >>> kerasdnn.export("runs/digits", format="onnx")  # doctest: +SKIP
-    PosixPath('runs/digits/model.onnx')
+``kerasdnn.export("runs/digits", format="onnx")`` runs :func:`export` and
+returns the artifact's path, ``runs/digits/model.onnx``.
 """
 
 from __future__ import annotations
@@ -37,8 +33,11 @@ from typing import Any
 import numpy as np
 
 from kerasdnn.cli import ArgumentParser, check_backend, make_module_callable, quiet_tensorflow
+from kerasdnn.data import load_arguments
 from kerasdnn.errors import KerasDNNError, RunDirectoryError, exit_on_user_error
+from kerasdnn.predict import trained_data
 from kerasdnn.rundir import MODEL_FILE, read_run_config
+from pipelines.builder import raw_source_and_scaling
 
 __all__ = [
     "DEFAULT_NAMES",
@@ -92,10 +91,8 @@ def export(run_dir: str | os.PathLike[str], format: str = "onnx",
             (nothing is left behind).
         RunDirectoryError: ``run_dir`` is not a finished run, or ``out`` exists.
 
-    Example:
-        >>> path = export("runs/digits", format="tf_saved_model")  # doctest: +SKIP
-        >>> import tensorflow as tf  # doctest: +SKIP
-        >>> tf.saved_model.load(str(path)).serve(raw_images)  # doctest: +SKIP
+    A SavedModel is then served as ``tf.saved_model.load(str(path)).serve(raw_x)``,
+    an ONNX file by ``onnxruntime`` (:func:`run_artifact` does either).
     """
     if format not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
@@ -128,12 +125,8 @@ def export(run_dir: str | os.PathLike[str], format: str = "onnx",
 
 
 def run_artifact(artifact: str | os.PathLike[str], format: str, x: np.ndarray) -> np.ndarray:
-    """Probabilities of an exported artifact on raw inputs ``x``, in its own runtime.
-
-    Example:
-        >>> run_artifact("runs/digits/model.onnx", "onnx", images).shape  # doctest: +SKIP
-        (360, 10)
-    """
+    """Probabilities ``(n, classes)`` of an exported artifact on raw inputs ``x``
+    (``n`` examples as the source gives them), in its own runtime."""
     if format == "onnx":
         import onnxruntime
 
@@ -149,11 +142,7 @@ def run_artifact(artifact: str | os.PathLike[str], format: str, x: np.ndarray) -
 def verify(artifact: str | os.PathLike[str], format: str, x: np.ndarray,
            expected: np.ndarray) -> None:
     """Raise :class:`ExportError` unless the artifact's probabilities on ``x`` are
-    within 1e-5 of ``expected``.
-
-    Example:
-        >>> verify("runs/digits/model.onnx", "onnx", images, y_prob)  # doctest: +SKIP
-    """
+    within 1e-5 of ``expected``."""
     try:
         got = run_artifact(artifact, format, x)
     except Exception as error:  # any runtime failure means the artifact is unusable
@@ -224,17 +213,7 @@ def _raw_test_split(run_dir: Path, record: dict[str, Any],
 
 def _source(record: dict[str, Any]) -> Any:
     """``(raw arrays, Scaling)`` of the run's source, as ``pipelines.load`` saw them."""
-    from pipelines.builder import raw_source_and_scaling
-
-    dataset, train = record.get("dataset") or {}, record["train"]
-    return raw_source_and_scaling(
-        dataset.get("source", train["dataset"]),
-        validation_split=train["validation_split"],
-        seed=train["seed"],
-        scale=dataset.get("scale", train["scale"]),
-        data_dir=train.get("data_dir"),
-        manual_dir=train.get("manual_dir"),
-    )
+    return raw_source_and_scaling(**load_arguments(trained_data(record)))
 
 
 def _write(run_dir: Path, scaling: Any, format: str, path: Path, raw_x: np.ndarray) -> None:

@@ -39,10 +39,10 @@ from kerasdnn.distribute import (
     strategy_scope,
 )
 from kerasdnn.errors import ConfigError
-from kerasdnn.evaluate import collect, load_test_images, validation_predictions
 from kerasdnn.faults import fault_point
 from kerasdnn.fitting import fit_run
 from kerasdnn.io import atomic_path, remove_temporaries
+from kerasdnn.predict import collect, load_test_images, validation_predictions
 from kerasdnn.rundir import (
     BACKUP_DIR,
     MODEL_FILE,

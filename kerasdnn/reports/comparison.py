@@ -6,9 +6,9 @@ largest differences between backends, and a figure.
 :func:`comparison_figure` present the summary.
 
 Example:
-    >>> summary = summarize("cmp", {"jax": {"status": "finished"}})  # doctest: +SKIP
-    >>> summary["backends"]["jax"]["accuracy"]  # doctest: +SKIP
-    0.95
+    >>> summary = summarize("cmp", {"torch": {"status": "not installed", "reason": "no torch"}})
+    >>> summary["backends"]["torch"]["status"], summary["differences"]["test_probabilities"]
+    ('not installed', {'max': None, 'pairs': {}})
 """
 
 from __future__ import annotations

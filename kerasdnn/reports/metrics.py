@@ -184,7 +184,7 @@ def as_probabilities(y_prob: Any, *, num_examples: int | None = None) -> np.ndar
     if low < -_PROBABILITY_TOLERANCE or high > 1 + _PROBABILITY_TOLERANCE:
         raise ReportInputError(
             f"y_prob must hold probabilities in [0, 1], got values in [{low:.4g}, {high:.4g}] "
-            "(apply softmax or sigmoid to logits first, e.g. kerasdnn.evaluate.predict_proba)"
+            "(apply softmax or sigmoid to logits first, e.g. kerasdnn.predict_proba)"
         )
     prob = np.clip(prob, 0.0, 1.0)
     if prob.ndim == 1:

@@ -1,12 +1,5 @@
-"""Write a report's files into a folder, all of them atomically.
-
-Example:
-    >>> import tempfile, numpy as np
-    >>> folder = tempfile.mkdtemp()
-    >>> report = write_report(folder, [0, 1, 1], np.array([0.3, 0.8, 0.6]), title="Demo")
-    >>> sorted(p.name for p in __import__("pathlib").Path(folder).iterdir())[:3]
-    ['calibration.png', 'confusion_matrix.png', 'pr.png']
-"""
+"""Write a report's files into a folder, all of them atomically
+(:func:`write_report`, whose example writes them)."""
 
 from __future__ import annotations
 

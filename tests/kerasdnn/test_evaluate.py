@@ -1,6 +1,6 @@
-"""kerasdnn.evaluate: probabilities from logits, aligned collection, run-directory
-evaluation checked against scikit-learn on the model's own logits, and the CLI's
-one-line user errors (exit status 2, nothing written)."""
+"""kerasdnn.evaluate: run-directory evaluation checked against scikit-learn on the
+model's own logits, and the CLI's one-line user errors (exit status 2, nothing
+written).  The prediction functions it uses are tested in test_predict.py."""
 
 from __future__ import annotations
 
@@ -28,10 +28,6 @@ def _softmax64(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
-
-
-def _sigmoid64(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
 def _logits(model, x: np.ndarray) -> np.ndarray:
@@ -102,75 +98,6 @@ def fake_load(monkeypatch, digits):
     return calls
 
 
-# --- probabilities ---------------------------------------------------------------------------
-
-
-def test_logits_to_proba_matches_float64_reference() -> None:
-    from kerasdnn.evaluate import logits_to_proba
-
-    logits = np.random.default_rng(0).normal(scale=30, size=(50, 10)).astype("float32")
-    np.testing.assert_allclose(logits_to_proba(logits, binary=False), _softmax64(logits),
-                               rtol=1e-12, atol=1e-15)
-    one = logits[:, :1]
-    expected = np.concatenate([1 - _sigmoid64(one), _sigmoid64(one)], axis=1)
-    np.testing.assert_allclose(logits_to_proba(one, binary=True), expected, atol=1e-15)
-    with pytest.raises(ConfigError):
-        logits_to_proba(logits, binary=True)
-
-
-def test_predict_proba_on_arrays_and_datasets(trained_run, digits) -> None:
-    import tensorflow as tf
-
-    from kerasdnn.evaluate import predict_proba
-
-    _, model = trained_run
-    x, y = digits["x_test"], digits["y_test"]
-    expected = _softmax64(_logits(model, x[:200]))
-    from_array = predict_proba(model, x[:200], batch_size=64)
-    from_dataset = predict_proba(model, tf.data.Dataset.from_tensor_slices((x[:200], y[:200]))
-                                 .batch(64))
-    assert from_array.shape == (200, 10)
-    np.testing.assert_allclose(from_array, expected, atol=1e-6)
-    np.testing.assert_allclose(from_dataset, expected, atol=1e-6)
-
-
-def test_binary_head_gives_two_columns() -> None:
-    from kerasdnn.evaluate import collect, predict_proba
-    from kerasdnn.models import build_model
-
-    model = build_model(input_shape=(64,), hidden_units=(8,), num_classes=2, seed=3)
-    x = np.random.default_rng(1).uniform(size=(30, 64)).astype("float32")
-    logits = _logits(model, x)
-    assert logits.shape == (30, 1)
-    prob = predict_proba(model, x)
-    np.testing.assert_allclose(prob[:, 1], _sigmoid64(logits[:, 0]), atol=1e-6)
-    np.testing.assert_allclose(prob.sum(axis=1), 1.0, atol=1e-12)
-    y_true, y_prob = collect(model, [(x[:10], np.ones(10)), (x[10:], np.zeros(20))])
-    assert y_prob.shape == (30, 2) and y_true.tolist() == [1] * 10 + [0] * 20
-
-
-def test_collect_keeps_labels_aligned_on_a_reshuffling_dataset(trained_run, digits) -> None:
-    import tensorflow as tf
-
-    from kerasdnn.evaluate import collect
-
-    _, model = trained_run
-    x, y = digits["x_test"], digits["y_test"]
-    reference = _logits(model, x).argmax(axis=1)
-    shuffled = (tf.data.Dataset.from_tensor_slices((x, y))
-                .shuffle(len(y), seed=5, reshuffle_each_iteration=True).batch(50))
-    y_true, y_prob = collect(model, shuffled)
-    assert sorted(y_true.tolist()) == sorted(y.tolist())
-    assert not np.array_equal(y_true, y)  # really shuffled
-    expected_accuracy = metrics.accuracy_score(y, reference)
-    assert metrics.accuracy_score(y_true, y_prob.argmax(axis=1)) == pytest.approx(
-        expected_accuracy)
-    unbatched = tf.data.Dataset.from_tensor_slices((x, y))  # one example per element
-    y_true, y_prob = collect(model, unbatched)
-    np.testing.assert_array_equal(y_true, y)
-    np.testing.assert_array_equal(y_prob.argmax(axis=1), reference)
-
-
 # --- evaluate() ------------------------------------------------------------------------------
 
 
@@ -183,7 +110,7 @@ def test_evaluate_run_dir_matches_scikit_learn(trained_run, digits, fake_load, b
 
     assert fake_load[-1] == {"name": "digits", "batch_size": 100, "validation_split": 0.2,
                              "scale": "auto", "seed": 11, "data_dir": None,
-                             "manual_dir": None}  # the run's data: the same test split
+                             "manual_dir": None, "repeat": False}  # the run's test split
     x, y = digits["x_test"], digits["y_test"]
     logits = np.asarray(model.predict(x, verbose=0))
     prob = _softmax64(logits)
