@@ -1,5 +1,6 @@
-"""The chief of a distributed search: KerasTuner's oracle served over gRPC; and
-KerasTuner's state files written atomically.
+"""KerasTuner's distributed mode: the ``KERASTUNER_*`` environment of a chief or a
+worker, the chief's oracle served over gRPC; and KerasTuner's state files written
+atomically.
 
 The only module that uses KerasTuner's private ``keras_tuner.src`` modules (its
 gRPC protos and ``OracleServicer``, which have no public name, and the
@@ -7,11 +8,16 @@ gRPC protos and ``OracleServicer``, which have no public name, and the
 in any release, so setup.cfg caps keras-tuner at the minor version tested (1.4.8).
 
 Example:
-    >>> serve(tuner, options, print)  # doctest: +SKIP
+    >>> from tuning.options import SearchOptions
+    >>> options = SearchOptions(chief=("127.0.0.1", 8000), worker="tuner1")
+    >>> set_distributed_environment(options)
+    >>> [os.environ.pop(f"KERASTUNER_{name}") for name in ("TUNER_ID", "ORACLE_IP", "ORACLE_PORT")]
+    ['tuner1', '127.0.0.1', '8000']
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -19,9 +25,37 @@ from typing import TYPE_CHECKING, Any
 from kerasdnn.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tuning.search import SearchOptions
+    from tuning.options import SearchOptions
 
-__all__ = ["serve", "write_tuner_state_atomically"]
+__all__ = ["serve", "set_distributed_environment", "write_tuner_state_atomically"]
+
+
+def set_distributed_environment(options: SearchOptions) -> None:
+    """Set KerasTuner's ``KERASTUNER_*`` variables for ``--chief`` / ``--worker``;
+    without ``--chief``, take the role those variables give when set by hand."""
+    if options.chief is None:
+        _role_from_environment(options)
+        return
+    host, port = options.chief
+    os.environ["KERASTUNER_TUNER_ID"] = options.worker or "chief"
+    os.environ["KERASTUNER_ORACLE_IP"] = host
+    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+
+
+def _role_from_environment(options: SearchOptions) -> None:
+    """KerasTuner's variables set by hand (no --chief): take the role they give."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return
+    try:
+        options.chief = (os.environ["KERASTUNER_ORACLE_IP"],
+                         int(os.environ["KERASTUNER_ORACLE_PORT"]))
+        tuner_id = os.environ["KERASTUNER_TUNER_ID"]
+    except (KeyError, ValueError):
+        raise ConfigError(
+            "KERASTUNER_ORACLE_IP is set but KERASTUNER_ORACLE_PORT or KERASTUNER_TUNER_ID is "
+            "missing or wrong; use --chief HOST:PORT [--worker ID] instead"
+        ) from None
+    options.worker = None if "chief" in tuner_id else tuner_id
 
 
 def write_tuner_state_atomically() -> None:

@@ -13,7 +13,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.tuning.conftest import TINY, search_args, user_error, write_space
-from tuning.search import build_parser, check_resume, options_from_args, set_distributed_environment
+from tuning.chief import set_distributed_environment
+from tuning.run import check_resume
+from tuning.search import build_parser, options_from_args
 from tuning.space import load_space
 
 
