@@ -17,12 +17,15 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
+from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
 from kerasdnn.errors import ConfigError
+from kerasdnn.io import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from tuning.options import SearchOptions
@@ -71,11 +74,7 @@ def write_tuner_state_atomically() -> None:
         >>> utils.save_json.__name__
         'atomic_save_json'
     """
-    import json
-
     from keras_tuner.src import utils
-
-    from kerasdnn.io import atomic_write_text
 
     def atomic_save_json(path: str, obj: Any) -> str:
         text = json.dumps(obj)
@@ -92,8 +91,6 @@ def serve(tuner: Any, options: SearchOptions, on_trial_done: Callable[[Any], Non
     but it reports each trial as it ends and returns within a second of the
     last one (KerasTuner's loop polls every 20 seconds).
     """
-    from concurrent import futures
-
     import grpc
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief

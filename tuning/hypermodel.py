@@ -20,7 +20,7 @@ Example:
     >>> history = hypermodel.fit(hp, hypermodel.build(hp), TrainConfig(dataset="digits",
     ...                          epochs=1), verbose=0)
     >>> history.history["steps_per_epoch"]
-    [7.0]
+    [6.0]
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ import keras
 import keras_tuner
 
 from kerasdnn.config import ModelConfig, TrainConfig
+from kerasdnn.data import load_splits
 from kerasdnn.faults import fault_point
+from kerasdnn.train import steps_per_execution_for
+from tuning.chief import write_tuner_state_atomically
 from tuning.options import TUNERS, objective_direction
 from tuning.space import DEFAULT_SPACE, Space
 
@@ -96,7 +99,7 @@ class DNNHyperModel(keras_tuner.HyperModel):
         >>> hypermodel = DNNHyperModel(ModelConfig(input_shape=(64,)))
         >>> hp = keras_tuner.HyperParameters()
         >>> hypermodel.build(hp).model_config.hidden_units
-        (256, 256)
+        (500, 250)
     """
 
     def __init__(self, base_config: ModelConfig | None = None, space: Space = DEFAULT_SPACE,
@@ -147,7 +150,6 @@ class DNNHyperModel(keras_tuner.HyperModel):
             keras_tuner.errors.FailedTrialError: the training diverged.
         """
         import pipelines.feed
-        from kerasdnn.train import steps_per_execution_for
 
         if not isinstance(train_config, TrainConfig):
             raise keras_tuner.errors.FatalValueError(
@@ -192,8 +194,6 @@ def trial_splits(train_config: TrainConfig) -> Splits:
         >>> trial_splits(TrainConfig(dataset="digits")).stream.batches_per_epoch
         13
     """
-    from kerasdnn.data import load_splits
-
     return load_splits(train_config, repeat=True)
 
 
@@ -368,8 +368,6 @@ def make_tuner(
         >>> tuner.oracle.objective.direction
         'min'
     """
-    from tuning.chief import write_tuner_state_atomically
-
     write_tuner_state_atomically()
     common: dict[str, Any] = {
         "objective": keras_tuner.Objective(objective, objective_direction(objective)),

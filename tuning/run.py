@@ -35,9 +35,17 @@ from kerasdnn.errors import ConfigError, KerasDNNError
 from kerasdnn.faults import fault_point
 from kerasdnn.io import atomic_write_json
 from kerasdnn.rundir import check_writable_dir
+from kerasdnn.train import train
 from tuning.chief import serve, set_distributed_environment
 from tuning.options import SearchOptions
-from tuning.results import record_workers
+from tuning.results import (
+    format_values,
+    plot_search,
+    ranked_table,
+    record_workers,
+    trial_rows,
+    write_trials_csv,
+)
 from tuning.space import Space
 
 __all__ = ["check_resume", "retrain", "search"]
@@ -156,8 +164,6 @@ def finish(tuner: Any, options: SearchOptions, space: Space, base_config: ModelC
            messages: dict[str, str], stopped: str | None,
            workers: dict[str, str] | None = None) -> Path:
     """Write trials.csv and search.png, print the ranked table, retrain the best trial."""
-    from tuning.results import plot_search, ranked_table, trial_rows, write_trials_csv
-
     oracle = tuner.oracle
     rows = trial_rows(oracle.trials.values(), messages, workers)
     project_dir = options.project_dir
@@ -184,8 +190,6 @@ def retrain(best: Any, options: SearchOptions, space: Space, base_config: ModelC
     The new run is written beside the old one and swapped in when complete; the
     scratch folder a killed retraining left is removed first.
     """
-    from kerasdnn.train import train
-
     values = best.hyperparameters.values
     model_config = space.model_config(values, base_config)
     target = options.project_dir / BEST_DIR
@@ -215,8 +219,6 @@ def retrain(best: Any, options: SearchOptions, space: Space, base_config: ModelC
 
 def _print_trial(tuner: Any, trial: Any, messages: dict[str, str], options: SearchOptions,
                  message: str | None = None, workers: dict[str, str] | None = None) -> None:
-    from tuning.results import format_values, trial_rows
-
     row = trial_rows([trial], {trial.trial_id: message or ""})[0]
     messages[trial.trial_id] = message or ""
     who = f"[{options.worker}] " if options.role == "worker" else ""

@@ -46,6 +46,7 @@ from tuning.options import (
 )
 from tuning.run import check_resume, search
 from tuning.space import load_space
+from tuning.workers import run_local_search
 
 __all__ = ["SearchOptions", "build_parser", "main", "options_from_args", "search"]
 
@@ -180,17 +181,18 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m tuning.search``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     with exit_on_user_error(PROG):
         options = options_from_args(args)
         space = load_space(options.space)
         if options.workers is not None:
-            from tuning.workers import run_local_search
-
             check_backend()  # what the chief checks first, answered here before it starts
             check_writable_dir(options.project_dir, "--directory")
             check_resume(options, space)
-            return run_local_search(list(sys.argv[1:] if argv is None else argv), options.workers)
+            flags = [flag for action in parser._actions for flag in action.option_strings]
+            return run_local_search(list(sys.argv[1:] if argv is None else argv),
+                                    options.workers, flags)
         search(options, space)
     return 0
 
