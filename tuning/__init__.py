@@ -1,7 +1,9 @@
 """tuning: KerasTuner search over the kerasdnn model factory.
 
-``python -m tuning.search`` is the command line; :class:`DNNHyperModel` is the
-KerasTuner hypermodel it uses, and :mod:`tuning.space` the search space.
+``python -m tuning.search`` is the command line over :func:`tuning.run.search`;
+:class:`DNNHyperModel` is the KerasTuner hypermodel it uses (trials train on the
+data path of ``kerasdnn.train``), :mod:`tuning.space` the search space,
+:mod:`tuning.chief` and :mod:`tuning.workers` KerasTuner's distributed mode.
 Names are imported lazily so that ``--help`` does not start a backend.
 
 Example:

@@ -1,5 +1,6 @@
-"""The chief of a distributed search: KerasTuner's oracle served over gRPC; and
-KerasTuner's state files written atomically.
+"""KerasTuner's distributed mode: the ``KERASTUNER_*`` environment of a chief or a
+worker, the chief's oracle served over gRPC; and KerasTuner's state files written
+atomically.
 
 The only module that uses KerasTuner's private ``keras_tuner.src`` modules (its
 gRPC protos and ``OracleServicer``, which have no public name, and the
@@ -7,21 +8,57 @@ gRPC protos and ``OracleServicer``, which have no public name, and the
 in any release, so setup.cfg caps keras-tuner at the minor version tested (1.4.8).
 
 Example:
-    >>> serve(tuner, options, print)  # doctest: +SKIP
+    >>> from tuning.options import SearchOptions
+    >>> options = SearchOptions(chief=("127.0.0.1", 8000), worker="tuner1")
+    >>> set_distributed_environment(options)
+    >>> [os.environ.pop(f"KERASTUNER_{name}") for name in ("TUNER_ID", "ORACLE_IP", "ORACLE_PORT")]
+    ['tuner1', '127.0.0.1', '8000']
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
+from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
 from kerasdnn.errors import ConfigError
+from kerasdnn.io import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tuning.search import SearchOptions
+    from tuning.options import SearchOptions
 
-__all__ = ["serve", "write_tuner_state_atomically"]
+__all__ = ["serve", "set_distributed_environment", "write_tuner_state_atomically"]
+
+
+def set_distributed_environment(options: SearchOptions) -> None:
+    """Set KerasTuner's ``KERASTUNER_*`` variables for ``--chief`` / ``--worker``;
+    without ``--chief``, take the role those variables give when set by hand."""
+    if options.chief is None:
+        _role_from_environment(options)
+        return
+    host, port = options.chief
+    os.environ["KERASTUNER_TUNER_ID"] = options.worker or "chief"
+    os.environ["KERASTUNER_ORACLE_IP"] = host
+    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+
+
+def _role_from_environment(options: SearchOptions) -> None:
+    """KerasTuner's variables set by hand (no --chief): take the role they give."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return
+    try:
+        options.chief = (os.environ["KERASTUNER_ORACLE_IP"],
+                         int(os.environ["KERASTUNER_ORACLE_PORT"]))
+        tuner_id = os.environ["KERASTUNER_TUNER_ID"]
+    except (KeyError, ValueError):
+        raise ConfigError(
+            "KERASTUNER_ORACLE_IP is set but KERASTUNER_ORACLE_PORT or KERASTUNER_TUNER_ID is "
+            "missing or wrong; use --chief HOST:PORT [--worker ID] instead"
+        ) from None
+    options.worker = None if "chief" in tuner_id else tuner_id
 
 
 def write_tuner_state_atomically() -> None:
@@ -37,11 +74,7 @@ def write_tuner_state_atomically() -> None:
         >>> utils.save_json.__name__
         'atomic_save_json'
     """
-    import json
-
     from keras_tuner.src import utils
-
-    from kerasdnn.io import atomic_write_text
 
     def atomic_save_json(path: str, obj: Any) -> str:
         text = json.dumps(obj)
@@ -58,8 +91,6 @@ def serve(tuner: Any, options: SearchOptions, on_trial_done: Callable[[Any], Non
     but it reports each trial as it ends and returns within a second of the
     last one (KerasTuner's loop polls every 20 seconds).
     """
-    from concurrent import futures
-
     import grpc
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief

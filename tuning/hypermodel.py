@@ -1,41 +1,51 @@
-"""The KerasTuner hypermodel of kerasdnn: :class:`DNNHyperModel`.
+"""The KerasTuner hypermodel of kerasdnn: :class:`DNNHyperModel`, and its tuners.
 
 ``build(hp)`` maps the hyperparameters of :data:`tuning.space.DEFAULT_SPACE`
 (or a narrowed space) onto a :class:`~kerasdnn.config.ModelConfig` and calls
 :func:`kerasdnn.models.build_model`: the exact model of ``kerasdnn.train``.
-``fit(hp, model, train, validation_data=…, **kwargs)`` batches the
-*unbatched* ``tf.data`` datasets with the trial's batch size (Keras ignores
-``fit(batch_size=…)`` for datasets), trains with ``**kwargs`` (Hyperband
-passes ``epochs`` and ``initial_epoch``) and returns the ``History``, whose
-logs also hold ``steps_per_epoch`` (the batches actually seen per epoch).  A
-trial whose loss goes non-finite, or whose training steps are mostly skipped
-by the non-finite guard, raises ``keras_tuner.errors.FailedTrialError``.
+``fit(hp, model, train_config, **kwargs)`` trains it on the data path of
+``kerasdnn.train`` (:func:`kerasdnn.data.load_splits`, the endless epoch stream
+through :func:`pipelines.feed.for_fit`) with the trial's batch size, for
+``epochs`` from ``initial_epoch`` (what Hyperband passes), and returns the
+``History``, whose logs also hold ``steps_per_epoch`` (the batches actually
+seen per epoch).  A trial whose loss goes non-finite, or whose training steps
+are mostly skipped by the non-finite guard, raises
+``keras_tuner.errors.FailedTrialError``.
 
 Example:
-    >>> import keras_tuner, pipelines  # doctest: +SKIP
-    >>> splits = pipelines.load("digits", batch_size=None)  # doctest: +SKIP
-    >>> hypermodel = DNNHyperModel(ModelConfig(input_shape=(64,)))  # doctest: +SKIP
-    >>> tuner = keras_tuner.RandomSearch(hypermodel, "val_accuracy", max_trials=3,
-    ...                                  seed=1)  # doctest: +SKIP
-    >>> tuner.search(splits.train, validation_data=splits.validation,
-    ...              epochs=2)  # doctest: +SKIP
+    >>> from kerasdnn.config import TrainConfig
+    >>> hypermodel = DNNHyperModel(ModelConfig(input_shape=(64,)), DEFAULT_SPACE.narrow(
+    ...     {"num_layers": 1, "units": 8, "optimizer": "adam", "batch_size": 256}))
+    >>> hp = keras_tuner.HyperParameters()
+    >>> history = hypermodel.fit(hp, hypermodel.build(hp), TrainConfig(dataset="digits",
+    ...                          epochs=1), verbose=0)
+    >>> history.history["steps_per_epoch"]
+    [6.0]
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import keras_tuner
 
-from kerasdnn.config import ModelConfig
+from kerasdnn.config import ModelConfig, TrainConfig
+from kerasdnn.data import load_splits
 from kerasdnn.faults import fault_point
+from kerasdnn.train import steps_per_execution_for
+from tuning.chief import write_tuner_state_atomically
+from tuning.options import TUNERS, objective_direction
 from tuning.space import DEFAULT_SPACE, Space
 
+if TYPE_CHECKING:  # pragma: no cover
+    from pipelines.info import Splits
+
 __all__ = ["TUNERS", "BayesianOptimization", "DNNHyperModel", "Hyperband", "RandomSearch",
-           "StepCounter", "make_tuner"]
+           "StepCounter", "make_tuner", "trial_splits"]
 
 STEPS_PER_EPOCH = "steps_per_epoch"
 
@@ -72,7 +82,7 @@ class StepCounter(keras.callbacks.Callback):
 
 
 class DNNHyperModel(keras_tuner.HyperModel):
-    """Builds ``kerasdnn`` models from hyperparameters and fits them on unbatched data.
+    """Builds ``kerasdnn`` models from hyperparameters and fits them as ``kerasdnn.train`` does.
 
     Args:
         base_config: the fixed part of every model (``input_shape``,
@@ -89,7 +99,7 @@ class DNNHyperModel(keras_tuner.HyperModel):
         >>> hypermodel = DNNHyperModel(ModelConfig(input_shape=(64,)))
         >>> hp = keras_tuner.HyperParameters()
         >>> hypermodel.build(hp).model_config.hidden_units
-        (256, 256)
+        (500, 250)
     """
 
     def __init__(self, base_config: ModelConfig | None = None, space: Space = DEFAULT_SPACE,
@@ -114,44 +124,54 @@ class DNNHyperModel(keras_tuner.HyperModel):
 
         return build_model(self.model_config(hp))
 
-    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, x: Any, *args: Any,
-            validation_data: Any = None, callbacks: list | None = None,
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model,
+            train_config: TrainConfig, *, callbacks: list | None = None,
             **kwargs: Any) -> keras.callbacks.History:
-        """Batch ``x`` (and ``validation_data``) by the trial's ``batch_size``, then fit.
+        """Train ``model`` on the data of ``train_config`` with the trial's batch size.
+
+        The data are what ``python -m kerasdnn.train`` with those settings and that
+        batch size trains and validates on, batch for batch: the endless training
+        stream (epoch ``e`` shuffled by the seed and ``e`` alone, so a trial trains
+        the same whatever this process ran before) handed to ``fit`` by
+        :func:`pipelines.feed.for_fit`, ``stream.batches_per_epoch`` steps per epoch.
 
         Args:
             hp: the trial's hyperparameters (``batch_size`` among them).
             model: the model :meth:`build` returned.
-            x: an unbatched ``tf.data.Dataset`` of ``(features, label)``, or a function
-                that makes one, called for each training: a seeded training set draws
-                another order on each pass, so a fresh one gives every trial the same
-                epoch orders, whatever this process trained before.
-            validation_data: an unbatched ``tf.data.Dataset`` (or ``None``).
+            train_config: the search's run settings (dataset, seed, ``epochs``, …);
+                the trial's ``batch_size`` replaces its own.
             callbacks: Keras callbacks (KerasTuner adds its own).
-            **kwargs: passed on to ``model.fit`` (``epochs``, ``initial_epoch``,
-                ``verbose``, …).
+            **kwargs: passed on to ``model.fit``: ``epochs`` (default:
+                ``train_config.epochs``), ``initial_epoch`` (Hyperband; the stream
+                then starts at that epoch's order), ``verbose``, …
 
         Raises:
+            keras_tuner.errors.FatalValueError: ``train_config`` is not a TrainConfig.
             keras_tuner.errors.FailedTrialError: the training diverged.
         """
-        import tensorflow as tf
+        import pipelines.feed
 
-        import pipelines.device
-
-        if callable(x):
-            x = x()
+        if not isinstance(train_config, TrainConfig):
+            raise keras_tuner.errors.FatalValueError(
+                "DNNHyperModel.fit trains on the data a kerasdnn TrainConfig names: "
+                f"tuner.search(TrainConfig(dataset=...)); got {type(train_config).__name__}"
+            )
+        kwargs.pop("batch_size", None)  # the hp decides
         batch_size = int(self.space.declare(hp)["batch_size"])
-        kwargs.pop("batch_size", None)  # ignored by Keras for datasets; the hp decides
-        kwargs["shuffle"] = False  # the training split is shuffled by pipelines, every epoch
-        train = _batched(x, batch_size, self.base_config, tf)
-        if validation_data is not None:
-            validation_data = _batched(validation_data, batch_size, self.base_config, tf)
+        splits = trial_splits(train_config.replace(batch_size=batch_size))
+        steps = splits.stream.batches_per_epoch
+        # As kerasdnn.train: Keras takes steps_per_execution batches per call of a stream.
+        model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
+        initial_epoch = kwargs.pop("initial_epoch", 0)
         counter = StepCounter()
         history = model.fit(
-            pipelines.device.prefetch_to_device(train),
-            *args,
-            validation_data=validation_data,
+            pipelines.feed.for_fit(splits.stream, skip=initial_epoch * steps),
+            steps_per_epoch=steps,
+            validation_data=splits.validation,
+            epochs=kwargs.pop("epochs", train_config.epochs),
+            initial_epoch=initial_epoch,
             callbacks=[*(callbacks or []), counter],
+            shuffle=False,  # the pipeline shuffles, reproducibly
             **kwargs,
         )
         self.steps_per_epoch = counter.steps
@@ -163,14 +183,18 @@ class DNNHyperModel(keras_tuner.HyperModel):
         return history
 
 
-def _batched(dataset: Any, batch_size: int, config: ModelConfig, tf: Any) -> Any:
-    rank = len(dataset.element_spec[0].shape)
-    if rank != len(config.input_shape):
-        raise keras_tuner.errors.FatalValueError(
-            "DNNHyperModel.fit needs unbatched datasets (pipelines.load(..., batch_size=None)); "
-            f"got examples of rank {rank} for an input shape {config.input_shape}"
-        )
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+# A few batch sizes' data kept: a trial of another one loads (and reads the source) again.
+@functools.lru_cache(maxsize=4)
+def trial_splits(train_config: TrainConfig) -> Splits:
+    """The data of ``kerasdnn.train`` for ``train_config``, its training split an endless
+    stream (:func:`kerasdnn.data.load_splits` with ``repeat=True``), kept for reuse:
+    the stream holds no state (each ``for_fit`` starts it afresh at an epoch).
+
+    Example:
+        >>> trial_splits(TrainConfig(dataset="digits")).stream.batches_per_epoch
+        13
+    """
+    return load_splits(train_config, repeat=True)
 
 
 def _updates(model: keras.Model) -> int:
@@ -203,7 +227,6 @@ def _divergence(history: dict[str, list[float]], counter: StepCounter) -> str:
 # --------------------------------------------------------------------------- tuners
 
 TRIAL_SECONDS = "seconds"
-TUNERS = ("random", "bayesian", "hyperband")
 
 
 class _TrialRecording:
@@ -335,19 +358,19 @@ def make_tuner(
 ) -> Any:
     """A KerasTuner tuner of ``kind`` (``random``, ``bayesian``, ``hyperband``) for ``hypermodel``.
 
-    The objective's direction is "min" for a loss, "max" otherwise.
+    The objective's direction is :func:`tuning.options.objective_direction`'s.
 
     Example:
+        >>> import tempfile
         >>> tuner = make_tuner("random", DNNHyperModel(ModelConfig(input_shape=(64,))),
-        ...                    objective="val_accuracy", seed=1, max_trials=2,
-        ...                    directory="runs/tuning", project_name="demo")  # doctest: +SKIP
+        ...                    objective="val_loss", seed=1, max_trials=2,
+        ...                    directory=tempfile.mkdtemp(), project_name="demo")
+        >>> tuner.oracle.objective.direction
+        'min'
     """
-    from tuning.chief import write_tuner_state_atomically
-
     write_tuner_state_atomically()
-    direction = "min" if objective.endswith("loss") else "max"
     common: dict[str, Any] = {
-        "objective": keras_tuner.Objective(objective, direction),
+        "objective": keras_tuner.Objective(objective, objective_direction(objective)),
         "seed": seed,
         "directory": directory,
         "project_name": project_name,

@@ -97,7 +97,13 @@ def record_workers(oracle: Any, project_dir: str | Path, name: str | None = None
     from the file of an earlier run of the search.
 
     Example:
-        >>> workers = record_workers(tuner.oracle, "runs/tuning/p", "main")  # doctest: +SKIP
+        >>> import tempfile, types
+        >>> oracle = types.SimpleNamespace(create_trial=lambda tuner_id: types.SimpleNamespace(
+        ...     trial_id="0", status="RUNNING"))
+        >>> workers = record_workers(oracle, tempfile.mkdtemp(), "main")
+        >>> _ = oracle.create_trial("tuner0")
+        >>> workers
+        {'0': 'main'}
     """
     path = Path(project_dir) / WORKERS_FILE
     workers = read_workers(project_dir)

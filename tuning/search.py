@@ -1,17 +1,18 @@
 """Search hyperparameters with KerasTuner: ``python -m tuning.search``.
 
-Runs a random, Bayesian or Hyperband search of :class:`tuning.DNNHyperModel`
-on the same data path as ``kerasdnn.train``, prints one line per trial and a
-ranked table of the best trials, writes ``trials.csv`` and ``search.png`` into
-``<directory>/<project-name>``, and retrains the best configuration on
-train + validation into ``<directory>/<project-name>/best`` (a normal run
-directory: model, config, report and plots).
+The command line of :func:`tuning.run.search`: a random, Bayesian or Hyperband
+search of :class:`tuning.DNNHyperModel` on the same data path as
+``kerasdnn.train``, one line per trial, a ranked table of the best trials,
+``trials.csv`` and ``search.png`` in ``<directory>/<project-name>``, and the
+best configuration retrained on train + validation into
+``<directory>/<project-name>/best`` (a normal run directory: model, config,
+report and plots).
 
 Rerunning the same command continues the search (completed trials are kept;
 ``--overwrite`` starts over).  ``--chief HOST:PORT`` serves the search to
 workers started with ``--worker ID --chief HOST:PORT`` (KerasTuner's own
-distributed mode); ``--workers N`` starts such a chief and N workers on this host
-(:mod:`tuning.workers`).
+distributed mode, :mod:`tuning.chief`); ``--workers N`` starts such a chief and
+N workers on this host (:mod:`tuning.workers`).
 
 Flags are parsed and checked before Keras, TensorFlow or KerasTuner is
 imported, so ``--help`` and bad flags answer at once.
@@ -25,81 +26,31 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from kerasdnn.cli import ArgumentParser, check_backend, positive_int, quiet_tensorflow
-from kerasdnn.config import ModelConfig, TrainConfig
-from kerasdnn.errors import ConfigError, KerasDNNError, exit_on_user_error
-from kerasdnn.faults import fault_point
-from kerasdnn.io import atomic_write_json
+from kerasdnn.cli import ArgumentParser, check_backend, positive_int
+from kerasdnn.config import TrainConfig
+from kerasdnn.errors import ConfigError, exit_on_user_error
 from kerasdnn.rundir import check_writable_dir
-from tuning.chief import serve
-from tuning.results import record_workers
-from tuning.space import Space, load_space
+from tuning.options import (
+    DEFAULT_EPOCHS,
+    DEFAULT_FACTOR,
+    DEFAULT_MAX_EPOCHS,
+    DEFAULT_MAX_TRIALS,
+    OBJECTIVES,
+    TUNERS,
+    SearchOptions,
+)
+from tuning.run import check_resume, search
+from tuning.space import load_space
+from tuning.workers import run_local_search
 
 __all__ = ["SearchOptions", "build_parser", "main", "options_from_args", "search"]
 
 PROG = "python -m tuning.search"
-TUNERS = ("random", "bayesian", "hyperband")
-OBJECTIVES = ("val_accuracy", "val_loss", "val_auc")
-SETTINGS_FILE = "search.json"
-BEST_DIR = "best"
-SCRATCH_PREFIX = ".best-"  # the retraining's scratch folder, removed by the next search
-DEFAULT_MAX_TRIALS = 10
-DEFAULT_EPOCHS = TrainConfig.epochs
-DEFAULT_MAX_EPOCHS = 10
-DEFAULT_FACTOR = 3
-VALIDATION_SPLIT = TrainConfig.validation_split
-
-
-class SearchOptions(argparse.Namespace):
-    """Checked options of a search (see :func:`options_from_args`)."""
-
-    tuner: str
-    max_trials: int | None
-    epochs: int | None
-    max_epochs: int | None
-    factor: int
-    objective: str
-    dataset: str
-    seed: int
-    directory: str
-    project_name: str
-    overwrite: bool
-    executions_per_trial: int
-    early_stopping: int | None
-    space: str | None
-    chief: tuple[str, int] | None
-    worker: str | None
-    workers: int | None
-
-    @property
-    def project_dir(self) -> Path:
-        return Path(self.directory) / self.project_name
-
-    @property
-    def direction(self) -> str:
-        return "min" if self.objective.endswith("loss") else "max"
-
-    @property
-    def role(self) -> str:
-        """``"single"``, ``"chief"`` or ``"worker"``."""
-        if self.worker is not None:
-            return "worker"
-        return "chief" if self.chief is not None else "single"
-
-    @property
-    def train_epochs(self) -> int:
-        """Epochs of a full trial (and of the final retraining)."""
-        return self.max_epochs if self.tuner == "hyperband" else self.epochs
 
 
 def build_parser() -> ArgumentParser:
@@ -224,286 +175,29 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
         options.project_name = f"{_slug(options.dataset)}-{options.tuner}"
     elif not options.project_name.strip() or "/" in options.project_name:
         raise ConfigError(f"--project-name must be a folder name, got {options.project_name!r}")
-    TrainConfig(dataset=options.dataset, seed=options.seed,
-                early_stopping=options.early_stopping)  # the dataset name is checked here
+    options.train_config()  # the dataset name, the seed and the patience are checked here
     return options
-
-
-def set_distributed_environment(options: SearchOptions) -> None:
-    """Set KerasTuner's ``KERASTUNER_*`` variables for ``--chief`` / ``--worker``.
-
-    Example:
-        >>> options = options_from_args(build_parser().parse_args(
-        ...     ["--chief", "127.0.0.1:8000", "--worker", "tuner1"]))
-        >>> set_distributed_environment(options)
-        >>> os.environ["KERASTUNER_TUNER_ID"], os.environ["KERASTUNER_ORACLE_PORT"]
-        ('tuner1', '8000')
-    """
-    if options.chief is None:
-        _role_from_environment(options)
-        return
-    host, port = options.chief
-    os.environ["KERASTUNER_TUNER_ID"] = options.worker or "chief"
-    os.environ["KERASTUNER_ORACLE_IP"] = host
-    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
-
-
-def _role_from_environment(options: SearchOptions) -> None:
-    """KerasTuner's variables set by hand (no --chief): take the role they give."""
-    if "KERASTUNER_ORACLE_IP" not in os.environ:
-        return
-    try:
-        options.chief = (os.environ["KERASTUNER_ORACLE_IP"],
-                         int(os.environ["KERASTUNER_ORACLE_PORT"]))
-        tuner_id = os.environ["KERASTUNER_TUNER_ID"]
-    except (KeyError, ValueError):
-        raise ConfigError(
-            "KERASTUNER_ORACLE_IP is set but KERASTUNER_ORACLE_PORT or KERASTUNER_TUNER_ID is "
-            "missing or wrong; use --chief HOST:PORT [--worker ID] instead"
-        ) from None
-    options.worker = None if "chief" in tuner_id else tuner_id
-
-
-def check_resume(options: SearchOptions, space: Space) -> dict[str, Any]:
-    """The settings stored in the project; refuse to continue a project with other ones.
-
-    Returns the settings of this search (to store once the tuner exists).
-    """
-    settings = {
-        "tuner": options.tuner,
-        "objective": options.objective,
-        "dataset": options.dataset,
-        "seed": options.seed,
-        "space": space.to_dict(),
-    }
-    stored_path = options.project_dir / SETTINGS_FILE
-    if options.overwrite or not stored_path.exists():
-        return settings
-    try:
-        stored = json.loads(stored_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{stored_path} is unreadable ({error}); pass --overwrite to "
-                          "start the search over") from None
-    changed = [key for key in settings if stored.get(key) != settings[key]]
-    if changed:
-        what = ", ".join("search space" if key == "space" else f"--{key}" for key in changed)
-        raise ConfigError(
-            f"cannot continue the search in {options.project_dir} with a different {what} "
-            f"(stored in {stored_path}); rerun it with the same settings, pass --overwrite "
-            "to start over, or choose another --project-name"
-        )
-    return settings
-
-
-def search(options: SearchOptions, space: Space) -> Path | None:
-    """Run the search the options describe; return the best run directory (``None`` on a worker).
-
-    Example:
-        >>> options = options_from_args(build_parser().parse_args(
-        ...     ["--dataset", "digits", "--max-trials", "3", "--epochs", "2"]))  # doctest: +SKIP
-        >>> search(options, load_space(None))  # doctest: +SKIP
-        PosixPath('runs/tuning/digits-random/best')
-    """
-    backend = check_backend()
-    check_writable_dir(options.project_dir, "--directory")
-    settings = check_resume(options, space)
-    set_distributed_environment(options)
-    quiet_tensorflow()
-    import pipelines
-
-    splits = pipelines.load(options.dataset, batch_size=None,
-                            validation_split=VALIDATION_SPLIT, seed=options.seed)
-    info = splits.info
-
-    def fresh_train() -> Any:  # per training: a trial's epoch orders whatever ran before
-        return pipelines.load(options.dataset, batch_size=None,
-                              validation_split=VALIDATION_SPLIT, seed=options.seed).train
-
-    if info.note:
-        print(info.note)
-    base_config = ModelConfig(
-        input_shape=tuple(info.input_shape),
-        num_classes=info.num_classes,
-        seed=options.seed,
-        metrics=("accuracy", "auc") if options.objective == "val_auc" else ("accuracy",),
-    )
-
-    from tuning.hypermodel import DNNHyperModel, make_tuner
-
-    resuming = (options.project_dir / SETTINGS_FILE).exists() and not options.overwrite
-    tuner = make_tuner(
-        options.tuner,
-        DNNHyperModel(base_config, space),
-        objective=options.objective,
-        seed=options.seed,
-        directory=options.directory,
-        project_name=options.project_name,
-        overwrite=options.overwrite,
-        max_trials=options.max_trials,
-        max_epochs=options.max_epochs,
-        factor=options.factor,
-        executions_per_trial=options.executions_per_trial,
-    )
-    messages: dict[str, str] = {}
-    workers: dict[str, str] = {}
-    if options.role != "worker":
-        workers = record_workers(tuner.oracle, options.project_dir,
-                                 "main" if options.role == "single" else None)
-        atomic_write_json(options.project_dir / SETTINGS_FILE, settings)
-        tuner.oracle.verbose = 0  # one line per trial instead of KerasTuner's tables
-        done = len(tuner.oracle.trials)
-        _say(f"{'continuing' if resuming else 'starting'} a {options.tuner} search of "
-             f"{options.objective} on {info.source} (backend {backend}) in "
-             f"{options.project_dir}" + (f": {done} trial(s) done" if resuming else ""))
-
-    stopped = None
-    if options.role == "chief":
-        serve(tuner, options,
-              lambda trial: _print_trial(tuner, trial, messages, options, workers=workers))
-    else:
-        tuner.on_trial_done = lambda trial, message: _print_trial(
-            tuner, trial, messages, options, message
-        )
-        try:
-            tuner.search(fresh_train, validation_data=splits.validation,
-                         callbacks=_callbacks(options), verbose=0, **_epochs(options))
-        except RuntimeError as error:
-            if "consecutive failures" not in str(error):
-                raise
-            stopped = str(error).strip().splitlines()[0]
-    if options.role == "worker":
-        ran = len(messages)
-        _say(f"worker {options.worker}: ran {ran} trial(s); the chief writes the results")
-        return None
-    return finish(tuner, options, space, base_config, messages, stopped, workers)
-
-
-def finish(tuner: Any, options: SearchOptions, space: Space, base_config: ModelConfig,
-           messages: dict[str, str], stopped: str | None,
-           workers: dict[str, str] | None = None) -> Path:
-    """Write trials.csv and search.png, print the ranked table, retrain the best trial."""
-    from tuning.results import plot_search, ranked_table, trial_rows, write_trials_csv
-
-    oracle = tuner.oracle
-    rows = trial_rows(oracle.trials.values(), messages, workers)
-    project_dir = options.project_dir
-    write_trials_csv(project_dir / "trials.csv", rows)
-    plot_search(project_dir / "search.png", rows, options.objective, options.direction)
-    completed = [row for row in rows if row["status"] == "COMPLETED"]
-    _say(f"{len(rows)} trial(s): {len(completed)} completed, "
-         f"{len(rows) - len(completed)} failed; wrote {project_dir / 'trials.csv'} and "
-         f"{project_dir / 'search.png'}")
-    if stopped:
-        raise KerasDNNError(f"the search stopped: {stopped} (see {project_dir / 'trials.csv'}); "
-                            "narrow the search space (--space) to values that train")
-    if not completed:
-        raise KerasDNNError(f"no trial completed (see {project_dir / 'trials.csv'}); "
-                            "narrow the search space (--space) to values that train")
-    _say(ranked_table(rows, options.objective, options.direction))
-    best = oracle.get_best_trials(1)[0]
-    return retrain(best, options, space, base_config)
-
-
-def retrain(best: Any, options: SearchOptions, space: Space, base_config: ModelConfig) -> Path:
-    """Train the best trial's configuration on train + validation into ``<project>/best``.
-
-    The new run is written beside the old one and swapped in when complete; the
-    scratch folder a killed retraining left is removed first.
-    """
-    from kerasdnn.train import train
-
-    values = best.hyperparameters.values
-    model_config = space.model_config(values, base_config)
-    target = options.project_dir / BEST_DIR
-    for leftover in options.project_dir.glob(f"{SCRATCH_PREFIX}*"):  # a killed retraining's
-        shutil.rmtree(leftover)
-    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=options.project_dir))
-    _say(f"retraining trial {best.trial_id} ({options.objective} {best.score:.4f}) on "
-         f"train + validation for {options.train_epochs} epoch(s)")
-    result = train(
-        TrainConfig(
-            dataset=options.dataset,
-            epochs=options.train_epochs,
-            batch_size=int(values["batch_size"]),
-            validation_split=VALIDATION_SPLIT,
-            seed=options.seed,
-            out=str(scratch / BEST_DIR),
-            early_stopping=options.early_stopping,
-        ),
-        model_config,
-        merge_validation=True,
-        verbose=0,
-    )
-    fault_point("best_swap")
-    old = scratch / "previous"
-    if target.exists():
-        target.rename(old)
-    (scratch / BEST_DIR).rename(target)
-    shutil.rmtree(scratch, ignore_errors=True)
-    _say(f"best model: test accuracy {result.report['accuracy']:.4f}; run directory {target}")
-    return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m tuning.search``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     with exit_on_user_error(PROG):
         options = options_from_args(args)
         space = load_space(options.space)
         if options.workers is not None:
-            from tuning.workers import run_local_search
-
             check_backend()  # what the chief checks first, answered here before it starts
             check_writable_dir(options.project_dir, "--directory")
             check_resume(options, space)
-            return run_local_search(list(sys.argv[1:] if argv is None else argv), options.workers)
+            flags = [flag for action in parser._actions for flag in action.option_strings]
+            return run_local_search(list(sys.argv[1:] if argv is None else argv),
+                                    options.workers, flags)
         search(options, space)
     return 0
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _print_trial(tuner: Any, trial: Any, messages: dict[str, str], options: SearchOptions,
-                 message: str | None = None, workers: dict[str, str] | None = None) -> None:
-    from tuning.results import format_values, trial_rows
-
-    row = trial_rows([trial], {trial.trial_id: message or ""})[0]
-    messages[trial.trial_id] = message or ""
-    who = f"[{options.worker}] " if options.role == "worker" else ""
-    seconds = "" if row["seconds"] is None else f" {row['seconds']:.1f}s"
-    if row["status"] == "COMPLETED":
-        best = tuner.oracle.get_best_trials(1)
-        best_score = best[0].score if best and best[0].score is not None else row["score"]
-        outcome = (f"{options.objective} {row['score']:.4f} (best {best_score:.4f})"
-                   f"{seconds} {row['steps_per_epoch'] or 0:.0f} steps/epoch")
-    else:
-        error = _short_error(row["error"]) or "no details on the chief"
-        outcome = f"{row['status'].lower()}{seconds}: {error}"
-    ran_on = f" · on {workers[trial.trial_id]}" if workers and trial.trial_id in workers else ""
-    _say(f"{who}trial {trial.trial_id}: {outcome} · "
-         f"{format_values(trial.hyperparameters.values)}{ran_on}")
-
-
-def _short_error(line: str) -> str:
-    return re.sub(r"^[\w.]*\.(\w+:)", r"\1", line)
-
-
-def _callbacks(options: SearchOptions) -> list[Any]:
-    if options.early_stopping is None:
-        return []
-    import keras
-
-    return [keras.callbacks.EarlyStopping(monitor=options.objective, mode=options.direction,
-                                          patience=options.early_stopping)]
-
-
-def _epochs(options: SearchOptions) -> dict[str, int]:
-    return {} if options.tuner == "hyperband" else {"epochs": options.epochs}
-
-
-def _say(text: str) -> None:
-    print(text, flush=True)
 
 
 def _slug(text: str) -> str:

@@ -25,15 +25,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from kerasdnn.cli import read_json_file
-from kerasdnn.config import ACTIVATIONS, OPTIMIZERS, ModelConfig
+from kerasdnn.config import OPTIMIZERS, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError
 
-__all__ = ["DEFAULT_SPACE", "MAX_LAYERS", "Param", "Space", "load_space"]
+__all__ = ["DEFAULT_SPACE", "MAX_LAYERS", "Param", "Space", "check_value", "load_space"]
 
 MAX_LAYERS = 8  # units_0 … units_7 at most; the default space goes up to 4
 _RANGE_KEYS = ("min", "max", "sampling")
@@ -51,7 +51,8 @@ class Param:
         max: upper bound of a range (inclusive).
         sampling: ``"linear"`` or ``"log"`` for a range.
         values: the allowed values of a ``"choice"`` (one value: fixed).
-        check: ``(predicate, description)`` that every value must satisfy.
+
+    A value is valid when the config it gives is (:func:`check_value`).
     """
 
     name: str
@@ -61,9 +62,6 @@ class Param:
     max: float | None = None
     sampling: str = "linear"
     values: tuple[Any, ...] = ()
-    check: tuple[Callable[[Any], bool], str] = dataclasses.field(
-        default=(lambda value: True, "anything"), compare=False, repr=False
-    )
 
     @property
     def fixed(self) -> bool:
@@ -150,9 +148,10 @@ class Param:
         )
 
     def _check_value(self, value: Any, where: str) -> None:
-        predicate, description = self.check
-        if not predicate(value):
-            raise ConfigError(f"{where}: every value must be {description}, got {value!r}")
+        try:
+            check_value(self.name, value)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
 
     def declare(self, hp: Any, name: str | None = None, default: Any = None) -> Any:
         """Register on KerasTuner's ``hp`` and return the current value (``None``: inactive).
@@ -217,14 +216,7 @@ class Space:
             param.narrow(changes[param.name]) if param.name in changes else param
             for param in self.params
         )
-        space = Space(params)
-        space._check_layers()
-        return space
-
-    def _check_layers(self) -> None:
-        layers = self["num_layers"]
-        if layers.kind == "float" or max(layers.possible_values()) > MAX_LAYERS:
-            raise ConfigError(f"search space 'num_layers': at most {MAX_LAYERS} layers")
+        return Space(params)
 
     def layer_counts(self) -> list[int]:
         return sorted(self["num_layers"].possible_values())
@@ -278,10 +270,32 @@ class Space:
             changes["hidden_units"] = tuple(
                 int(values[f"units_{layer}"]) for layer in range(int(values["num_layers"]))
             )
-        for name in ("activation", "dropout", "l2", "optimizer", "learning_rate", "momentum"):
-            if name in values:
-                changes[name] = values[name]
+        changes.update({name: value for name, value in values.items() if name in _MODEL_FIELDS})
         return base.replace(**changes)
+
+
+_MODEL_FIELDS = frozenset(field.name for field in dataclasses.fields(ModelConfig))
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raise the :class:`ConfigError` of the config that one value of the hyperparameter
+    ``name`` gives: ranges and types are the configs' rules, not repeated here.
+
+    Example:
+        >>> check_value("dropout", 1.0)
+        Traceback (most recent call last):
+        kerasdnn.errors.ConfigError: dropout must be a number in [0, 1), got 1.0
+    """
+    if name == "num_layers":  # the space's own bound: units_0 … units_7 are declared
+        if not (_is_int(value) and 1 <= value <= MAX_LAYERS):
+            raise ConfigError(f"num_layers must be an integer from 1 to {MAX_LAYERS}, "
+                              f"got {value!r}")
+    elif name == "units":
+        ModelConfig(hidden_units=(value,))
+    elif name == "batch_size":
+        TrainConfig(batch_size=value)
+    else:
+        ModelConfig(**{name: value})
 
 
 def _is_number(value: Any) -> bool:
@@ -293,31 +307,17 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check(predicate: Callable[[Any], bool], description: str) -> tuple[Callable[[Any], bool], str]:
-    return predicate, description
-
-
 DEFAULT_SPACE = Space((
-    Param("num_layers", "int", 2, min=1, max=4,
-          check=_check(lambda v: _is_int(v) and 1 <= v <= MAX_LAYERS,
-                       f"an integer from 1 to {MAX_LAYERS}")),
-    Param("units", "int", 256, min=16, max=1024, sampling="log",
-          check=_check(lambda v: _is_int(v) and v >= 1, "an integer >= 1")),
+    Param("num_layers", "int", 2, min=1, max=4),
+    Param("units", "int", 256, min=16, max=1024, sampling="log"),
     Param("activation", "choice", "relu",
-          values=("relu", "gelu", "elu", "selu", "tanh", "swish", "leaky_relu"),
-          check=_check(lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")),
-    Param("dropout", "float", 0.0, min=0.0, max=0.5,
-          check=_check(lambda v: _is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)")),
-    Param("l2", "choice", 0.0, values=(0.0, 1e-6, 1e-5, 1e-4, 1e-3),
-          check=_check(lambda v: _is_number(v) and v >= 0.0, "a number >= 0")),
-    Param("optimizer", "choice", "sgd", values=OPTIMIZERS,
-          check=_check(lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}")),
-    Param("learning_rate", "float", 0.01, min=1e-4, max=0.1, sampling="log",
-          check=_check(lambda v: _is_number(v) and v > 0.0, "a positive number")),
-    Param("momentum", "float", 0.9, min=0.0, max=0.99,
-          check=_check(lambda v: _is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)")),
-    Param("batch_size", "choice", 100, values=(32, 64, 100, 128, 256),
-          check=_check(lambda v: _is_int(v) and v >= 1, "an integer >= 1")),
+          values=("relu", "gelu", "elu", "selu", "tanh", "swish", "leaky_relu")),
+    Param("dropout", "float", 0.0, min=0.0, max=0.5),
+    Param("l2", "choice", 0.0, values=(0.0, 1e-6, 1e-5, 1e-4, 1e-3)),
+    Param("optimizer", "choice", "sgd", values=OPTIMIZERS),
+    Param("learning_rate", "float", 0.01, min=1e-4, max=0.1, sampling="log"),
+    Param("momentum", "float", 0.9, min=0.0, max=0.99),
+    Param("batch_size", "choice", 100, values=(32, 64, 100, 128, 256)),
 ))
 
 

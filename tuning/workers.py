@@ -13,7 +13,8 @@ chief writes ``trials.csv`` and ``best/`` as a serial search does.
 Example:
     >>> [plan.name for plan in plan_workers(2, gpus=[], cpus=[0, 1, 2, 3])]
     ['tuner1', 'tuner2']
-    >>> run_local_search(["--dataset", "digits", "--workers", "2"], 2)  # doctest: +SKIP
+    >>> run_local_search(["--dataset", "digits", "--workers", "2"], 2,
+    ...                  ["--dataset", "--workers"])  # doctest: +SKIP
     0
 """
 
@@ -167,21 +168,19 @@ def child_argv(argv: Sequence[str], option_strings: Sequence[str], drop: Sequenc
     return kept
 
 
-def run_local_search(argv: Sequence[str], count: int, *,
+def run_local_search(argv: Sequence[str], count: int, option_strings: Sequence[str], *,
                      gpus: Callable[[], list[str]] = discover_gpus,
                      cpus: Callable[[], list[int]] = available_cpus) -> int:
     """Run the search ``argv`` describes with a chief and ``count`` workers on this host.
 
+    ``option_strings`` are the search command's flags (to drop ``--workers`` and,
+    for the workers, ``--overwrite`` from ``argv``, abbreviations included).
     ``gpus`` and ``cpus`` find the devices to pin the workers to (swappable for tests).
     Returns the chief's exit status (0); raises :class:`KerasDNNError` when a child
     fails, after stopping all of them.
     """
-    from tuning.search import build_parser
-
-    parser = build_parser()
-    options = [s for action in parser._actions for s in action.option_strings]
-    args = child_argv(argv, options, ["--workers"])
-    worker_args = child_argv(args, options, ["--overwrite"])  # the chief's flag only
+    args = child_argv(argv, option_strings, ["--workers"])
+    worker_args = child_argv(args, option_strings, ["--overwrite"])  # the chief's flag only
     port = free_port()
     address = f"{HOST}:{port}"
     found = gpus()

@@ -13,7 +13,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.tuning.conftest import TINY, search_args, user_error, write_space
-from tuning.search import build_parser, check_resume, options_from_args, set_distributed_environment
+from tuning.chief import set_distributed_environment
+from tuning.run import check_resume
+from tuning.search import build_parser, options_from_args
 from tuning.space import load_space
 
 
@@ -143,3 +145,13 @@ def test_help_and_bad_flags_import_no_backend(tmp_path: Path) -> None:
     assert "usage: python -m tuning.search" in result.stdout
     assert "HEAVY []" in result.stdout
     assert "empty list of values" in result.stderr
+
+
+def test_an_unreadable_stored_search_is_one_line_that_offers_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = write_space(tmp_path)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "search.json").write_text('{"tuner": "random", ')  # torn by hand
+    line = user_error(search_args(tmp_path, space), capsys)
+    assert "search.json is not valid JSON" in line and "pass --overwrite" in line

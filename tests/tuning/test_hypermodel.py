@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras_tuner
+import numpy as np
 import pytest
 
-from kerasdnn.config import ModelConfig
+from kerasdnn.config import ModelConfig, TrainConfig
+from tests.tuning.conftest import SEED, TINY, steps, train_examples
 from tuning.hypermodel import DNNHyperModel, make_tuner
 from tuning.space import DEFAULT_SPACE
 
@@ -32,16 +34,40 @@ def test_build_maps_hyperparameters_onto_the_model() -> None:
     assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
 
 
-def test_fit_refuses_batched_data() -> None:
+def test_fit_refuses_anything_but_a_train_config() -> None:
     import tensorflow as tf
 
     hp = keras_tuner.HyperParameters()
     hypermodel = DNNHyperModel(BASE, DEFAULT_SPACE.narrow({"num_layers": 1, "units": 8}))
     model = hypermodel.build(hp)
-    batched = tf.data.Dataset.from_tensor_slices(
-        (tf.zeros((8, 64)), tf.zeros((8,), tf.int32))).batch(4)
-    with pytest.raises(keras_tuner.errors.FatalValueError, match="unbatched"):
-        hypermodel.fit(hp, model, batched, epochs=1, verbose=0)
+    examples = tf.data.Dataset.from_tensor_slices((tf.zeros((8, 64)), tf.zeros((8,), tf.int32)))
+    with pytest.raises(keras_tuner.errors.FatalValueError, match="TrainConfig"):
+        hypermodel.fit(hp, model, examples, epochs=1, verbose=0)
+
+
+def test_a_trial_trains_on_what_kerasdnn_train_trains_on(tmp_path: Path) -> None:
+    # The same settings, batch size and seed: a trial's losses and weights are those of
+    # `python -m kerasdnn.train`, also when it continues from an initial_epoch (Hyperband).
+    from kerasdnn.train import train
+
+    space = DEFAULT_SPACE.narrow({**TINY, "optimizer": "sgd", "momentum": 0.5,
+                                  "dropout": 0.1, "batch_size": 64})
+    hypermodel = DNNHyperModel(BASE.replace(seed=SEED), space)
+    hp = keras_tuner.HyperParameters()
+    data = TrainConfig(dataset="digits", epochs=2, seed=SEED)
+    model = hypermodel.build(hp)
+    first = hypermodel.fit(hp, model, data, epochs=1, verbose=0).history
+    second = hypermodel.fit(hp, model, data, initial_epoch=1, verbose=0).history
+    run = train(data.replace(batch_size=64, out=str(tmp_path / "run")),
+                hypermodel.model_config(hp), verbose=0)
+    batches = steps(train_examples(), 64)
+    assert first["steps_per_epoch"] == second["steps_per_epoch"] == [batches]
+    for name in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose([*first[name], *second[name]], run.history[name],
+                                   rtol=1e-5, err_msg=name)
+    for trial_weights, run_weights in zip(model.get_weights(), run.model.get_weights(),
+                                          strict=True):
+        np.testing.assert_allclose(trial_weights, run_weights, rtol=1e-5, atol=1e-6)
 
 
 def _sequence(tmp_path: Path, kind: str, seed: int, name: str) -> list[dict]:

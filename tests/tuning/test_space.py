@@ -47,6 +47,12 @@ def test_narrowing_gives_fixed_values_lists_and_ranges() -> None:
         ({"activation": {"min": 1, "max": 2}}, "is a choice"),
         ({"learning_rate": {"min": 0.0, "max": 0.1}}, "a positive number"),
         ({"momentum": 1.0}, "a number in [0, 1)"),
+        # the rules are the configs': their messages, after the space key
+        ({"dropout": {"min": 0.0, "max": 1.0}},
+         "search space 'dropout': dropout must be a number in [0, 1), got 1.0"),
+        ({"units": [0, 16]}, "search space 'units': hidden_units must be positive integers"),
+        ({"batch_size": [32, 0]}, "search space 'batch_size': batch_size must be an integer >= 1"),
+        ({"optimizer": ["adam", "rmsprop"]}, "optimizer must be one of sgd, adam, adamw"),
         ({"batch_size": [32, 32]}, "repeated values"),
         ([1, 2], "must hold a JSON object"),
     ],
