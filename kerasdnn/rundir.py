@@ -172,19 +172,27 @@ def write_run_config(run_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_json(run_dir / CONFIG_FILE, record)
 
 
+def changed_keys(saved: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:
+    """The one "same settings as before?" comparison (a resumed run, a continued
+    search): the keys whose values differ, sorted; a key missing on one side
+    counts as ``None``.
+
+    Example:
+        >>> changed_keys({"epochs": 10, "seed": 1}, {"epochs": 5, "seed": 1, "out": None})
+        ['epochs']
+    """
+    return [key for key in sorted(set(saved) | set(asked)) if saved.get(key) != asked.get(key)]
+
+
 def changed_settings(saved: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:
-    """The one "same settings as before?" comparison: ``["epochs: 10 → 5", ...]``
-    for the keys whose values differ (a key missing on one side counts as ``None``).
+    """:func:`changed_keys` with the values: ``["epochs: 10 → 5", ...]``.
 
     Example:
         >>> changed_settings({"epochs": 10, "seed": 1}, {"epochs": 5, "seed": 1})
         ['epochs: 10 → 5']
     """
-    return [
-        f"{key}: {saved.get(key)!r} → {asked.get(key)!r}"
-        for key in sorted(set(saved) | set(asked))
-        if saved.get(key) != asked.get(key)
-    ]
+    return [f"{key}: {saved.get(key)!r} → {asked.get(key)!r}"
+            for key in changed_keys(saved, asked)]
 
 
 def check_resumable(

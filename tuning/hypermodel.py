@@ -36,7 +36,7 @@ import keras_tuner
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.data import load_splits
 from kerasdnn.faults import fault_point
-from kerasdnn.train import steps_per_execution_for
+from kerasdnn.fitting import steps_per_execution_for
 from tuning.chief import write_tuner_state_atomically
 from tuning.options import TUNERS, objective_direction
 from tuning.space import DEFAULT_SPACE, Space

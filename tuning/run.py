@@ -34,8 +34,8 @@ from kerasdnn.config import ModelConfig
 from kerasdnn.errors import ConfigError, KerasDNNError
 from kerasdnn.faults import fault_point
 from kerasdnn.io import atomic_write_json
-from kerasdnn.rundir import check_writable_dir
-from kerasdnn.train import train
+from kerasdnn.run import train
+from kerasdnn.rundir import changed_keys, check_writable_dir
 from tuning.chief import serve, set_distributed_environment
 from tuning.options import SearchOptions
 from tuning.results import (
@@ -76,7 +76,7 @@ def check_resume(options: SearchOptions, space: Space) -> dict[str, Any]:
         raise ConfigError(f"{error}; or pass --overwrite to start the search over") from None
     if not isinstance(stored, dict):
         stored = {}
-    changed = [key for key in settings if stored.get(key) != settings[key]]
+    changed = changed_keys({key: stored.get(key) for key in settings}, settings)
     if changed:
         what = ", ".join("search space" if key == "space" else f"--{key}" for key in changed)
         raise ConfigError(

@@ -34,7 +34,7 @@ from pathlib import Path
 from kerasdnn.cli import ArgumentParser, check_backend, positive_int
 from kerasdnn.config import TrainConfig
 from kerasdnn.errors import ConfigError, exit_on_user_error
-from kerasdnn.rundir import check_writable_dir
+from kerasdnn.rundir import check_writable_dir, path_safe_name
 from tuning.options import (
     DEFAULT_EPOCHS,
     DEFAULT_FACTOR,
@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(text).name if ":" in text else text) or "search"
+    return path_safe_name(Path(text).name if ":" in text else text, "search")
 
 
 def _seed(text: str) -> int:
