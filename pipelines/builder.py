@@ -1,16 +1,15 @@
 """``pipelines.load``: a named source → train / validation / test ``tf.data`` pipelines.
 
-Steps, in the order of the TFDS Keras example and the tf.data performance guide:
-decode (the source) → scale to [0, 1] or standardize (mean and std of the
-training examples only) → optional flatten → cache → shuffle with the seed,
-reshuffled each epoch (train only) → batch → ``prefetch(AUTOTUNE)``.  Since the
-sources are in memory, shuffling and batching draw each batch at once from the
-stored examples (one seeded permutation per epoch, one gather per batch)
-instead of streaming single examples through ``shuffle`` and ``batch``: the
-same kind of order for 30–60 % of ``tf.data``'s CPU time per epoch
-(``python -m benchmarks.stream``).
-Validation is carved from the training split (stratified, seeded), never from
-test.  Labels and features are checked before any dataset is built.
+Steps: read the source (decoded NumPy arrays) → check labels and features
+(:mod:`pipelines.checks`) → carve validation from train (stratified, seeded;
+never from test) → scale to [0, 1] or standardize (training statistics only)
+and flatten, once, into one cached tensor → per epoch, one seeded permutation
+(train only, epoch ``e`` shuffled by ``(seed, e)``) and one gather per batch →
+``prefetch(AUTOTUNE)``.  That is the order of the TFDS Keras example and the
+tf.data performance guide (scale → cache → shuffle → batch → prefetch), with
+shuffle and batch done as one gather from the stored examples instead of
+streaming single examples through ``shuffle`` and ``batch``: the same kind of
+order for 30–60 % of ``tf.data``'s CPU time per epoch (``python -m benchmarks.stream``).
 
 Example:
     >>> train, validation, test, info = load("digits", batch_size=32)
@@ -24,15 +23,15 @@ import dataclasses
 import functools
 import itertools
 import math
-import numbers
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.constants import SCALES, VALIDATION_SPLIT, is_validation_split
-from pipelines.errors import InvalidArgumentError, InvalidDataError
+from pipelines.checks import check_arguments, checked
+from pipelines.constants import SCALES, VALIDATION_SPLIT
+from pipelines.errors import InvalidArgumentError
 from pipelines.info import DatasetInfo, RawData, Splits
 from pipelines.sources import read_source
 from pipelines.splitting import split_indices
@@ -47,150 +46,6 @@ __all__ = [
 
 SCALE_CHUNK = 8192  # examples scaled per vectorised call when caching
 _ENDLESS = 2**62  # epochs of a repeated training stream
-
-
-def _check_arguments(
-    batch_size: int | None, validation_split: float, seed: int, scale: str
-) -> None:
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
-    ):
-        raise InvalidArgumentError(
-            f"batch_size (--batch-size) must be a positive integer or None, got {batch_size!r}"
-        )
-    if not is_validation_split(validation_split):
-        raise InvalidArgumentError(
-            "validation_split (--validation-split) must be a fraction strictly between 0 and 1, "
-            f"got {validation_split!r}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InvalidArgumentError(f"seed (--seed) must be an integer, got {seed!r}")
-    if scale not in SCALES:
-        raise InvalidArgumentError(
-            f"scale (--scale) must be one of {', '.join(SCALES)}, got {scale!r}"
-        )
-
-
-def _integer_labels(y: np.ndarray, split: str, source: str) -> np.ndarray:
-    y = np.asarray(y)
-    integral = np.issubdtype(y.dtype, np.integer) or (
-        np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))
-    )
-    if y.size and not integral:
-        raise InvalidDataError(
-            f"{source}: {split} labels must be integer class indices, got dtype {y.dtype}; "
-            "give labels 0 .. K-1"
-        )
-    return y.astype(np.int64)
-
-
-def _values(y: np.ndarray, chosen: np.ndarray) -> str:
-    """``"255 (3 examples), 300 (1 example)"``: the labels in ``chosen`` with their counts."""
-    found, counts = np.unique(y[np.isin(y, chosen)], return_counts=True)
-    shown = [f"{v} ({c} example{'s' if c != 1 else ''})"
-             for v, c in zip(found[:5], counts[:5], strict=True)]
-    return ", ".join(shown) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
-
-
-def _spans(values: np.ndarray) -> str:
-    """``"10..254"``, ``"3, 5..7"``: sorted integers as runs."""
-    runs: list[list[int]] = []
-    for value in (int(v) for v in values):
-        if runs and value == runs[-1][1] + 1:
-            runs[-1][1] = value
-        else:
-            runs.append([value, value])
-    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs[:5]) + (
-        ", …" if len(runs) > 5 else "")
-
-
-def _checked_classes(raw: RawData) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The label rule, for every source: labels are the integer class indices
-    ``0 .. K-1``, with K the number of class names (or, for a source that names
-    no classes, the largest training label + 1 and then every class present in
-    train); at least two classes in train; no test class that train lacks.
-    Returns int32 labels and the class names."""
-    where = raw.source
-    y_train = _integer_labels(raw.y_train, "train", where)
-    y_test = _integer_labels(raw.y_test, "test", where)
-    for split, y in (("train", y_train), ("test", y_test)):
-        if np.any(y < 0):
-            raise InvalidDataError(
-                f"{where}: {split} labels must be class indices >= 0, found "
-                f"{_values(y, np.unique(y[y < 0]))}; fix the labels"
-            )
-    present = np.unique(y_train)
-    if raw.class_names is None:
-        num_classes = int(present[-1]) + 1 if present.size else 0
-        absent = np.setdiff1d(np.arange(num_classes), present)
-        if absent.size:
-            beyond = present[present > absent[0]]
-            raise InvalidDataError(
-                f"{where}: train labels must be the class indices 0..K-1 with every class "
-                f"present, but {_spans(absent)} are missing while label(s) "
-                f"{_values(y_train, beyond)} occur; relabel the classes "
-                f"0..{present.size - 1} or drop the examples of stray labels"
-            )
-        class_names = [str(i) for i in range(num_classes)]
-    else:
-        class_names = list(raw.class_names)
-        num_classes = len(class_names)
-        for split, y in (("train", y_train), ("test", y_test)):
-            outside = np.unique(y[y >= num_classes])
-            if outside.size:
-                raise InvalidDataError(
-                    f"{where}: {split} labels must be class indices in [0, {num_classes}) "
-                    f"for its {num_classes} class names, found {_values(y, outside)}; "
-                    "fix the labels or the class names"
-                )
-    if present.size < 2:
-        only = f"only label {_values(y_train, present)}" if present.size else "no labels"
-        raise InvalidDataError(
-            f"{where}: the training split has {only}; a classifier needs examples of at "
-            "least two classes"
-        )
-    unseen = np.setdiff1d(np.unique(y_test), present)
-    if unseen.size:
-        raise InvalidDataError(
-            f"{where}: test labels {_values(y_test, unseen)} never occur in the training "
-            "split, so no model can learn them; add training examples of those classes or "
-            "drop them from test"
-        )
-    return y_train.astype(np.int32), y_test.astype(np.int32), class_names
-
-
-def _check_features(x: np.ndarray, split: str, source: str) -> None:
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise InvalidDataError(
-            f"{source}: {split} features must be real numbers, got dtype {x.dtype}"
-        )
-    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-        count = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise InvalidDataError(
-            f"{source}: {split} features contain {count} NaN or infinite values; "
-            "clean the data first"
-        )
-    if x.ndim < 2:
-        raise InvalidDataError(
-            f"{source}: {split} features need shape (examples, ...), got {x.shape}"
-        )
-
-
-def _checked(raw: RawData) -> RawData:
-    for split, x in (("train", raw.x_train), ("test", raw.x_test)):
-        if len(x) == 0:
-            raise InvalidDataError(f"{raw.source}: the {split} split is empty; give it examples")
-        _check_features(x, split, raw.source)
-    if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
-        raise InvalidDataError(
-            f"{raw.source}: train examples have shape {raw.x_train.shape[1:]} "
-            f"but test examples {raw.x_test.shape[1:]}; give train and test examples of "
-            "one shape"
-        )
-    raw.y_train, raw.y_test, raw.class_names = _checked_classes(raw)
-    return raw
 
 
 def _scaling(x_train: np.ndarray, scale: str, value_max: float) -> tuple[np.ndarray, np.ndarray]:
@@ -430,8 +285,8 @@ def raw_source_and_scaling(
         >>> raw.x_test.dtype.name, scaling.scale, scaling.offset.shape
         ('uint8', 'standardize', (8, 8))
     """
-    _check_arguments(None, validation_split, seed, scale)
-    raw = _checked(read_source(name, data_dir=data_dir, manual_dir=manual_dir))
+    check_arguments(None, validation_split, seed, scale)
+    raw = checked(read_source(name, data_dir=data_dir, manual_dir=manual_dir))
     return raw, _split_and_scaling(raw, validation_split, seed, scale)[1]
 
 
@@ -507,11 +362,11 @@ def load(
         >>> x.shape, x.dtype.name, y.dtype.name
         (TensorShape([64]), 'float32', 'int32')
     """
-    _check_arguments(batch_size, validation_split, seed, scale)
+    check_arguments(batch_size, validation_split, seed, scale)
     if repeat and batch_size is None:
         raise InvalidArgumentError("repeat=True needs a batch_size: an endless stream is "
                                    "made of batches")
-    raw = _checked(read_source(name, data_dir=data_dir, manual_dir=manual_dir))
+    raw = checked(read_source(name, data_dir=data_dir, manual_dir=manual_dir))
     parts, scaling = _split_and_scaling(raw, validation_split, seed, scale)
     scale, offset, multiplier = scaling.scale, scaling.offset, scaling.multiplier
     made = {
