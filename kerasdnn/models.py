@@ -31,6 +31,7 @@ from kerasdnn.errors import ConfigError
 from kerasdnn.initializers import NumpyGlorotUniform
 from kerasdnn.metrics import LogitsAUC, SkippedSteps
 from kerasdnn.steps import GRAD_NORM, SKIPPED_STEPS, step_class
+from pipelines.backends import backend_spec
 
 __all__ = ["DNN", "build_model"]
 
@@ -104,7 +105,7 @@ class DNN(step_class(), keras.Model):
         ``steps_per_execution`` becomes 1 (Keras 3.15 refuses anything else there).
         """
         config = _portable(dict(config))
-        if keras.backend.backend() == "torch":
+        if not backend_spec(keras.backend.backend()).steps_per_execution:
             config["steps_per_execution"] = 1
         super().compile_from_config(config)
 
@@ -148,7 +149,8 @@ def build_model(config: ModelConfig | Mapping[str, Any] | None = None,
         jit_compile=config.jit_compile,
         # Keras 3.15 requires 1 on PyTorch; the config keeps what was asked.
         steps_per_execution=(
-            1 if keras.backend.backend() == "torch" else config.steps_per_execution
+            config.steps_per_execution
+            if backend_spec(keras.backend.backend()).steps_per_execution else 1
         ),
     )
     return model
