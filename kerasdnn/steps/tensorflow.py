@@ -95,7 +95,11 @@ class TensorFlowStep:
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                      training=False)
             update_metrics(self, _unscaled(loss), None, x, y, y_pred, sample_weight)
-            logs = self.get_metrics_result()
+            # Keras averages the replicas' own results (its logs, once they lack
+            # grad_norm and skipped_steps), which is not the whole's result when the
+            # replicas count different rows: the results are read across replicas.
+            logs = tf.distribute.get_replica_context().merge_call(
+                lambda _: self.get_metrics_result())
         else:
             logs = super().test_step(data)
         logs.pop(GRAD_NORM, None)
