@@ -66,6 +66,7 @@ __all__ = [
     "metric_weights",
     "step_class",
     "update_metrics",
+    "validation_logs",
 ]
 
 GRAD_NORM = "grad_norm"
@@ -174,24 +175,35 @@ def distributed() -> bool:
 
 
 def update_metrics(model: Any, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,
-                   sample_weight: Any) -> None:
+                   sample_weight: Any) -> dict[str, Any]:
     """A kept step's (or, ``norm`` ``None``, a validation batch's) metric updates:
     the loss counted for the batch's real rows (:func:`batch_rows`), the gradient
     norm, and the compiled metrics with :func:`metric_weights` (stateful: the JAX
-    step maps the metrics' variables with a ``StatelessScope``).
+    step maps the metrics' variables with a ``StatelessScope``); the model's
+    metric results after them.
 
     Example:
         >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         >>> model.compile(loss="mse")
-        >>> update_metrics(model, ops.convert_to_tensor(3.0), None, None, None,
-        ...                ops.ones((4, 1)), None)
-        >>> float(model.get_metrics_result()["loss"])
+        >>> logs = update_metrics(model, ops.convert_to_tensor(3.0), None, None, None,
+        ...                       ops.ones((4, 1)), None)
+        >>> float(logs["loss"])
         3.0
     """
     model._loss_tracker.update_state(loss, sample_weight=batch_rows(y_pred, sample_weight))
     if norm is not None:
         model.grad_norm_tracker.update_state(norm)
-    model.compute_metrics(x, y, y_pred, sample_weight=metric_weights(sample_weight))
+    return model.compute_metrics(x, y, y_pred, sample_weight=metric_weights(sample_weight))
+
+
+def validation_logs(logs: dict[str, Any]) -> dict[str, Any]:
+    """A test step's logs without the training-only ``grad_norm`` and ``skipped_steps``.
+
+    Example:
+        >>> validation_logs({"loss": 1.0, GRAD_NORM: 2.0, SKIPPED_STEPS: 0})
+        {'loss': 1.0}
+    """
+    return {key: value for key, value in logs.items() if key not in (GRAD_NORM, SKIPPED_STEPS)}
 
 
 def loss_scale(optimizer: Any) -> Any:

@@ -1,11 +1,9 @@
 """The JAX training step (stateless, jitted by Keras).
 
 Laid out like ``keras/src/backend/jax/trainer.py``: ``train_step(state, data)``
-returns ``(logs, state)`` with ``state = (trainable_variables,
-non_trainable_variables, optimizer_variables, metrics_variables)``; the loss and
-its gradients come from Keras's own stateless ``compute_loss_and_updates``.  The
-update and the skip are the two branches of one ``jax.lax.cond``, so nothing
-waits on the host.
+returns ``(logs, state)``; the loss and its gradients come from Keras's own
+stateless ``compute_loss_and_updates``.  The update and the skip are the two
+branches of one ``jax.lax.cond``, so nothing waits on the host.
 
 With ``steps_per_execution=K > 1`` (and ``jit_compile``, one device), K
 consecutive batches of one shape run as one compiled ``jax.lax.scan`` over the
@@ -23,8 +21,6 @@ import keras
 import numpy as np
 
 from kerasdnn.steps import (
-    GRAD_NORM,
-    SKIPPED_STEPS,
     distributed,
     global_norm,
     guard_gradients,
@@ -32,6 +28,7 @@ from kerasdnn.steps import (
     loss_scale,
     lower_loss_scale,
     update_metrics,
+    validation_logs,
 )
 
 __all__ = ["JAXStep"]
@@ -90,20 +87,17 @@ class JAXStep:
         return _stateless(self.metrics_variables, state[3], self.get_metrics_result)[0], state
 
     def test_step(self, state: tuple, data: Any) -> tuple[dict[str, Any], tuple]:
-        if distributed():  # padded batches: their real rows only count
-            trainable, non_trainable, metrics_vars = state
-            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-            _, (loss, y_pred, non_trainable, metrics_vars) = self.compute_loss_and_updates(
-                trainable, non_trainable, metrics_vars, x, y, sample_weight, training=False)
-            _, metrics_vars = _stateless(self.metrics_variables, metrics_vars, update_metrics,
-                                         self, loss, None, x, y, y_pred, sample_weight)
-            state = trainable, non_trainable, metrics_vars
-            logs = _stateless(self.metrics_variables, metrics_vars, self.get_metrics_result)[0]
-        else:
+        if not distributed():
             logs, state = super().test_step(state, data)
-        logs.pop(GRAD_NORM, None)
-        logs.pop(SKIPPED_STEPS, None)
-        return logs, state
+            return validation_logs(logs), state
+        # Padded batches: their real rows only count
+        trainable, non_trainable, metrics_vars = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        _, (loss, y_pred, non_trainable, metrics_vars) = self.compute_loss_and_updates(
+            trainable, non_trainable, metrics_vars, x, y, sample_weight, training=False)
+        logs, metrics_vars = _stateless(self.metrics_variables, metrics_vars, update_metrics,
+                                        self, loss, None, x, y, y_pred, sample_weight)
+        return validation_logs(logs), (trainable, non_trainable, metrics_vars)
 
     def make_train_function(self, force: bool = False) -> None:
         """Keras's train function, but K steps per execution run as one ``lax.scan``."""
@@ -121,17 +115,14 @@ class JAXStep:
 
 def _scanned_steps(train_step: Callable, steps: int) -> Callable:
     """``iterator_step(state, iterator) -> (logs, state)`` running up to ``steps``
-    batches from ``iterator``: a run of batches of one shape as one jitted
-    ``lax.scan`` (state donated, as Keras does), the others (an epoch's shorter
-    last batch) one jitted step each."""
+    batches: a run of batches of one shape as one jitted ``lax.scan`` (state donated,
+    as Keras does), the others (an epoch's shorter last batch) one jitted step each."""
     one_step = jax.jit(train_step, donate_argnums=0)
 
-    def scan_body(state: tuple, data: Any) -> tuple[tuple, dict[str, Any]]:
-        logs, state = train_step(state, data)
-        return state, logs
-
     def _many_steps(state: tuple, stacked: Any) -> tuple[dict[str, Any], tuple]:
-        state, logs = jax.lax.scan(scan_body, state, stacked)
+        # lax.scan's body returns (carry, output): the step's (logs, state) reversed
+        state, logs = jax.lax.scan(lambda carry, data: train_step(carry, data)[::-1],
+                                   state, stacked)
         return jax.tree.map(lambda value: value[-1], logs), state
 
     many_steps = jax.jit(_many_steps, donate_argnums=0)
@@ -141,7 +132,9 @@ def _scanned_steps(train_step: Callable, steps: int) -> Callable:
         if not batches:
             raise StopIteration
         logs: dict[str, Any] = {}
-        for run in _same_shape_runs(batches):
+        for _, same_shape in itertools.groupby(  # runs of batches of one shape
+                batches, key=lambda batch: [np.shape(a) for a in jax.tree.leaves(batch)]):
+            run = list(same_shape)
             if len(run) == 1:
                 logs, state = one_step(state, run[0])
             else:
@@ -156,12 +149,3 @@ def _stack(*arrays: Any) -> Any:
     if all(isinstance(array, np.ndarray) for array in arrays):
         return np.stack(arrays)
     return jax.numpy.stack(arrays)
-
-
-def _same_shape_runs(batches: list) -> Iterator[list]:
-    """Consecutive batches grouped by the shapes of their arrays."""
-    def shapes(batch: Any) -> tuple:
-        return tuple(np.shape(leaf) for leaf in jax.tree.leaves(batch))
-
-    for _, run in itertools.groupby(batches, key=shapes):
-        yield list(run)

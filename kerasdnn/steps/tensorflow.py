@@ -14,8 +14,6 @@ import keras
 import tensorflow as tf
 
 from kerasdnn.steps import (
-    GRAD_NORM,
-    SKIPPED_STEPS,
     distributed,
     global_norm,
     guard_gradients,
@@ -23,6 +21,7 @@ from kerasdnn.steps import (
     loss_scale,
     lower_loss_scale,
     update_metrics,
+    validation_logs,
 )
 
 __all__ = ["TensorFlowStep"]
@@ -102,9 +101,7 @@ class TensorFlowStep:
                 lambda _: self.get_metrics_result())
         else:
             logs = super().test_step(data)
-        logs.pop(GRAD_NORM, None)
-        logs.pop(SKIPPED_STEPS, None)
-        return logs
+        return validation_logs(logs)
 
 
 def _unscaled(loss: Any) -> Any:

@@ -28,12 +28,11 @@ import keras
 import torch
 
 from kerasdnn.steps import (
-    GRAD_NORM,
-    SKIPPED_STEPS,
     guard_gradients,
     handles_overflow,
     loss_scale,
     lower_loss_scale,
+    validation_logs,
 )
 from kerasdnn.steps.torch_native import NativeMetrics, NativePlan, metrics_for, plan_for
 
@@ -155,10 +154,7 @@ class TorchStep:
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data: Any) -> dict[str, Any]:
-        logs = super().test_step(data)
-        logs.pop(GRAD_NORM, None)
-        logs.pop(SKIPPED_STEPS, None)
-        return logs
+        return validation_logs(super().test_step(data))
 
 
 def fused_global_norm(grads: Sequence[Any]) -> Any:
