@@ -29,7 +29,7 @@ import keras
 from kerasdnn.config import ModelConfig
 from kerasdnn.errors import ConfigError
 from kerasdnn.initializers import NumpyGlorotUniform
-from kerasdnn.metrics import LogitsAUC, SkippedSteps
+from kerasdnn.step_metrics import LogitsAUC, SkippedSteps
 from kerasdnn.steps import GRAD_NORM, SKIPPED_STEPS, step_class
 from pipelines.backends import backend_spec
 
@@ -50,7 +50,7 @@ class DNN(step_class(), keras.Model):
         clipnorm: global-norm clipping threshold of the training step (``None``: off).
         grad_norm_tracker: ``keras.metrics.Mean`` of the global gradient norm
             (logged as ``grad_norm``; reset each epoch like every metric).
-        skipped_steps_tracker: :class:`~kerasdnn.metrics.SkippedSteps`, the
+        skipped_steps_tracker: :class:`~kerasdnn.step_metrics.SkippedSteps`, the
             running count of training steps skipped because the loss or a
             gradient was not finite (logged as ``skipped_steps``; never reset;
             saved in ``.keras`` files and weight checkpoints).  Neither is a

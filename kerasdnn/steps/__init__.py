@@ -20,7 +20,7 @@ with ``training=True``, regularization losses, ``optimizer.scale_loss`` and the
 * a non-finite guard: when the loss or the gradient norm is NaN/Inf, no weight
   (trainable or not: batch-norm statistics are put back), no optimizer
   variable (``iterations`` and slots included) and no metric changes, and the
-  model's ``skipped_steps_tracker`` (a :class:`~kerasdnn.metrics.SkippedSteps`
+  model's ``skipped_steps_tracker`` (a :class:`~kerasdnn.step_metrics.SkippedSteps`
   metric that is never reset, logged as ``skipped_steps``: the running total)
   goes up by one.  With mixed precision, a finite loss whose scaled gradients
   overflow also makes the ``LossScaleOptimizer`` halve its loss scale (its
