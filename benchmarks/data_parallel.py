@@ -18,7 +18,7 @@ order reversed every other round, and so is the order of the subprocesses).
 Rows show median [min–max] over the rounds' epochs.
 
 Example:
-    python -m benchmarks.data_parallel --repeats 3 --examples 30000 --threads 1
+    python -m benchmarks.data_parallel --repeats 3 --examples 20000 --threads 2
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def run_worker(name: str, args: argparse.Namespace) -> None:
                                             steps_per_epoch=steps)[1:]  # 2 warm-up epochs
                 scanned = "_scanned_steps" in getattr(model.train_function, "__qualname__", "")
                 row = {"setting": name, "label": label, "devices": replicas,
+                       "threads": max(args.threads, devices) if args.threads else "default",
                        "steps_per_execution": model.steps_per_execution,
                        "runs_as": _runs_as(model.steps_per_execution, scanned),
                        "load_average_after": list(os.getloadavg()), **summarize(seconds)}
@@ -134,10 +135,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A row per (setting, steps per execution); ÷ the 1-device ``lax.scan`` row."""
     base = next((row["median"] for row in rows
                  if row["setting"] == "single" and row["steps_per_execution"] > 1), None)
-    header = ["devices", "steps/execution", "how the steps run", "s/epoch: median [min–max]",
-              "÷ 1 device, lax.scan"]
+    header = ["devices", "threads", "steps/execution", "how the steps run",
+              "s/epoch: median [min–max]", "÷ 1 device, lax.scan"]
     return markdown_table(header, [
-        [row["label"], str(row["steps_per_execution"]), row["runs_as"], seconds_cell(row),
+        [row["label"], str(row["threads"]), str(row["steps_per_execution"]), row["runs_as"],
+         seconds_cell(row),
          f"{row['median'] / base:.2f}" if base else ""]
         for row in rows])
 
@@ -162,7 +164,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:  # launched by run_worker_process
-        limit_threads(args.threads)
+        # A thread per virtual device at least: with fewer, one device's half of an
+        # all-reduce waits for the other's, which never runs (XLA aborts after 40 s).
+        devices = SETTINGS[args.worker][1]
+        limit_threads(max(args.threads, devices) if args.threads else 0)
         run_worker(args.worker, args)
         return 0
     machine = machine_info()
