@@ -87,7 +87,7 @@ def run_worker(name: str, args: argparse.Namespace) -> None:
                 seconds = fit_epoch_seconds(model, fed, 1 + TIMED_EPOCHS,
                                             steps_per_epoch=steps)[1:]  # 2 warm-up epochs
                 scanned = "_scanned_steps" in getattr(model.train_function, "__qualname__", "")
-                row = {"setting": name, "label": label, "devices": replicas,
+                row = {"setting": name, "label": label, "devices": replicas, "asked": wanted,
                        "threads": max(args.threads, devices) if args.threads else "default",
                        "steps_per_execution": model.steps_per_execution,
                        "runs_as": _runs_as(model.steps_per_execution, scanned),
@@ -122,26 +122,47 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                   file=sys.stderr, flush=True)
             if done.failure:
                 print(done.stderr[-3000:], file=sys.stderr)
-            for row in (json.loads(line) for line in (text or "").splitlines()):
-                key = (row["setting"], row["steps_per_execution"])
-                into = merged.setdefault(key, {**row, "seconds": []})
+            written = [json.loads(line) for line in (text or "").splitlines()]
+            for row in written:
+                into = merged.setdefault((name, row["asked"]), {**row, "seconds": []})
                 into["seconds"] += row["seconds"]
-    rows = [{**row, **summarize(row["seconds"])} for row in merged.values()]
+            for asked in set(STEPS_PER_EXECUTION) - {row["asked"] for row in written}:
+                into = merged.setdefault((name, asked), {
+                    "setting": name, "label": SETTINGS[name][0], "asked": asked,
+                    "steps_per_execution": asked, "seconds": [], "errors": []})
+                into.setdefault("errors", []).append(_reason(done))
+    rows = [{**row, **(summarize(row["seconds"]) if row["seconds"] else {})}
+            for row in merged.values()]
     order = {name: index for index, name in enumerate(SETTINGS)}
-    return sorted(rows, key=lambda row: (order[row["setting"]], -row["steps_per_execution"]))
+    return sorted(rows, key=lambda row: (order[row["setting"]], -row["asked"]))
+
+
+def _reason(done: Any) -> str:
+    """Why a worker wrote no row: XLA's own fatal line when there is one."""
+    fatal = [line for line in done.stderr.splitlines() if line.startswith("F")]
+    if fatal:
+        return fatal[-1].split("] ", 1)[-1][:160]
+    return done.failure or "no result written"
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A row per (setting, steps per execution); ÷ the 1-device ``lax.scan`` row."""
-    base = next((row["median"] for row in rows
-                 if row["setting"] == "single" and row["steps_per_execution"] > 1), None)
+    base = next((row["median"] for row in rows if "median" in row
+                 and row["setting"] == "single" and row["steps_per_execution"] > 1), None)
     header = ["devices", "threads", "steps/execution", "how the steps run",
-              "s/epoch: median [min–max]", "÷ 1 device, lax.scan"]
-    return markdown_table(header, [
-        [row["label"], str(row["threads"]), str(row["steps_per_execution"]), row["runs_as"],
-         seconds_cell(row),
-         f"{row['median'] / base:.2f}" if base else ""]
-        for row in rows])
+              "s/epoch: median [min–max]", "÷ 1 device, lax.scan", "rounds failed"]
+    lines = []
+    for row in rows:
+        errors = row.get("errors", [])
+        if "median" not in row:
+            lines.append([row["label"], "", str(row["asked"]), f"error: {errors[0]}", "", "",
+                          str(len(errors))])
+            continue
+        lines.append([row["label"], str(row["threads"]), str(row["steps_per_execution"]),
+                      row["runs_as"], seconds_cell(row),
+                      f"{row['median'] / base:.2f}" if base else "",
+                      f"{len(errors)}: {errors[0]}" if errors else "0"])
+    return markdown_table(header, lines)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
