@@ -185,8 +185,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:  # launched by run_worker_process
-        # A thread per virtual device at least: with fewer, one device's half of an
-        # all-reduce waits for the other's, which never runs (XLA aborts after 40 s).
+        # A thread per virtual device at least, so that the devices' halves of an
+        # all-reduce can run at once (BENCHMARKS.md: XLA's CPU all-reduce aborted runs).
         devices = SETTINGS[args.worker][1]
         limit_threads(max(args.threads, devices) if args.threads else 0)
         run_worker(args.worker, args)
