@@ -5,7 +5,7 @@ returns ``(logs, state)``; the loss and its gradients come from Keras's own
 stateless ``compute_loss_and_updates``.  The update and the skip are the two
 branches of one ``jax.lax.cond``, so nothing waits on the host.
 
-With ``steps_per_execution=K > 1`` (and ``jit_compile``, one device), K
+With ``steps_per_execution=K > 1`` (``jit_compile``, no distribution), K
 consecutive batches of one shape run as one compiled ``jax.lax.scan`` over the
 step, where Keras 3.15 calls the jitted single step K times from Python.
 """
