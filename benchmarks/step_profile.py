@@ -210,7 +210,8 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
     from torch import nn
 
     import kerasdnn
-    from kerasdnn.steps import global_norm, is_finite
+    from kerasdnn.steps import is_finite
+    from kerasdnn.steps.torch import fused_global_norm
 
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -268,7 +269,7 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
 
     def norm_and_guard() -> None:
         with torch.no_grad():
-            bool(is_finite(torch.tensor(1.0), global_norm(gradients)))
+            bool(is_finite(torch.tensor(1.0), fused_global_norm(gradients)))
 
     def keras_update() -> None:
         with torch.no_grad():

@@ -231,7 +231,7 @@ def pad_batch(x: np.ndarray, y: np.ndarray, replicas: int) -> tuple[Any, Any, np
 
     Example:
         >>> x, y, w = pad_batch(np.ones((3, 2)), np.arange(3), 4)
-        >>> x.shape, y.tolist(), w.sum()
+        >>> x.shape, y.tolist(), float(w.sum())
         ((4, 2), [0, 1, 2, 0], 4.0)
     """
     real = len(y)

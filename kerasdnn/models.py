@@ -29,8 +29,9 @@ import keras
 from kerasdnn.config import ModelConfig
 from kerasdnn.errors import ConfigError
 from kerasdnn.initializers import NumpyGlorotUniform
-from kerasdnn.metrics import LogitsAUC, SkippedSteps
+from kerasdnn.step_metrics import LogitsAUC, SkippedSteps
 from kerasdnn.steps import GRAD_NORM, SKIPPED_STEPS, step_class
+from pipelines.backends import backend_spec
 
 __all__ = ["DNN", "build_model"]
 
@@ -49,7 +50,7 @@ class DNN(step_class(), keras.Model):
         clipnorm: global-norm clipping threshold of the training step (``None``: off).
         grad_norm_tracker: ``keras.metrics.Mean`` of the global gradient norm
             (logged as ``grad_norm``; reset each epoch like every metric).
-        skipped_steps_tracker: :class:`~kerasdnn.metrics.SkippedSteps`, the
+        skipped_steps_tracker: :class:`~kerasdnn.step_metrics.SkippedSteps`, the
             running count of training steps skipped because the loss or a
             gradient was not finite (logged as ``skipped_steps``; never reset;
             saved in ``.keras`` files and weight checkpoints).  Neither is a
@@ -104,7 +105,7 @@ class DNN(step_class(), keras.Model):
         ``steps_per_execution`` becomes 1 (Keras 3.15 refuses anything else there).
         """
         config = _portable(dict(config))
-        if keras.backend.backend() == "torch":
+        if not backend_spec(keras.backend.backend()).steps_per_execution:
             config["steps_per_execution"] = 1
         super().compile_from_config(config)
 
@@ -148,7 +149,8 @@ def build_model(config: ModelConfig | Mapping[str, Any] | None = None,
         jit_compile=config.jit_compile,
         # Keras 3.15 requires 1 on PyTorch; the config keeps what was asked.
         steps_per_execution=(
-            1 if keras.backend.backend() == "torch" else config.steps_per_execution
+            config.steps_per_execution
+            if backend_spec(keras.backend.backend()).steps_per_execution else 1
         ),
     )
     return model

@@ -20,16 +20,19 @@ with ``training=True``, regularization losses, ``optimizer.scale_loss`` and the
 * a non-finite guard: when the loss or the gradient norm is NaN/Inf, no weight
   (trainable or not: batch-norm statistics are put back), no optimizer
   variable (``iterations`` and slots included) and no metric changes, and the
-  model's ``skipped_steps_tracker`` (a :class:`~kerasdnn.metrics.SkippedSteps`
+  model's ``skipped_steps_tracker`` (a :class:`~kerasdnn.step_metrics.SkippedSteps`
   metric that is never reset, logged as ``skipped_steps``: the running total)
   goes up by one.  With mixed precision, a finite loss whose scaled gradients
   overflow also makes the ``LossScaleOptimizer`` halve its loss scale (its
   stock behaviour; its inner optimizer and the weights do not change); such a
   step is counted as skipped too.
 
-The backend-neutral pieces (global norm, clip factor, finiteness) live here, in
-``keras.ops`` (the global norm takes PyTorch's fused ``get_total_norm`` on the
-eager PyTorch step, which pays per op); one backend file never imports another.
+The backend-neutral pieces live here, in ``keras.ops``: the global norm, and
+:func:`guard_gradients` (the norm unscaled, the finite test, the clipping) that
+every step runs on its gradients (the eager PyTorch step takes its global norm
+from PyTorch's fused ``get_total_norm``, as it pays per op).  The backend table
+:mod:`pipelines.backends` names each backend's step class; one backend file never
+imports another.
 
 Example:
     >>> from kerasdnn.steps import step_class
@@ -46,28 +49,28 @@ from typing import Any
 import keras
 from keras import ops
 
+from pipelines.backends import BACKENDS, backend_spec
+
 __all__ = [
     "GRAD_NORM",
     "SKIPPED_STEPS",
     "batch_rows",
     "clip_factor",
+    "distributed",
     "global_norm",
+    "guard_gradients",
     "handles_overflow",
     "is_finite",
     "loss_scale",
     "lower_loss_scale",
     "metric_weights",
     "step_class",
+    "update_metrics",
+    "validation_logs",
 ]
 
 GRAD_NORM = "grad_norm"
 SKIPPED_STEPS = "skipped_steps"
-
-_STEP_CLASSES = {
-    "tensorflow": ("kerasdnn.steps.tensorflow", "TensorFlowStep"),
-    "jax": ("kerasdnn.steps.jax", "JAXStep"),
-    "torch": ("kerasdnn.steps.torch", "TorchStep"),
-}
 
 
 def step_class(backend: str | None = None) -> type:
@@ -78,12 +81,12 @@ def step_class(backend: str | None = None) -> type:
         'JAXStep'
     """
     backend = backend or keras.backend.backend()
-    if backend not in _STEP_CLASSES:
+    if backend not in BACKENDS:
         raise ValueError(
             f"kerasdnn has no training step for the Keras backend {backend!r}; "
-            f"use one of {', '.join(_STEP_CLASSES)} (KERAS_BACKEND)"
+            f"use one of {', '.join(BACKENDS)} (KERAS_BACKEND)"
         )
-    module, name = _STEP_CLASSES[backend]
+    module, name = backend_spec(backend).step.split(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -94,15 +97,31 @@ def global_norm(grads: Sequence[Any]) -> Any:
         >>> float(global_norm([ops.ones((3,)), None, ops.ones((1,))]))
         2.0
     """
-    present = [g for g in grads if g is not None]
-    if keras.backend.backend() == "torch":
-        # The eager step pays per op: two fused calls (_foreach_norm) instead of
-        # two per gradient.
-        import torch
-
-        return torch.nn.utils.get_total_norm([g.float() for g in present], norm_type=2.0)
-    squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in present]
+    squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads if g is not None]
     return ops.sqrt(ops.sum(ops.stack(squares)))
+
+
+def guard_gradients(gradients: list[Any], loss: Any, norm: Any, scale: Any,
+                    clipnorm: float | None) -> tuple[list[Any], Any, Any]:
+    """``(gradients, norm, finite)`` of a step: ``norm`` (the global norm of the
+    gradients of the loss times ``scale``, see :func:`loss_scale`) unscaled, whether
+    the loss and it are finite (:func:`is_finite`), and the gradients clipped to
+    global norm ``clipnorm`` (unchanged when it is ``None``).
+
+    Example:
+        >>> grads, norm, finite = guard_gradients(
+        ...     [ops.ones((4,))], ops.convert_to_tensor(1.0), ops.convert_to_tensor(4.0),
+        ...     ops.convert_to_tensor(2.0), clipnorm=1.0)
+        >>> [float(g) for g in grads[0]], float(norm), bool(finite)
+        ([0.5, 0.5, 0.5, 0.5], 2.0, True)
+    """
+    if scale is not None:
+        norm = norm / scale
+    finite = is_finite(loss, norm)
+    if clipnorm:
+        factor = clip_factor(norm, clipnorm)
+        gradients = [g * ops.cast(factor, g.dtype) for g in gradients]
+    return gradients, norm, finite
 
 
 def batch_rows(y_pred: Any, sample_weight: Any) -> Any:
@@ -118,7 +137,7 @@ def batch_rows(y_pred: Any, sample_weight: Any) -> Any:
         4
     """
     rows = ops.shape(y_pred)[0]
-    if sample_weight is None or not _distributed():
+    if sample_weight is None or not distributed():
         return rows  # as stock Keras counts a batch: its size, whatever the weights
     return ops.cast(rows, "float32") / ops.cast(ops.max(sample_weight), "float32")
 
@@ -133,14 +152,19 @@ def metric_weights(sample_weight: Any) -> Any:
         >>> metric_weights(ops.convert_to_tensor([1.5, 0.0])) is None  # no distribution
         True
     """
-    if sample_weight is None or not _distributed():
+    if sample_weight is None or not distributed():
         return None  # as stock Keras's ``metrics=`` see them: unweighted
     return ops.cast(ops.not_equal(sample_weight, 0), "float32")
 
 
-def _distributed() -> bool:
+def distributed() -> bool:
     """Whether batches may be data-parallel padded: a ``keras.distribution`` (JAX) or a
-    ``tf.distribute`` strategy (TensorFlow) is in force; decided at trace time."""
+    ``tf.distribute`` strategy (TensorFlow) is in force; decided at trace time.
+
+    Example:
+        >>> distributed()
+        False
+    """
     if keras.distribution.distribution() is not None:
         return True
     if keras.backend.backend() == "tensorflow":
@@ -148,6 +172,38 @@ def _distributed() -> bool:
 
         return tf.distribute.has_strategy()
     return False
+
+
+def update_metrics(model: Any, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,
+                   sample_weight: Any) -> dict[str, Any]:
+    """A kept step's (or, ``norm`` ``None``, a validation batch's) metric updates:
+    the loss counted for the batch's real rows (:func:`batch_rows`), the gradient
+    norm, and the compiled metrics with :func:`metric_weights` (stateful: the JAX
+    step maps the metrics' variables with a ``StatelessScope``); the model's
+    metric results after them.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(loss="mse")
+        >>> logs = update_metrics(model, ops.convert_to_tensor(3.0), None, None, None,
+        ...                       ops.ones((4, 1)), None)
+        >>> float(logs["loss"])
+        3.0
+    """
+    model._loss_tracker.update_state(loss, sample_weight=batch_rows(y_pred, sample_weight))
+    if norm is not None:
+        model.grad_norm_tracker.update_state(norm)
+    return model.compute_metrics(x, y, y_pred, sample_weight=metric_weights(sample_weight))
+
+
+def validation_logs(logs: dict[str, Any]) -> dict[str, Any]:
+    """A test step's logs without the training-only ``grad_norm`` and ``skipped_steps``.
+
+    Example:
+        >>> validation_logs({"loss": 1.0, GRAD_NORM: 2.0, SKIPPED_STEPS: 0})
+        {'loss': 1.0}
+    """
+    return {key: value for key, value in logs.items() if key not in (GRAD_NORM, SKIPPED_STEPS)}
 
 
 def loss_scale(optimizer: Any) -> Any:

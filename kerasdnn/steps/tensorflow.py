@@ -4,9 +4,6 @@ Laid out like ``keras/src/backend/tensorflow/trainer.py``: Keras traces
 ``train_step`` into its ``tf.function`` (honouring ``jit_compile`` and
 ``steps_per_execution``); the update and the skip are the two branches of one
 ``tf.cond``, so nothing waits on the host.
-
-Example:
-    >>> class MyModel(TensorFlowStep, keras.Model): ...  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,16 +14,14 @@ import keras
 import tensorflow as tf
 
 from kerasdnn.steps import (
-    GRAD_NORM,
-    SKIPPED_STEPS,
-    batch_rows,
-    clip_factor,
+    distributed,
     global_norm,
+    guard_gradients,
     handles_overflow,
-    is_finite,
     loss_scale,
     lower_loss_scale,
-    metric_weights,
+    update_metrics,
+    validation_logs,
 )
 
 __all__ = ["TensorFlowStep"]
@@ -54,14 +49,9 @@ class TensorFlowStep:
         # Compute gradients and their global norm (unscaled, before clipping)
         trainable_weights = self.trainable_weights
         gradients = tape.gradient(scaled_loss, trainable_weights)
-        norm, finite_loss = _global_norm_and_loss(gradients, loss)
-        scale = loss_scale(self.optimizer)
-        if scale is not None:
-            norm = norm / scale
-        finite = is_finite(finite_loss, norm)
-        if self.clipnorm:
-            factor = clip_factor(norm, self.clipnorm)
-            gradients = [g * tf.cast(factor, g.dtype) for g in gradients]
+        norm, summed_loss = _global_norm_and_loss(gradients, loss)
+        gradients, norm, finite = guard_gradients(
+            gradients, summed_loss, norm, loss_scale(self.optimizer), self.clipnorm)
 
         # Update weights, or leave everything as it was
         branch_args = (gradients, loss, norm, x, y, y_pred, sample_weight, saved)
@@ -79,10 +69,7 @@ class TensorFlowStep:
     def _update(self, gradients: list, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,
                 sample_weight: Any, saved: list) -> None:
         self.optimizer.apply(gradients, self.trainable_weights)
-        self._loss_tracker.update_state(
-            _unscaled(loss), sample_weight=batch_rows(y_pred, sample_weight))
-        self.grad_norm_tracker.update_state(norm)
-        self.compute_metrics(x, y, y_pred, sample_weight=metric_weights(sample_weight))
+        update_metrics(self, _unscaled(loss), norm, x, y, y_pred, sample_weight)
 
     def _skip(self, gradients: list, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,
               sample_weight: Any, saved: list) -> None:
@@ -101,10 +88,20 @@ class TensorFlowStep:
         tf.cond(first, each_replica(self._update), each_replica(self._skip))
 
     def test_step(self, data: Any) -> dict[str, Any]:
-        logs = super().test_step(data)
-        logs.pop(GRAD_NORM, None)
-        logs.pop(SKIPPED_STEPS, None)
-        return logs
+        if distributed():  # padded batches: their real rows only count
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                     training=False)
+            update_metrics(self, _unscaled(loss), None, x, y, y_pred, sample_weight)
+            # Keras averages the replicas' own results (its logs, once they lack
+            # grad_norm and skipped_steps), which is not the whole's result when the
+            # replicas count different rows: the results are read across replicas.
+            logs = tf.distribute.get_replica_context().merge_call(
+                lambda _: self.get_metrics_result())
+        else:
+            logs = super().test_step(data)
+        return validation_logs(logs)
 
 
 def _unscaled(loss: Any) -> Any:

@@ -16,9 +16,6 @@ Two ways to the loss and gradients, same numbers within float rounding:
 
 Either way the optimizer (Keras's, already fused with ``torch._foreach_*``), the
 metrics and the guard are the same code.
-
-Example:
-    >>> class MyModel(TorchStep, keras.Model): ...  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,18 +28,15 @@ import keras
 import torch
 
 from kerasdnn.steps import (
-    GRAD_NORM,
-    SKIPPED_STEPS,
-    clip_factor,
-    global_norm,
+    guard_gradients,
     handles_overflow,
-    is_finite,
     loss_scale,
     lower_loss_scale,
+    validation_logs,
 )
 from kerasdnn.steps.torch_native import NativeMetrics, NativePlan, metrics_for, plan_for
 
-__all__ = ["TorchStep"]
+__all__ = ["TorchStep", "fused_global_norm"]
 
 # model -> (key, plan, metrics).  Outside the model, so that a copy of it (deepcopy,
 # pickle) builds its own plan instead of one bound to the original's layers.
@@ -138,14 +132,10 @@ class TorchStep:
         step (the non-trainable state each path has to finish or restore);
         ``metrics``: native metric updates instead of Keras's ``update_state``.
         """
-        norm = global_norm(gradients)
-        scale = loss_scale(self.optimizer)
-        if scale is not None:
-            norm = norm / scale
-        finite = bool(is_finite(loss, norm))
-        if self.clipnorm:
-            factor = clip_factor(norm, self.clipnorm)
-            gradients = [g * factor.to(g.dtype) for g in gradients]
+        gradients, norm, finite = guard_gradients(
+            gradients, loss, fused_global_norm(gradients), loss_scale(self.optimizer),
+            self.clipnorm)
+        finite = bool(finite)
 
         # Leave everything as it was, or update the weights
         if not finite:
@@ -164,7 +154,16 @@ class TorchStep:
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data: Any) -> dict[str, Any]:
-        logs = super().test_step(data)
-        logs.pop(GRAD_NORM, None)
-        logs.pop(SKIPPED_STEPS, None)
-        return logs
+        return validation_logs(super().test_step(data))
+
+
+def fused_global_norm(grads: Sequence[Any]) -> Any:
+    """:func:`kerasdnn.steps.global_norm` in two fused calls (``_foreach_norm``)
+    instead of two per gradient: the eager step pays per op.
+
+    Example:
+        >>> float(fused_global_norm([torch.ones(3), None, torch.ones(1)]))
+        2.0
+    """
+    return torch.nn.utils.get_total_norm([g.float() for g in grads if g is not None],
+                                         norm_type=2.0)

@@ -31,8 +31,8 @@ gets ``None`` from :func:`plan_for` / ``False`` from :meth:`NativePlan.accepts`,
 and the step takes the Keras path.
 
 Example:
-    >>> import kerasdnn  # doctest: +SKIP
-    >>> plan_for(kerasdnn.build_model()) is not None  # doctest: +SKIP
+    >>> import kerasdnn
+    >>> plan_for(kerasdnn.build_model(input_shape=(64,), hidden_units=(32,))) is not None
     True
 """
 

@@ -7,6 +7,11 @@ training examples leave a ragged last batch of 93 (padded to 94 with a
 zero-weight row).  The one-device run is the plain, unpadded run: it is the
 reference the padding scheme must reproduce.
 
+Three devices pad every batch: the training batches of 100 to 102 and the
+validation split's 144 examples, in batches of 100 and 44, to 102 and 45.  The
+validation metrics must count the real rows only, like the training metrics
+(against the one-device run and a float64 NumPy evaluation of the final weights).
+
 Tolerance: the replicas' partial sums are added in another order than the one
 device's, so per-epoch metrics and final weights agree to float32 reordering
 error: relative 1e-5 (measured: equal to the last printed digit).
@@ -28,6 +33,7 @@ import pytest
 
 from kerasdnn.faults import ENV as KERASDNN_FAULT
 from tests.conftest import REPO_ROOT
+from tests.kerasdnn import reference
 from tests.kerasdnn.test_train import run_train
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
@@ -43,8 +49,9 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("data-parallel")
-    outs = {"one": root / "one", "two": root / "two"}
-    for name, extra in (("one", ()), ("two", ("--data-parallel", "--devices", "2"))):
+    outs = {"one": root / "one", "two": root / "two", "three": root / "three"}
+    for name, extra in (("one", ()), ("two", ("--data-parallel", "--devices", "2")),
+                        ("three", ("--data-parallel", "--devices", "3"))):
         result = run_train(*ARGS, *extra, "--out", str(outs[name]))
         assert result.returncode == 0, result.stderr
     return outs
@@ -74,6 +81,30 @@ def test_two_devices_give_the_one_device_losses_and_metrics(runs: dict[str, Path
 def test_two_devices_give_the_one_device_weights(runs: dict[str, Path]) -> None:
     for two, one in zip(_weights(runs["two"]), _weights(runs["one"]), strict=True):
         np.testing.assert_allclose(two, one, rtol=RTOL, atol=1e-6)
+
+
+def test_three_devices_count_the_padded_batches_real_rows_only(runs: dict[str, Path]) -> None:
+    one, three = _history(runs["one"]), _history(runs["three"])
+    assert set(one) == set(three)
+    for key in one:  # val_loss and val_accuracy included
+        np.testing.assert_allclose(three[key], one[key], rtol=RTOL, err_msg=key)
+
+
+def test_the_padded_validation_metrics_are_the_validation_sets(runs: dict[str, Path]) -> None:
+    """The last epoch's validation ran on the final weights: evaluated in float64 on the
+    validation split (the run's settings: digits, seed 1337, split 0.1, standardized)."""
+    import pipelines
+
+    validation = pipelines.load("digits", batch_size=None).validation
+    x, y = (np.stack(column) for column in zip(*validation.as_numpy_iterator(), strict=True))
+    weights = _weights(runs["three"])
+    logits, _ = reference.forward(reference.as_float64(list(zip(weights[::2], weights[1::2],
+                                                                strict=True))), x)
+    loss, _ = reference.softmax_cross_entropy(logits, y)
+    history = _history(runs["three"])
+    assert len(y) == 144
+    assert history["val_loss"][-1] == pytest.approx(loss, rel=RTOL)
+    assert history["val_accuracy"][-1] == pytest.approx(np.mean(logits.argmax(1) == y), abs=1e-6)
 
 
 def test_the_run_records_its_distribution(runs: dict[str, Path]) -> None:

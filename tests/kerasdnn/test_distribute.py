@@ -37,7 +37,7 @@ def test_padding_keeps_every_row_and_fills_to_a_multiple(batch) -> None:
 def test_the_padded_loss_and_counts_are_the_real_rows(batch, monkeypatch) -> None:
     import kerasdnn.steps
 
-    monkeypatch.setattr(kerasdnn.steps, "_distributed", lambda: True)  # as under replicas
+    monkeypatch.setattr(kerasdnn.steps, "distributed", lambda: True)  # as under replicas
     x, y = batch
     logits = np.random.default_rng(1).normal(size=(7, 4))
     # NumPy float64 reference: the mean cross-entropy of the 7 real rows.

@@ -174,3 +174,27 @@ def test_steps_per_execution_is_honoured_where_keras_allows_it(backend):
     assert model.model_config.steps_per_execution == 4
     # Keras 3.15 requires steps_per_execution == 1 on PyTorch.
     assert model.steps_per_execution == (1 if backend == "torch" else 4)
+
+
+def test_a_model_saved_before_the_metrics_module_was_renamed_still_loads(tmp_path):
+    """kerasdnn.metrics became kerasdnn.step_metrics: a .keras file that names the old
+    module loads by the registered names (``kerasdnn>LogitsAUC``), which stay."""
+    import zipfile
+
+    model = build_model(input_shape=(4,), hidden_units=(3,), num_classes=3,
+                        metrics=("accuracy", "auc"))
+    x, y = np.ones((6, 4), np.float32), np.arange(6) % 3
+    model.optimizer.build(model.trainable_variables)  # as a trained model's file holds it
+    new, old = tmp_path / "new.keras", tmp_path / "old.keras"
+    model.save(new)
+    with zipfile.ZipFile(new) as source, zipfile.ZipFile(old, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                assert b'"kerasdnn>LogitsAUC"' in data and b'"kerasdnn.step_metrics"' in data
+                data = data.replace(b'"kerasdnn.step_metrics"', b'"kerasdnn.metrics"')
+            target.writestr(item, data)
+    loaded = keras.saving.load_model(old)
+    logs = loaded.evaluate(x, y, verbose=0, return_dict=True)
+    assert logs == model.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "accuracy", "auc"}

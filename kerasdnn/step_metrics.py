@@ -1,4 +1,6 @@
-"""Training metrics that read logits and integer labels.
+"""The Keras metrics the training and test steps update (``model.compile``), reading
+logits and integer labels: not :mod:`kerasdnn.reports.metrics`, scikit-learn's
+judgement of a trained model's predictions.
 
 The model outputs logits and the pipelines yield integer labels; Keras's
 ``AUC`` wants probabilities and one-hot labels for several classes.
@@ -6,7 +8,7 @@ The model outputs logits and the pipelines yield integer labels; Keras's
 count of training steps the non-finite guard skipped.
 
 Example:
-    >>> from kerasdnn.metrics import LogitsAUC
+    >>> from kerasdnn.step_metrics import LogitsAUC
     >>> auc = LogitsAUC(num_classes=3)
     >>> auc.update_state([0, 1, 2], [[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]])
     >>> float(auc.result())
