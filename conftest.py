@@ -8,6 +8,7 @@ backends that are not active (importing one needs its framework).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
@@ -23,6 +24,17 @@ collect_ignore_glob += [
 ]
 if _ACTIVE != "torch":
     collect_ignore_glob.append("kerasdnn/steps/torch_native.py")
+
+# Docstring examples that need a framework the env may lack (tox's backend envs
+# install only their own): skipped there, run where it is installed.
+_EXAMPLES_NEED = {"pipelines.device.TorchPrefetchLoader": "torch"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        needed = _EXAMPLES_NEED.get(item.name)
+        if needed is not None and importlib.util.find_spec(needed) is None:
+            item.add_marker(pytest.mark.skip(reason=f"the example needs {needed}"))
 
 
 @pytest.fixture(autouse=True)
