@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from kerasdnn.errors import ConfigError
+from pipelines.backends import BACKENDS, backend_spec
 
 __all__ = [
     "Processes",
@@ -51,11 +52,15 @@ __all__ = [
 _PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                 "KERAS_DISTRIBUTION_PROCESS_ID")
 
-_TORCH_REFUSAL = (
-    "--data-parallel is not available on the torch backend: Keras 3.15 has no data "
-    "parallelism for PyTorch; use KERAS_BACKEND=jax or KERAS_BACKEND=tensorflow for "
-    "data-parallel training, or train on one device without --data-parallel"
-)
+def _refusal(backend: str) -> str:
+    """The one line for a backend whose row in :mod:`pipelines.backends` has no
+    data-parallel engine."""
+    others = " or ".join(f"KERAS_BACKEND={name}" for name in BACKENDS
+                         if backend_spec(name).data_parallel is not None)
+    return (f"--data-parallel is not available on the {backend} backend: Keras 3.15 has no "
+            f"data parallelism for {'PyTorch' if backend == 'torch' else backend}; use "
+            f"{others} for data-parallel training, or train on one device without "
+            "--data-parallel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,9 +130,10 @@ def configure_devices(backend: str, devices: int | None) -> int:
     starts its devices: a process that started them with fewer gets a one-line
     :class:`ConfigError`.
     """
-    if backend == "torch":
-        raise ConfigError(_TORCH_REFUSAL)
-    if backend == "jax":
+    engine = backend_spec(backend).data_parallel
+    if engine is None:
+        raise ConfigError(_refusal(backend))
+    if engine == "keras.distribution.DataParallel":
         return _jax_devices(devices)
     return _tensorflow_devices(devices)
 
