@@ -45,7 +45,7 @@ from benchmarks._common import (
     seconds_cell,
     summarize,
 )
-from benchmarks.epoch import (
+from benchmarks.epoch_paths import (
     BATCH_SIZE,
     fit_epoch_seconds,
     kerasdnn_model,

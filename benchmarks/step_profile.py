@@ -51,7 +51,7 @@ from benchmarks._common import (
     run_worker_process,
     summarize,
 )
-from benchmarks.epoch import (
+from benchmarks.epoch_paths import (
     BATCH_SIZE,
     DEFAULT_STEPS_PER_EXECUTION,
     FLOPS_PER_EXAMPLE,

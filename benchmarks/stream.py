@@ -141,7 +141,7 @@ def measure(examples: int, repeats: int) -> list[dict[str, Any]]:
     """One row per (stream, reader): CPU and wall seconds of each timed epoch."""
     import math
 
-    from benchmarks.epoch import make_data
+    from benchmarks.epoch_paths import make_data
 
     images, labels = make_data(examples)
     batches = math.ceil(examples / BATCH_SIZE)
