@@ -32,6 +32,7 @@ from kerasdnn.steps import (
     handles_overflow,
     loss_scale,
     lower_loss_scale,
+    update_metrics,
     validation_logs,
 )
 from kerasdnn.steps.torch_native import NativeMetrics, NativePlan, metrics_for, plan_for
@@ -149,9 +150,7 @@ class TorchStep:
         if metrics is not None:
             metrics.update(loss, norm, y, y_pred)
             return self.get_metrics_result()
-        self._loss_tracker.update_state(loss, sample_weight=y_pred.shape[0])
-        self.grad_norm_tracker.update_state(norm)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return update_metrics(self, loss, norm, x, y, y_pred, sample_weight)
 
     def test_step(self, data: Any) -> dict[str, Any]:
         return validation_logs(super().test_step(data))

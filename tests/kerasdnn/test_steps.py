@@ -350,3 +350,20 @@ def test_sample_weights_log_the_loss_stock_keras_logs(start):
     ours = model.fit(data, epochs=1, shuffle=False, verbose=0).history["loss"][0]
     theirs = stock.fit(data, epochs=1, shuffle=False, verbose=0).history["loss"][0]
     assert ours == pytest.approx(theirs, rel=1e-5)
+
+
+def test_sample_weights_leave_the_training_metrics_unweighted(start):
+    """Off a distribution, the training metrics count every row once whatever its weight,
+    as stock Keras's ``metrics=`` do, on every backend (PyTorch's step weighted them)."""
+    from sklearn.metrics import accuracy_score
+
+    batches = _batches(start, 2)
+    x, y = (np.concatenate(parts) for parts in zip(*batches, strict=True))
+    weights = np.where(np.arange(len(y)) % 3 == 0, 7.0, 0.2).astype("float32")
+    model = _model_from(start, metrics=("accuracy",), steps_per_execution=1)
+    predicted = np.argmax(model.predict(x, verbose=0), axis=1)  # before the one step
+    logged = model.fit(x, y, sample_weight=weights, batch_size=len(y), epochs=1,
+                       shuffle=False, verbose=0).history["accuracy"][0]
+    unweighted = accuracy_score(y, predicted)
+    assert unweighted != pytest.approx(accuracy_score(y, predicted, sample_weight=weights))
+    assert logged == pytest.approx(unweighted, abs=1e-6)
