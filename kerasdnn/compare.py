@@ -189,10 +189,16 @@ def _write_summary(
                **comparison.summarize(out, outcomes), "check": None}
     if check is not None:
         largest = summary["differences"]["test_probabilities"]["max"]
+        # A requested backend that did not finish fails the check: CI must not go
+        # green with a broken (or missing) backend.
+        unfinished = {name: f"{row['status']}: {row.get('reason')}"
+                      for name, row in summary["backends"].items()
+                      if row["status"] != comparison.FINISHED}
         summary["check"] = {
             "tolerance": check,
             "max_probability_difference": largest,
-            "passed": largest is not None and largest <= check,
+            "unfinished": unfinished,
+            "passed": not unfinished and largest is not None and largest <= check,
         }
     title = f"{settings['train']['dataset']} on {', '.join(outcomes)}"
     figure = png_bytes(comparison.comparison_figure(out, summary))
@@ -231,8 +237,8 @@ def build_parser() -> ArgumentParser:
     group.add_argument("--backends", type=_backend_list, metavar="NAMES",
                        help=f"comma-separated backends (default: {','.join(BACKENDS)})")
     group.add_argument("--check", type=non_negative_float, metavar="TOL",
-                       help="exit 1 when two backends' test probabilities differ by more "
-                       "than TOL (default: off)")
+                       help="exit 1 when a backend does not finish or two backends' test "
+                       "probabilities differ by more than TOL (default: off)")
     return parser
 
 
@@ -257,10 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {summary['out_dir']}")
     check = summary["check"]
     if check and not check["passed"]:
-        largest = check["max_probability_difference"]
-        found = ("fewer than two backends finished" if largest is None else
-                 f"test probabilities differ by {largest:.3g}, more than {check['tolerance']:g}")
-        print(f"{PROG}: check failed: {found}", file=sys.stderr)
+        from kerasdnn.reports.comparison import check_failure
+
+        print(f"{PROG}: check failed: {check_failure(check)}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return 0
 

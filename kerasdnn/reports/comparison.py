@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from kerasdnn.rundir import EPOCH_TIMES_FILE
 
-__all__ = ["FINISHED", "comparison_figure", "comparison_markdown", "summarize"]
+__all__ = ["FINISHED", "check_failure", "comparison_figure", "comparison_markdown", "summarize"]
 
 FINISHED = "finished"
 _COLUMNS = (  # (label, row key, format)
@@ -135,9 +135,30 @@ def comparison_markdown(summary: Mapping[str, Any], *, title: str | None = None)
     check = summary.get("check")
     if check:
         verdict = "passed" if check["passed"] else "FAILED"
+        if check.get("unfinished"):
+            verdict += " (" + "; ".join(f"{name} did not finish: {why}" for name, why
+                                        in check["unfinished"].items()).replace("|", "\\|") + ")"
         out.append(f"- check: test probabilities within {check['tolerance']:g}: {verdict}")
     out += ["", "## Curves and epoch times", "", "[![compare](compare.png)](compare.png)", ""]
     return "\n".join(out)
+
+
+def check_failure(check: Mapping[str, Any]) -> str:
+    """Why a failed ``--check`` failed, in one phrase: the backends that did not
+    finish, else the largest difference against the tolerance.
+
+    Example:
+        >>> check_failure({"tolerance": 1e-4, "max_probability_difference": 0.5,
+        ...                "unfinished": {"torch": "failed: boom"}})
+        'torch did not finish (failed: boom)'
+    """
+    unfinished = check.get("unfinished") or {}
+    if unfinished:
+        return "; ".join(f"{name} did not finish ({why})" for name, why in unfinished.items())
+    largest = check["max_probability_difference"]
+    if largest is None:
+        return "fewer than two backends finished"
+    return f"test probabilities differ by {largest:.3g}, more than {check['tolerance']:g}"
 
 
 def comparison_figure(out_dir: str | os.PathLike[str], summary: Mapping[str, Any]) -> Figure:

@@ -157,7 +157,7 @@ def test_compare_two_backends_on_digits(tmp_path: Path) -> None:
     assert "[1/2] jax: training" in result.stdout and "[2/2] torch: finished" in result.stdout
     assert {"compare.json", "compare.md", "compare.png"} <= {p.name for p in out.iterdir()}
     summary = json.loads((out / "compare.json").read_text())
-    assert summary["check"] == {"tolerance": 1e-4, "passed": True,
+    assert summary["check"] == {"tolerance": 1e-4, "passed": True, "unfinished": {},
                                 "max_probability_difference": pytest.approx(
                                     summary["differences"]["test_probabilities"]["max"])}
 
@@ -206,6 +206,39 @@ def test_check_fails_when_probabilities_differ_more_than_the_tolerance(
     summary = json.loads((out / "compare.json").read_text())
     largest = summary["differences"]["test_probabilities"]["max"]
     assert summary["check"] == {"tolerance": float(tolerance), "passed": status == 0,
+                                "unfinished": {},
                                 "max_probability_difference": largest}
     err = capsys.readouterr().err
     assert (f"check failed: test probabilities differ by {largest:.3g}" in err) == (status == 1)
+
+
+@pytest.mark.parametrize("missing", ["not installed", "failed"])
+def test_check_fails_when_a_requested_backend_did_not_finish(
+    missing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Two backends agree, the third never finished: --check must not pass (CI would
+    go green with a broken backend)."""
+    import kerasdnn.compare
+
+    rng = np.random.default_rng(9)
+
+    def fake_backend(backend: str, out: Path, *, quiet: bool) -> dict:
+        if backend == "tensorflow":
+            return {"status": missing, "reason": "it broke"}
+        _fake_run(out / backend, rng, 2)
+        return {"status": "finished", "wall_seconds": 1.0, "peak_rss_mib": 1.0}
+
+    monkeypatch.setattr(kerasdnn.compare, "_run_backend", fake_backend)
+    out = tmp_path / "cmp"
+    assert kerasdnn.compare.main(["--backends", "jax,torch,tensorflow", "--check", "2",
+                                  "--out", str(out), "--quiet"]) == 1
+    summary = json.loads((out / "compare.json").read_text())
+    assert summary["check"]["passed"] is False
+    assert summary["check"]["unfinished"] == {"tensorflow": f"{missing}: it broke"}
+    err = capsys.readouterr().err.strip()
+    assert err == ("python -m kerasdnn.compare: check failed: tensorflow did not finish "
+                   f"({missing}: it broke)")
+    markdown = (out / "compare.md").read_text()
+    assert (f"- check: test probabilities within 2: FAILED (tensorflow did not finish: "
+            f"{missing}: it broke)") in markdown
