@@ -19,7 +19,8 @@ inside those writes resumes wrong or not at all, hence this hand-written callbac
 
 Example:
     >>> import tempfile, pathlib
-    >>> latest_checkpoint(pathlib.Path(tempfile.mkdtemp()) / "backup") is None
+    >>> from kerasdnn.rundir import BACKUP_DIR
+    >>> latest_checkpoint(pathlib.Path(tempfile.mkdtemp()) / BACKUP_DIR) is None
     True
 """
 
@@ -43,6 +44,7 @@ import numpy as np
 from kerasdnn.errors import RunDirectoryError
 from kerasdnn.faults import fault_point
 from kerasdnn.io import atomic_write_text
+from kerasdnn.rundir import HISTORY_FILE
 
 __all__ = [
     "Checkpoint",
@@ -56,7 +58,6 @@ __all__ = [
 WEIGHTS_FILE = "model.weights.h5"
 SEEDS_FILE = "seed_states.npz"
 BEST_WEIGHTS_FILE = "early_stopping_best.npz"
-HISTORY_FILE = "history.csv"
 METADATA_FILE = "training_metadata.json"
 FINISHED = "finished"
 _REQUIRED = (WEIGHTS_FILE, SEEDS_FILE, HISTORY_FILE)  # with their digests in the metadata
@@ -151,12 +152,13 @@ class RunCheckpoint(keras.callbacks.Callback):
     Example:
         >>> import tempfile
         >>> import numpy as np
+        >>> from kerasdnn.rundir import BACKUP_DIR
         >>> run = Path(tempfile.mkdtemp())
         >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         >>> model.compile(optimizer="sgd", loss="mse")
-        >>> callback = RunCheckpoint(run / "backup", run / "history.csv")
+        >>> callback = RunCheckpoint(run / BACKUP_DIR, run / HISTORY_FILE)
         >>> _ = model.fit(np.ones((4, 2)), np.ones(4), epochs=2, verbose=0, callbacks=[callback])
-        >>> latest_checkpoint(run / "backup").epochs_done, sorted(callback.history())
+        >>> latest_checkpoint(run / BACKUP_DIR).epochs_done, sorted(callback.history())
         (2, ['loss'])
     """
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from kerasdnn.config import TrainConfig
 from kerasdnn.distribute import Processes, padded_dataset, padded_iterator
-from kerasdnn.rundir import BACKUP_DIR, EPOCH_TIMES_FILE, HISTORY_FILE
+from kerasdnn.rundir import BACKUP_DIR, EPOCH_TIMES_FILE, HISTORY_FILE, TENSORBOARD_DIR
 
 __all__ = ["fit_run", "steps_per_execution_for"]
 
@@ -77,7 +77,7 @@ def fit_run(
         saver.finish_training()
         return saver.history()
     if train_config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / TENSORBOARD_DIR)))
     callbacks.append(saver)  # last: it sees EarlyStopping's state and restored weights
     fed = pipelines.feed.for_fit(train_data, skip=epochs_done * steps)
     if train_config.data_parallel:  # every batch divisible by the devices, exactly

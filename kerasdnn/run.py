@@ -25,8 +25,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kerasdnn import __version__
 from kerasdnn.cli import check_backend, quiet_tensorflow
 from kerasdnn.config import ModelConfig, TrainConfig
@@ -52,6 +50,7 @@ from kerasdnn.rundir import (
     dataset_record,
     default_run_dir,
     run_record,
+    write_predictions,
     write_run_config,
 )
 
@@ -313,8 +312,7 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
         model.save(tmp)
     fault_point("finish_model")
     y_true, y_prob = collect(model, splits.test)
-    with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, y_true=y_true, y_prob=y_prob)
+    write_predictions(out_dir, y_true, y_prob)
     report = write_report(
         out_dir,
         y_true,

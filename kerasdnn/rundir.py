@@ -1,10 +1,14 @@
-"""The run directory: where it goes, what ``config.json`` holds, and the checks
-made before anything is written into it.
+"""The run directory: its layout (every file name, here only), where it goes, what
+``config.json`` holds, and the checks made before anything is written into it.
 
 A run directory holds ``config.json`` (everything needed to repeat the run),
-``history.csv``, ``model.keras``, ``predictions.npz`` and the report files.
-``config.json`` is written first; the rest only once training has finished.
-``backup/`` holds the checkpoint while a run is unfinished (:mod:`kerasdnn.checkpoint`).
+``history.csv``, ``epoch_times.json``, ``model.keras``, ``predictions.npz`` and the
+report files (:data:`FINISHED_FILES`).  ``config.json`` is written first; the model,
+predictions and report only once training has finished.  ``backup/`` holds the
+checkpoint while a run is unfinished (:mod:`kerasdnn.checkpoint`) and is removed
+last (:func:`is_finished`).  ``python -m kerasdnn.evaluate`` writes into
+``eval-<backend>-<timestamp>/``, ``python -m kerasdnn.export`` beside the model
+(:data:`EXPORT_NAMES`); a comparison folder holds one run directory per backend.
 
 Example:
     >>> from kerasdnn.config import ModelConfig, TrainConfig
@@ -16,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import os
 import platform
@@ -23,38 +28,164 @@ import re
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kerasdnn.config import DATA_FIELDS, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError
-from kerasdnn.io import atomic_write_json
+from kerasdnn.io import atomic_write_bytes, atomic_write_json
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "BACKUP_DIR",
+    "CALIBRATION_PNG",
+    "COMPARE_JSON",
+    "COMPARE_MD",
+    "COMPARE_PNG",
+    "COMPARE_SETTINGS_FILE",
     "CONFIG_FILE",
+    "CONFUSION_PNG",
     "EPOCH_TIMES_FILE",
+    "EXPORT_NAMES",
+    "FINISHED_FILES",
+    "HISTORY_FILE",
+    "HISTORY_PNG",
+    "MISCLASSIFIED_PNG",
+    "MODEL_FILE",
+    "PREDICTIONS_FILE",
+    "PR_PNG",
+    "REPORT_FILES",
+    "REPORT_JSON",
+    "REPORT_MD",
+    "ROC_PNG",
+    "TENSORBOARD_DIR",
+    "backend_run_dir",
+    "backend_stderr_file",
     "changed_settings",
     "check_new_run_dir",
     "check_resumable",
     "check_writable_dir",
     "dataset_record",
     "default_run_dir",
+    "evaluation_dir",
+    "is_finished",
     "path_safe_name",
+    "read_predictions",
     "read_run_config",
     "run_record",
     "versions",
+    "write_predictions",
     "write_run_config",
 ]
 
-CONFIG_FILE = "config.json"
-BACKUP_DIR = "backup"
-HISTORY_FILE = "history.csv"
-MODEL_FILE = "model.keras"
+# The layout of a run directory: every file name a reader or writer uses, here only.
+CONFIG_FILE = "config.json"  # written first: everything needed to repeat the run
+HISTORY_FILE = "history.csv"  # one row per epoch (also inside each checkpoint)
 EPOCH_TIMES_FILE = "epoch_times.json"  # seconds per epoch, written by callbacks.EpochTimer
+BACKUP_DIR = "backup"  # the checkpoint while the run is unfinished (kerasdnn.checkpoint)
+TENSORBOARD_DIR = "tensorboard"  # with --tensorboard
+MODEL_FILE = "model.keras"  # written once training has finished
+PREDICTIONS_FILE = "predictions.npz"  # y_true, y_prob of the test split
+REPORT_JSON = "report.json"  # the report, written last of the report files
+REPORT_MD = "report.md"
+ROC_PNG = "roc.png"
+CONFUSION_PNG = "confusion_matrix.png"
+PR_PNG = "pr.png"
+CALIBRATION_PNG = "calibration.png"
+HISTORY_PNG = "history.png"  # when a history is given (a training run)
+MISCLASSIFIED_PNG = "misclassified.png"  # image datasets only
+REPORT_FILES = (REPORT_JSON, REPORT_MD, ROC_PNG, CONFUSION_PNG, PR_PNG, CALIBRATION_PNG,
+                MISCLASSIFIED_PNG, HISTORY_PNG)
+# Serving artifacts (python -m kerasdnn.export), per format.
+EXPORT_NAMES = {"tf_saved_model": "saved_model", "onnx": "model.onnx"}
+# What a finished training run always holds (history.png and misclassified.png
+# depend on the run); an unfinished one still has BACKUP_DIR.
+FINISHED_FILES = (CONFIG_FILE, HISTORY_FILE, EPOCH_TIMES_FILE, MODEL_FILE, PREDICTIONS_FILE,
+                  REPORT_JSON, REPORT_MD, ROC_PNG, CONFUSION_PNG, PR_PNG, CALIBRATION_PNG)
+# A comparison folder (python -m kerasdnn.compare): one run directory per backend.
+COMPARE_SETTINGS_FILE = "settings.json"
+COMPARE_JSON = "compare.json"
+COMPARE_MD = "compare.md"
+COMPARE_PNG = "compare.png"
 _VERSIONED = (
     "kerasdnn", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch",
     "numpy", "scikit-learn", "tensorflow-datasets", "keras-tuner",
 )
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether the training run in ``run_dir`` has written every file: its model is
+    there and its checkpoint is gone (removed only once everything else is written).
+
+    Example:
+        >>> is_finished(Path("/nonexistent"))
+        False
+    """
+    return (run_dir / MODEL_FILE).exists() and not (run_dir / BACKUP_DIR).exists()
+
+
+def write_predictions(folder: Path, y_true: np.ndarray, y_prob: np.ndarray) -> None:
+    """``predictions.npz`` (``y_true``, ``y_prob``; compressed), atomically.
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_predictions(folder, np.array([1, 0]), np.array([[0.2, 0.8], [0.9, 0.1]]))
+        >>> read_predictions(folder)[0].tolist()
+        [1, 0]
+    """
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, y_true=y_true, y_prob=y_prob)
+    atomic_write_bytes(folder / PREDICTIONS_FILE, buffer.getvalue())
+
+
+def read_predictions(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(y_true, y_prob)`` of ``folder/predictions.npz``."""
+    import numpy as np
+
+    with np.load(folder / PREDICTIONS_FILE) as saved:
+        return saved["y_true"], saved["y_prob"]
+
+
+def evaluation_dir(run_dir: Path, backend: str) -> Path:
+    """A new folder for a rebuilt report: ``<run_dir>/eval-<backend>-<timestamp>``
+    (``-2``, ``-3``, ... when taken).
+
+    Example:
+        >>> evaluation_dir(Path("/nonexistent"), "torch").name.startswith("eval-torch-")
+        True
+    """
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = run_dir / f"eval-{backend}-{stamp}"
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = run_dir / f"eval-{backend}-{stamp}-{number}"
+    return candidate
+
+
+def backend_run_dir(compare_dir: Path, backend: str) -> Path:
+    """A comparison's run directory of ``backend``: ``<compare_dir>/<backend>``.
+
+    Example:
+        >>> backend_run_dir(Path("cmp"), "jax").as_posix()
+        'cmp/jax'
+    """
+    return compare_dir / backend
+
+
+def backend_stderr_file(compare_dir: Path, backend: str) -> Path:
+    """Where a comparison keeps the error output of a backend that failed.
+
+    Example:
+        >>> backend_stderr_file(Path("cmp"), "jax").as_posix()
+        'cmp/jax.stderr.txt'
+    """
+    return compare_dir / f"{backend}.stderr.txt"
 
 
 def default_run_dir(dataset: str, backend: str, root: str | Path = "runs") -> Path:
@@ -219,7 +350,7 @@ def check_resumable(
 
     record = read_run_config(out_dir)
     check_writable_dir(out_dir, "--out")
-    if (out_dir / MODEL_FILE).exists() and not (out_dir / BACKUP_DIR).exists():
+    if is_finished(out_dir):
         remove_checkpoints(out_dir / BACKUP_DIR)  # what a kill while removing it left
         raise RunDirectoryError(
             f"the run in {out_dir} has already finished; nothing to resume "

@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from kerasdnn.rundir import EPOCH_TIMES_FILE
+from kerasdnn.rundir import (
+    COMPARE_PNG,
+    EPOCH_TIMES_FILE,
+    HISTORY_FILE,
+    REPORT_JSON,
+    backend_run_dir,
+    read_predictions,
+)
 
 __all__ = ["FINISHED", "check_failure", "comparison_figure", "comparison_markdown", "summarize"]
 
@@ -64,8 +71,8 @@ def summarize(out_dir: str | os.PathLike[str], outcomes: Mapping[str, Mapping[st
     for backend, outcome in outcomes.items():
         row = dict(outcome)
         if row.get("status") == FINISHED:
-            run = out / backend
-            report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+            run = backend_run_dir(out, backend)
+            report = json.loads((run / REPORT_JSON).read_text(encoding="utf-8"))
             history = _history(run)
             times = json.loads((run / EPOCH_TIMES_FILE).read_text(encoding="utf-8"))
             row.update(
@@ -79,8 +86,7 @@ def summarize(out_dir: str | os.PathLike[str], outcomes: Mapping[str, Mapping[st
                 median_epoch_seconds=statistics.median(times["epoch_seconds"]),
             )
             losses[backend] = np.asarray(history["loss"], dtype=np.float64)
-            with np.load(run / "predictions.npz") as saved:
-                probabilities[backend] = saved["y_prob"].astype(np.float64)
+            probabilities[backend] = read_predictions(run)[1].astype(np.float64)
         rows[backend] = row
     return {
         "backends": rows,
@@ -139,7 +145,7 @@ def comparison_markdown(summary: Mapping[str, Any], *, title: str | None = None)
             verdict += " (" + "; ".join(f"{name} did not finish: {why}" for name, why
                                         in check["unfinished"].items()).replace("|", "\\|") + ")"
         out.append(f"- check: test probabilities within {check['tolerance']:g}: {verdict}")
-    out += ["", "## Curves and epoch times", "", "[![compare](compare.png)](compare.png)", ""]
+    out += ["", "## Curves and epoch times", "", f"[![compare]({COMPARE_PNG})]({COMPARE_PNG})", ""]
     return "\n".join(out)
 
 
@@ -168,7 +174,7 @@ def comparison_figure(out_dir: str | os.PathLike[str], summary: Mapping[str, Any
     loss_ax, accuracy_ax, time_ax = figure.subplots(1, 3)
     finished = [b for b, row in summary["backends"].items() if row.get("status") == FINISHED]
     for index, backend in enumerate(finished):
-        history = _history(Path(out_dir) / backend)
+        history = _history(backend_run_dir(Path(out_dir), backend))
         epochs = np.arange(1, len(history) + 1)
         for ax, base in ((loss_ax, "loss"), (accuracy_ax, "accuracy")):
             for key, style, label in ((base, "-", backend),
@@ -194,7 +200,7 @@ def comparison_figure(out_dir: str | os.PathLike[str], summary: Mapping[str, Any
 
 def _history(run_dir: Path) -> np.ndarray:
     """history.csv as a structured array, one field per column (no Keras import here)."""
-    return np.atleast_1d(np.genfromtxt(run_dir / "history.csv", delimiter=",", names=True))
+    return np.atleast_1d(np.genfromtxt(run_dir / HISTORY_FILE, delimiter=",", names=True))
 
 
 def _cell(value: Any, spec: str = ".4f") -> str:

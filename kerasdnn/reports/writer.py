@@ -12,19 +12,19 @@ from kerasdnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from kerasdnn.reports import gallery, plots
 from kerasdnn.reports.markdown import to_markdown
 from kerasdnn.reports.metrics import classification_report
+from kerasdnn.rundir import (
+    CALIBRATION_PNG,
+    CONFUSION_PNG,
+    HISTORY_PNG,
+    MISCLASSIFIED_PNG,
+    PR_PNG,
+    REPORT_FILES,
+    REPORT_JSON,
+    REPORT_MD,
+    ROC_PNG,
+)
 
 __all__ = ["REPORT_FILES", "write_report"]
-
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
-ROC_PNG = "roc.png"
-CONFUSION_PNG = "confusion_matrix.png"
-HISTORY_PNG = "history.png"
-PR_PNG = "pr.png"
-CALIBRATION_PNG = "calibration.png"
-MISCLASSIFIED_PNG = "misclassified.png"
-REPORT_FILES = (REPORT_JSON, REPORT_MD, ROC_PNG, CONFUSION_PNG, PR_PNG, CALIBRATION_PNG,
-                MISCLASSIFIED_PNG, HISTORY_PNG)
 
 
 def write_report(
