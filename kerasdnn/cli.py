@@ -1,6 +1,7 @@
-"""What the command-line tools share: one-line argument errors, the backend
-check (both from :mod:`pipelines.cli`), quiet absl logs, checked flag types
-(:func:`setting`: a flag checked by its config field's own rule).
+"""What the command-line tools share, and only they: one-line argument errors
+(:mod:`pipelines.cli`), checked flag types (:func:`setting`: a flag checked by its
+config field's own rule), reading a JSON file a flag names.  The library does
+not import this module (what it needs of the process is in :mod:`kerasdnn.runtime`).
 
 Nothing here imports Keras or a backend: ``--help`` stays fast.
 
@@ -16,16 +17,15 @@ from __future__ import annotations
 import argparse
 import functools
 import inspect
-import json
 import sys
 import types
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kerasdnn.config import setting_problem
-from kerasdnn.errors import ConfigError
-from pipelines.cli import BACKENDS, ArgumentParser, check_backend
+from kerasdnn.io import read_json_file
+from kerasdnn.runtime import check_backend
+from pipelines.cli import BACKENDS, ArgumentParser
 
 __all__ = [
     "BACKENDS",
@@ -37,7 +37,6 @@ __all__ = [
     "non_negative_int",
     "positive_float",
     "positive_int",
-    "quiet_tensorflow",
     "read_json_file",
     "setting",
 ]
@@ -62,48 +61,6 @@ def make_module_callable(module_name: str, function: Callable[..., Any]) -> None
             return function(*args, **kwargs)
 
     sys.modules[module_name].__class__ = CallableModule
-
-
-def quiet_tensorflow() -> None:
-    """Silence the absl (Python) log lines of TensorFlow, TFDS and KerasTuner.
-
-    TensorFlow's C++ log level and its start-up lines are handled where it is
-    imported (:mod:`pipelines.tf_setup`).
-    """
-    try:
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError:  # pragma: no cover - absl comes with TensorFlow
-        pass
-
-
-def read_json_file(path: Path, flag: str, example: str) -> Any:
-    """The JSON value in the file a flag names; each way it can be wrong is one
-    :class:`ConfigError` that says what to give instead (``example``).
-
-    Example:
-        >>> read_json_file(Path("/nonexistent.json"), "--config", "a run's config.json")
-        Traceback (most recent call last):
-        kerasdnn.errors.ConfigError: --config /nonexistent.json: no such file; give \
-a JSON file such as a run's config.json
-    """
-    wanted = f"give a JSON file such as {example}"
-    if path.is_dir():
-        raise ConfigError(f"{flag} {path} is a folder; {wanted}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{flag} {path}: no such file; {wanted}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{flag} {path} is not a text file; {wanted}") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"{flag} {path} is not valid JSON ({error.msg} at line {error.lineno} column "
-            f"{error.colno}); fix the file, or {wanted}"
-        ) from None
-    except OSError as error:
-        raise ConfigError(f"{flag} {path} cannot be read ({error.strerror}); {wanted}") from None
 
 
 def setting(name: str, parse: Callable[[str], Any] = int) -> Callable[[str], Any]:

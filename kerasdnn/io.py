@@ -1,4 +1,5 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename.
+"""Atomic file writes: a temporary file in the same folder, then a rename; and
+the one reader of a JSON file a user names (:func:`read_json_file`).
 
 A crash (or SIGKILL) while writing never leaves half a file behind: readers see
 either the previous content or the new one.
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kerasdnn.errors import ConfigError
 from kerasdnn.faults import fault_point
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "read_json_file",
     "remove_temporaries",
 ]
 
@@ -115,3 +118,31 @@ def _to_builtin(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def read_json_file(path: Path, flag: str, example: str) -> Any:
+    """The JSON value in the file a flag names; each way it can be wrong is one
+    :class:`ConfigError` that says what to give instead (``example``).
+
+    Example:
+        >>> read_json_file(Path("/nonexistent.json"), "--config", "a run's config.json")
+        Traceback (most recent call last):
+        kerasdnn.errors.ConfigError: --config /nonexistent.json: no such file; give \
+a JSON file such as a run's config.json
+    """
+    wanted = f"give a JSON file such as {example}"
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; {wanted}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{flag} {path}: no such file; {wanted}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{flag} {path} is not a text file; {wanted}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{flag} {path} is not valid JSON ({error.msg} at line {error.lineno} column "
+            f"{error.colno}); fix the file, or {wanted}"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{flag} {path} cannot be read ({error.strerror}); {wanted}") from None

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from kerasdnn import __version__
-from kerasdnn.cli import check_backend, quiet_tensorflow
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.data import load_splits
 from kerasdnn.distribute import (
@@ -53,6 +52,7 @@ from kerasdnn.rundir import (
     write_predictions,
     write_run_config,
 )
+from kerasdnn.runtime import check_backend, quiet_tensorflow
 
 __all__ = ["SETTINGS", "RunResult", "merge_configs", "split_settings", "train"]
 

@@ -15,10 +15,24 @@ Example:
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-__all__ = ["BACKENDS", "TABLE", "BackendSpec", "backend_spec"]
+from pipelines.errors import InvalidArgumentError
+
+__all__ = [
+    "BACKENDS",
+    "TABLE",
+    "BackendSpec",
+    "backend_spec",
+    "check_backend",
+    "configured_backend",
+    "keras_json_path",
+]
 
 
 @dataclass(frozen=True)
@@ -76,3 +90,59 @@ def backend_spec(name: str) -> BackendSpec:
         return TABLE[name]
     except KeyError:
         raise KeyError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}") from None
+
+
+def configured_backend() -> str:
+    """The backend Keras runs (or will run) on, decided as Keras decides it, without
+    importing Keras: ``keras.config.backend()`` once Keras is imported; else a
+    non-empty ``KERAS_BACKEND``; else the ``"backend"`` of ``keras.json`` in
+    ``KERAS_HOME`` (default ``~/.keras``, ``/tmp/.keras`` where home is not
+    writable); else ``"tensorflow"``.  Not checked against :data:`BACKENDS`.
+
+    Example:
+        >>> os.environ["KERAS_BACKEND"] = "jax"
+        >>> configured_backend() if "keras" not in sys.modules else "jax"
+        'jax'
+    """
+    keras = sys.modules.get("keras")
+    if keras is not None and hasattr(keras, "config"):
+        return keras.config.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    return _keras_json().get("backend", "tensorflow")
+
+
+def check_backend() -> str:
+    """:func:`configured_backend`, refused with one line unless it is in :data:`BACKENDS`:
+    what ``config.json`` records is the backend that runs.
+
+    Example:
+        >>> os.environ["KERAS_BACKEND"] = "jax"
+        >>> check_backend() if "keras" not in sys.modules else "jax"
+        'jax'
+    """
+    name = configured_backend()
+    if name not in BACKENDS:
+        known = ", ".join(BACKENDS)
+        raise InvalidArgumentError(
+            f"unknown KERAS_BACKEND {name!r}; set it to one of {known}"
+            if os.environ.get("KERAS_BACKEND") else
+            f"unknown backend {name!r} in {keras_json_path()}; set KERAS_BACKEND to one of {known}"
+        )
+    return name
+
+
+def keras_json_path() -> Path:
+    """Where Keras reads its ``keras.json`` (the rule of ``keras.src.backend.config``)."""
+    if "KERAS_HOME" in os.environ:
+        return Path(os.environ["KERAS_HOME"]).expanduser() / "keras.json"
+    home = os.path.expanduser("~")
+    return Path(home if os.access(home, os.W_OK) else "/tmp", ".keras", "keras.json")
+
+
+def _keras_json() -> dict:
+    try:
+        found = json.loads(keras_json_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # Keras ignores a missing or unreadable file too
+        return {}
+    return found if isinstance(found, dict) else {}

@@ -29,13 +29,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.cli import check_backend, quiet_tensorflow, read_json_file
 from kerasdnn.config import ModelConfig
 from kerasdnn.errors import ConfigError, KerasDNNError
 from kerasdnn.faults import fault_point
-from kerasdnn.io import atomic_write_json
+from kerasdnn.io import atomic_write_json, read_json_file
 from kerasdnn.run import train
 from kerasdnn.rundir import changed_keys, check_writable_dir
+from kerasdnn.runtime import check_backend, quiet_tensorflow
 from tuning.chief import serve, set_distributed_environment
 from tuning.options import SearchOptions
 from tuning.results import (

@@ -29,9 +29,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.cli import read_json_file
 from kerasdnn.config import OPTIMIZERS, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError
+from kerasdnn.io import read_json_file
 
 __all__ = ["DEFAULT_SPACE", "MAX_LAYERS", "Param", "Space", "check_value", "load_space"]
 

@@ -93,7 +93,7 @@ def fake_load(monkeypatch, digits):
     load.input_shape = (64,)
     monkeypatch.setattr(pipelines, "load", load, raising=False)
     # The gallery's images: the same rows as the fake test split.
-    monkeypatch.setattr("kerasdnn.evaluate.load_test_images",
+    monkeypatch.setattr("kerasdnn.evaluation.load_test_images",
                         lambda name, **_: load_digits().images[1200:])
     return calls
 

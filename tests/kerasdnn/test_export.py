@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from kerasdnn.export import INPUT_NAME, OUTPUT_NAME, ExportError, export, main, verify
+from kerasdnn.export import main
+from kerasdnn.serving import INPUT_NAME, OUTPUT_NAME, ExportError, export, verify
 from tests.conftest import REPO_ROOT
 
 BACKENDS = ("tensorflow", "jax", "torch")
