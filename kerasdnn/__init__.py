@@ -4,6 +4,13 @@ PyTorch backends of Keras 3.
 The public names are imported lazily, so that ``python -m kerasdnn.train --help``
 and ``import kerasdnn`` stay fast and do not start a backend before it is needed.
 
+``kerasdnn.train``, ``kerasdnn.evaluate``, ``kerasdnn.compare`` and
+``kerasdnn.export`` are the library functions (:func:`kerasdnn.run.train`,
+:func:`kerasdnn.evaluation.evaluate`, :func:`kerasdnn.crossbackend.compare`,
+:func:`kerasdnn.serving.export`).  The commands of the same names
+(``python -m kerasdnn.train``, ...) are modules reached by their import path only
+(``from kerasdnn.train import main``).
+
 Example:
     >>> import kerasdnn
     >>> model = kerasdnn.build_model(hidden_units=(64,), input_shape=(64,))
@@ -14,6 +21,9 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
+import types
+from collections.abc import Callable
 from typing import Any
 
 import pipelines  # noqa: F401  (sets TensorFlow's log level before any TF import)
@@ -32,7 +42,15 @@ _EXPORTS = {
     "predict_proba": "kerasdnn.predict",
 }
 
-__all__ = [*sorted(_EXPORTS), "compare", "evaluate", "export", "train"]
+# The library function behind each command's name.
+_RUNS = {
+    "compare": "kerasdnn.crossbackend",
+    "evaluate": "kerasdnn.evaluation",
+    "export": "kerasdnn.serving",
+    "train": "kerasdnn.run",
+}
+
+__all__ = sorted([*_EXPORTS, *_RUNS])
 
 
 def __getattr__(name: str) -> Any:
@@ -40,13 +58,34 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
-    if name in ("train", "evaluate", "compare", "export"):
-        # Callable modules: kerasdnn.train(...) runs a training, kerasdnn.evaluate(...) a
-        # report, kerasdnn.compare(...) a training on each backend, kerasdnn.export(...) a
-        # serving artifact.
-        return importlib.import_module(f"kerasdnn.{name}")
     raise AttributeError(f"module 'kerasdnn' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _run_function(name: str, module: str) -> property:
+    """``kerasdnn.<name>``: always the function ``<module>.<name>``.  Importing the
+    command module of the same name (``from kerasdnn.train import main``) makes Python
+    bind that module here; the binding is ignored, so the name stays the function."""
+
+    def get(package: types.ModuleType) -> Callable[..., Any]:
+        return getattr(importlib.import_module(module), name)
+
+    def set_(package: types.ModuleType, value: Any) -> None:
+        if getattr(value, "__name__", None) != f"kerasdnn.{name}":
+            raise AttributeError(f"kerasdnn.{name} is the function {module}.{name}")
+
+    return property(get, set_, doc=f"{module}.{name}")
+
+
+class _Package(types.ModuleType):
+    """The type of the ``kerasdnn`` package: a module whose run functions are properties
+    (a module has no other way to keep a name that a submodule import rebinds)."""
+
+
+for _name, _module in _RUNS.items():
+    setattr(_Package, _name, _run_function(_name, _module))
+del _name, _module
+sys.modules[__name__].__class__ = _Package

@@ -15,10 +15,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import functools
-import inspect
-import sys
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +28,6 @@ __all__ = [
     "ArgumentParser",
     "check_backend",
     "comma_ints",
-    "make_module_callable",
     "non_negative_float",
     "non_negative_int",
     "positive_float",
@@ -40,27 +35,6 @@ __all__ = [
     "read_json_file",
     "setting",
 ]
-
-
-def make_module_callable(module_name: str, function: Callable[..., Any]) -> None:
-    """Let the command module ``module_name`` be called as ``function``: what
-    ``kerasdnn.train(...)``, ``kerasdnn.evaluate(...)``, ``kerasdnn.compare(...)``
-    and ``kerasdnn.export(...)`` are, while ``python -m kerasdnn.train`` and
-    ``from kerasdnn.train import main`` keep a module of that name.
-    ``inspect.signature`` and the module's ``__wrapped__`` give the function's.
-
-    Called once at the end of each such module (outside ``__main__``).
-    """
-
-    class CallableModule(types.ModuleType):
-        __wrapped__ = function
-        __signature__ = inspect.signature(function)
-
-        @functools.wraps(function)
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            return function(*args, **kwargs)
-
-    sys.modules[module_name].__class__ = CallableModule
 
 
 def setting(name: str, parse: Callable[[str], Any] = int) -> Callable[[str], Any]:

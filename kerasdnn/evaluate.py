@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kerasdnn.cli import ArgumentParser, make_module_callable, positive_int
+from kerasdnn.cli import ArgumentParser, positive_int
 from kerasdnn.config import TrainConfig
 from kerasdnn.errors import exit_on_user_error
 from kerasdnn.evaluation import evaluate
@@ -92,5 +92,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-else:
-    make_module_callable(__name__, evaluate)

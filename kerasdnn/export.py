@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from kerasdnn.cli import ArgumentParser, make_module_callable
+from kerasdnn.cli import ArgumentParser
 from kerasdnn.errors import exit_on_user_error
 from kerasdnn.rundir import EXPORT_NAMES
 from kerasdnn.serving import FORMATS, INPUT_NAME, OUTPUT_NAME, export
@@ -58,5 +58,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-else:
-    make_module_callable(__name__, export)

@@ -1,9 +1,9 @@
 """Train a dense classifier and write a run directory: ``python -m kerasdnn.train``.
 
-The command line over :func:`kerasdnn.run.train`: every flag is a field of
-:class:`~kerasdnn.config.TrainConfig` or :class:`~kerasdnn.config.ModelConfig`
-(its ``dest``), checked by that field's own rule.  The module itself is
-callable, so ``kerasdnn.train(...)`` runs :func:`~kerasdnn.run.train`; ``train``,
+The command line over :func:`kerasdnn.run.train`: every flag
+(:mod:`kerasdnn.flags`) is a field of :class:`~kerasdnn.config.TrainConfig` or
+:class:`~kerasdnn.config.ModelConfig` (its ``dest``), checked by that field's own
+rule.  ``kerasdnn.train(...)`` is :func:`~kerasdnn.run.train` itself; ``train``,
 ``RunResult`` and ``steps_per_execution_for`` are importable from here too.
 
 Example:
@@ -14,26 +14,14 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-from kerasdnn.cli import (
-    ArgumentParser,
-    comma_ints,
-    make_module_callable,
-    non_negative_int,
-    positive_int,
-    read_json_file,
-    setting,
-)
-from kerasdnn.config import ACTIVATIONS, DATA_FIELDS, OPTIMIZERS, SCALES, ModelConfig, TrainConfig
-from kerasdnn.errors import ConfigError, exit_on_user_error
+from kerasdnn.cli import ArgumentParser
+from kerasdnn.errors import exit_on_user_error
 from kerasdnn.fitting import steps_per_execution_for
-from kerasdnn.run import SETTINGS, RunResult, split_settings, train
-from kerasdnn.rundir import read_run_config
+from kerasdnn.flags import configs_from_args, training_parser
+from kerasdnn.run import RunResult, train
 
 __all__ = [
     "RunResult",
@@ -56,16 +44,13 @@ def build_parser() -> ArgumentParser:
         >>> vars(args)
         {'epochs': 3, 'hidden_units': (64, 32)}
     """
-    t, m = TrainConfig, ModelConfig
-    parser = ArgumentParser(
-        prog=PROG,
+    return training_parser(
+        PROG,
         description=(
             "Train a dense classifier (default: the classic MNIST network 784-500-250-10)\n"
             "on the Keras backend named by KERAS_BACKEND and write a run directory with the\n"
             "model, its config, the history and a scikit-learn report."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        argument_default=argparse.SUPPRESS,
         epilog=(
             "examples:\n"
             "  KERAS_BACKEND=jax python -m kerasdnn.train\n"
@@ -74,120 +59,6 @@ def build_parser() -> ArgumentParser:
             "datasets: `python -m pipelines --list`"
         ),
     )
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", help=f"dataset name: mnist, fashion_mnist, digits, tfds:NAME, "
-                      f"idx:DIR, npz:PATH, or auto (default: {t.dataset})")
-    data.add_argument("--validation-split", type=setting("validation_split", float),
-                      help="fraction of the training split held out "
-                      f"(default: {t.validation_split})")
-    data.add_argument("--data-dir", metavar="DIR",
-                      help="TFDS data directory (default: TFDS's own, or TFDS_DATA_DIR)")
-    data.add_argument("--manual-dir", metavar="DIR",
-                      help="the original archive files of a TFDS dataset, used instead of a "
-                      "download (default: none)")
-    data.add_argument("--scale", choices=SCALES,
-                      help=f"input scaling: unit ([0, 1]), standardize (per feature), or auto, "
-                      f"the dataset's own choice (default: {t.scale})")
-    run = parser.add_argument_group("training")
-    run.add_argument("--epochs", type=setting("epochs"), help=f"epochs (default: {t.epochs})")
-    run.add_argument("--batch-size", type=setting("batch_size"),
-                     help=f"examples per step (default: {t.batch_size})")
-    run.add_argument("--seed", type=setting("seed"), help=f"seed of weights, shuffling and split "
-                     f"(default: {t.seed})")
-    run.add_argument("--early-stopping", type=setting("early_stopping"), metavar="PATIENCE",
-                     help="stop after PATIENCE epochs without a better validation loss "
-                     "(default: off)")
-    run.add_argument("--steps-per-execution", type=setting("steps_per_execution"),
-                     help=f"training steps per compiled call, TF and JAX "
-                     f"(default: {m.steps_per_execution})")
-    scale = parser.add_argument_group("scale out (JAX, TensorFlow; README: Scale out)")
-    scale.add_argument("--data-parallel", action="store_true",
-                       help="one model replica per device, each batch split across them "
-                       "(JAX, TensorFlow; default: off)")
-    scale.add_argument("--devices", type=setting("devices"), metavar="N",
-                       help="with --data-parallel, the first N devices; without accelerators, "
-                       "N virtual CPU devices (default: all devices)")
-    scale.add_argument("--coordinator", metavar="HOST:PORT",
-                       help="multi-process JAX run: process 0's address, the same in every "
-                       "process (with --num-processes, --process-id, --data-parallel, --out)")
-    scale.add_argument("--num-processes", type=positive_int, metavar="N",
-                       help="multi-process JAX run: how many processes")
-    scale.add_argument("--process-id", type=non_negative_int, metavar="I",
-                       help="multi-process JAX run: this process's index, 0 to N-1")
-    model = parser.add_argument_group("model")
-    model.add_argument("--hidden", dest="hidden_units", metavar="UNITS",
-                       type=setting("hidden_units", comma_ints),
-                       help=f"hidden layer sizes (default: "
-                       f"{','.join(map(str, m.hidden_units))})")
-    model.add_argument("--activation", choices=ACTIVATIONS,
-                       help=f"hidden activation (default: {m.activation})")
-    model.add_argument("--dropout", type=setting("dropout", float),
-                       help=f"dropout rate (default: {m.dropout})")
-    model.add_argument("--l2", type=setting("l2", float), help=f"L2 penalty (default: {m.l2})")
-    model.add_argument("--batch-norm", action="store_true",
-                       help="batch normalization after each hidden layer (default: off)")
-    model.add_argument("--mixed-precision", action="store_true",
-                       help="float16 compute with loss scaling (default: off)")
-    optim = parser.add_argument_group("optimizer")
-    optim.add_argument("--optimizer", choices=OPTIMIZERS, help=f"(default: {m.optimizer})")
-    optim.add_argument("--lr", dest="learning_rate", metavar="LR",
-                       type=setting("learning_rate", float),
-                       help=f"learning rate (default: {m.learning_rate})")
-    optim.add_argument("--momentum", type=setting("momentum", float),
-                       help=f"SGD momentum (default: {m.momentum})")
-    optim.add_argument("--clipnorm", type=setting("clipnorm", float),
-                       help="clip gradients to this global norm (default: off)")
-    output = parser.add_argument_group("output")
-    output.add_argument("--out", metavar="DIR",
-                        help="run directory (default: runs/<dataset>-<backend>-<timestamp>)")
-    output.add_argument("--resume", action="store_true",
-                        help="continue the unfinished run in --out from its last completed epoch")
-    output.add_argument("--tensorboard", action="store_true",
-                        help="also write TensorBoard logs to <out>/tensorboard (default: off)")
-    output.add_argument("--config", metavar="FILE.json",
-                        help="settings from a JSON file (a run's config.json works); "
-                        "flags override it")
-    output.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
-    return parser
-
-
-def configs_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(train settings, model settings)`` from parsed flags and ``--config``: the
-    flags whose ``dest`` is a config field (others, such as ``--resume`` or those of a
-    command that extends this parser, are left out).
-
-    With ``--resume`` and no ``--config``, the settings saved in the run are the base.
-    """
-    given = vars(args)
-    train_values: dict[str, Any] = {}
-    model_values: dict[str, Any] = {}
-    if "config" in given:
-        train_values, model_values = _read_config_file(Path(given["config"]))
-    elif given.get("resume") and "out" in given:
-        record = read_run_config(Path(given["out"]))
-        train_values, model_values = dict(record["train"]), dict(record["model"])
-    flag_train, flag_model = split_settings(
-        {key: value for key, value in given.items() if key in SETTINGS})
-    return {**train_values, **flag_train}, {**model_values, **flag_model}
-
-
-def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    record = read_json_file(path, "--config", "a run's config.json")
-    if not isinstance(record, dict) or not set(record) & {"train", "model"}:
-        raise ConfigError(
-            f"--config {path}: expected a JSON object with \"train\" and/or \"model\" "
-            "sections, e.g. {\"train\": {\"epochs\": 5}, \"model\": {\"dropout\": 0.1}}"
-        )
-    train_values, model_values = dict(record.get("train", {})), dict(record.get("model", {}))
-    train_values.pop("out", None)  # a run's own directory is not a setting to repeat
-    for field in DATA_FIELDS:
-        model_values.pop(field, None)
-    try:  # unknown keys and bad values: named here
-        TrainConfig.from_dict(train_values)
-        ModelConfig.from_dict(model_values)
-    except ConfigError as error:
-        raise ConfigError(f"--config {path}: {error}") from None
-    return train_values, model_values
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,5 +80,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-else:
-    make_module_callable(__name__, train)

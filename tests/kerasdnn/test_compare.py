@@ -81,11 +81,12 @@ def test_summary_matches_the_run_directories(tmp_path: Path) -> None:
 def test_missing_backends_get_rows_and_nothing_finished_is_status_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    import kerasdnn.compare
+    from kerasdnn.compare import main
+    import kerasdnn.crossbackend
 
-    monkeypatch.setattr(kerasdnn.compare, "_installed", lambda backend: False)
+    monkeypatch.setattr(kerasdnn.crossbackend, "_installed", lambda backend: False)
     out = tmp_path / "cmp"
-    status = kerasdnn.compare.main(["--dataset", "digits", "--backends", "jax,torch",
+    status = main(["--dataset", "digits", "--backends", "jax,torch",
                                     "--out", str(out), "--quiet"])
     assert status == 2
     err = capsys.readouterr().err.strip()
@@ -113,10 +114,10 @@ def test_missing_backends_get_rows_and_nothing_finished_is_status_2(
 def test_bad_input_is_one_line_and_status_2(
     args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    import kerasdnn.compare
+    from kerasdnn.compare import main
 
     with pytest.raises(SystemExit) as caught:
-        kerasdnn.compare.main([*args, "--out", str(tmp_path / "cmp")])
+        main([*args, "--out", str(tmp_path / "cmp")])
     assert caught.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
@@ -134,7 +135,7 @@ def test_a_folder_in_use_is_refused(tmp_path: Path) -> None:
 
 
 def test_failure_reason_is_the_child_error_line() -> None:
-    from kerasdnn.compare import _failure_reason
+    from kerasdnn.crossbackend import _failure_reason
 
     noise = "I0000 absl::InitializeLog() noise\n"
     assert _failure_reason(2, [noise, "kerasdnn.train: error: unknown dataset 'x'\n"]) == (
@@ -191,7 +192,8 @@ def test_check_fails_when_probabilities_differ_more_than_the_tolerance(
     tolerance: str, status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    import kerasdnn.compare
+    from kerasdnn.compare import main
+    import kerasdnn.crossbackend
 
     rng = np.random.default_rng(9)
 
@@ -199,9 +201,9 @@ def test_check_fails_when_probabilities_differ_more_than_the_tolerance(
         _fake_run(out / backend, rng, 2)
         return {"status": "finished", "wall_seconds": 1.0, "peak_rss_mib": 1.0}
 
-    monkeypatch.setattr(kerasdnn.compare, "_run_backend", fake_backend)
+    monkeypatch.setattr(kerasdnn.crossbackend, "_run_backend", fake_backend)
     out = tmp_path / "cmp"
-    assert kerasdnn.compare.main(["--backends", "jax,torch", "--check", tolerance,
+    assert main(["--backends", "jax,torch", "--check", tolerance,
                                   "--out", str(out), "--quiet"]) == status
     summary = json.loads((out / "compare.json").read_text())
     largest = summary["differences"]["test_probabilities"]["max"]
@@ -219,7 +221,8 @@ def test_check_fails_when_a_requested_backend_did_not_finish(
 ) -> None:
     """Two backends agree, the third never finished: --check must not pass (CI would
     go green with a broken backend)."""
-    import kerasdnn.compare
+    from kerasdnn.compare import main
+    import kerasdnn.crossbackend
 
     rng = np.random.default_rng(9)
 
@@ -229,9 +232,9 @@ def test_check_fails_when_a_requested_backend_did_not_finish(
         _fake_run(out / backend, rng, 2)
         return {"status": "finished", "wall_seconds": 1.0, "peak_rss_mib": 1.0}
 
-    monkeypatch.setattr(kerasdnn.compare, "_run_backend", fake_backend)
+    monkeypatch.setattr(kerasdnn.crossbackend, "_run_backend", fake_backend)
     out = tmp_path / "cmp"
-    assert kerasdnn.compare.main(["--backends", "jax,torch,tensorflow", "--check", "2",
+    assert main(["--backends", "jax,torch,tensorflow", "--check", "2",
                                   "--out", str(out), "--quiet"]) == 1
     summary = json.loads((out / "compare.json").read_text())
     assert summary["check"]["passed"] is False
