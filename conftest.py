@@ -9,21 +9,15 @@ backends that are not active (importing one needs its framework).
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import pytest
 
-from pipelines.backends import BACKENDS, backend_spec
+from pipelines.backends import BACKENDS, configured_backend, step_files
 
-_ACTIVE = os.environ.get("KERAS_BACKEND", "tensorflow")
+_ACTIVE = configured_backend()
 
 collect_ignore_glob = ["*/__main__.py", "examples/*", "build/*"]
-collect_ignore_glob += [
-    backend_spec(name).step.split(":")[0].replace(".", "/") + ".py"
-    for name in BACKENDS if name != _ACTIVE
-]
-if _ACTIVE != "torch":
-    collect_ignore_glob.append("kerasdnn/steps/torch_native.py")
+collect_ignore_glob += [step_files(name) for name in BACKENDS if name != _ACTIVE]
 
 # Docstring examples that need a framework the env may lack (tox's backend envs
 # install only their own): skipped there, run where it is installed.

@@ -12,7 +12,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
+import inspect
 import os
 import platform
 import shutil
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.backends import BACKENDS
+from pipelines.backends import BACKENDS, backend_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WATCHED_PACKAGES = (
@@ -56,6 +58,24 @@ def add_worker_arguments(parser: argparse.ArgumentParser, workers: Sequence[str]
                              "work loads, where spinning thread pools slow down erratically")
     parser.add_argument("--worker", choices=list(workers), help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+
+
+def compiled(backend: str, function: Any, *, xla: bool | None = None) -> Any:
+    """``function`` compiled by the backend's own compiler (the table's ``jit``:
+    ``jax.jit``, ``tf.function``; eager where there is none), with ``jit_compile=xla``
+    where the compiler takes it and ``xla`` is given.
+
+    Example:
+        >>> compiled("torch", abs)(-2)
+        2
+    """
+    path = backend_spec(backend).jit
+    if path is None:
+        return function
+    module, name = path.split(":")
+    compile_ = getattr(importlib.import_module(module), name)
+    takes_xla = xla is not None and "jit_compile" in inspect.signature(compile_).parameters
+    return compile_(function, **({"jit_compile": xla} if takes_xla else {}))
 
 
 def limit_threads(threads: int) -> None:

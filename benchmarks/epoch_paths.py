@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import summarize
+from benchmarks._common import compiled, summarize
 from kerasdnn.config import ModelConfig
+from pipelines.backends import TABLE
 
 BATCH_SIZE = 100
 DEFAULT_STEPS_PER_EXECUTION = ModelConfig().steps_per_execution
@@ -39,9 +40,8 @@ STOCK_KERAS_SPE = f"stock Keras, {STOCK_STEPS_PER_EXECUTION} steps/execution"
 STOCK_PATHS = (STOCK_KERAS, STOCK_KERAS_SPE)
 EXPECTED_PATHS = {
     PURE_TORCH: (FLOOR, PURE_LOOP),
-    "tensorflow": (FLOOR, STOCK_KERAS, STOCK_KERAS_SPE, KERASDNN),
-    "jax": (FLOOR, STOCK_KERAS, STOCK_KERAS_SPE, KERASDNN),
-    "torch": (FLOOR, STOCK_KERAS, KERASDNN),  # Keras 3.15: steps_per_execution 1 on PyTorch
+    **{name: (FLOOR, STOCK_KERAS, *((STOCK_KERAS_SPE,) if spec.steps_per_execution else ()),
+              KERASDNN) for name, spec in TABLE.items()},  # steps/execution: not on PyTorch
 }
 
 
@@ -84,12 +84,16 @@ def gemm_gflops(matmul: Callable[[Any, Any], Any], to_tensor: Callable[[Any], An
 
 def keras_device(backend: str) -> str:
     """``"gpu"`` when the backend computes on an accelerator, else ``"cpu"``."""
-    if backend == "jax":
-        import jax
+    return _DEVICE_PROBES.get(backend, _tensorflow_device)()
 
-        return jax.default_backend()
-    if backend == "torch":
-        return torch_device()
+
+def _jax_device() -> str:
+    import jax
+
+    return jax.default_backend()
+
+
+def _tensorflow_device() -> str:
     import tensorflow as tf
 
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
@@ -100,15 +104,7 @@ def keras_gemm_gflops(backend: str, device: str, min_seconds: float) -> float:
     ``jax.jit`` on JAX, ``tf.function`` (XLA on GPU only) on TensorFlow, eager on PyTorch."""
     import keras
 
-    matmul: Callable[[Any, Any], Any] = keras.ops.matmul
-    if backend == "jax":
-        import jax
-
-        matmul = jax.jit(keras.ops.matmul)
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        matmul = tf.function(keras.ops.matmul, jit_compile=device != "cpu")
+    matmul: Callable[[Any, Any], Any] = compiled(backend, keras.ops.matmul, xla=device != "cpu")
 
     def sync(result: Any) -> None:
         keras.ops.convert_to_numpy(result[0, 0])
@@ -265,6 +261,10 @@ def torch_device() -> str:
     import torch
 
     return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+# How each framework says where it computes (the TensorFlow probe for any other).
+_DEVICE_PROBES: dict[str, Callable[[], str]] = {"jax": _jax_device, "torch": torch_device}
 
 
 def torch_gemm_gflops(device: str, min_seconds: float) -> float:

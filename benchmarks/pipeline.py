@@ -38,6 +38,7 @@ from benchmarks._common import (
     parse_backends,
     run_python,
 )
+from pipelines.backends import backend_spec
 
 NUM_EXAMPLES = 60_000
 IMAGE_SHAPE = (28, 28)
@@ -72,13 +73,7 @@ def _epoch_iterator(dataset, backend: str):
         adapter = get_data_adapter(dataset)
     except ImportError:  # Keras moved its adapters: plain NumPy batches
         return dataset.as_numpy_iterator
-    if backend == "tensorflow":
-        return lambda: iter(adapter.get_tf_dataset())
-    if backend == "jax":
-        return adapter.get_jax_iterator
-    if backend == "torch":
-        return lambda: iter(adapter.get_torch_dataloader())
-    return adapter.get_numpy_iterator
+    return lambda: iter(getattr(adapter, backend_spec(backend).keras_iterator)())
 
 
 def pipeline_rates(backend: str, epochs: int) -> dict[str, float]:

@@ -43,6 +43,7 @@ from benchmarks._common import (
     BACKENDS,
     add_worker_arguments,
     command_line,
+    compiled,
     limit_threads,
     machine_info,
     machine_line,
@@ -63,6 +64,7 @@ from benchmarks.epoch_paths import (
     kerasdnn_stream,
     make_data,
 )
+from pipelines.backends import backend_spec
 
 LAYERS = ((784, 500), (500, 250), (250, 10))
 SCAN_STEPS = 10
@@ -111,14 +113,7 @@ def gemms_row(backend: str, repeats: int, steps_per_call: int = SCAN_STEPS) -> d
     def matmuls(operands: Any) -> Any:
         return [keras.ops.matmul(a, b) for pairs in operands for a, b in pairs]
 
-    if backend == "jax":
-        import jax
-
-        matmuls = jax.jit(matmuls)
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        matmuls = tf.function(matmuls)
+    matmuls = compiled(backend, matmuls)
 
     calls = 5
 
@@ -147,7 +142,7 @@ def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str
         return {**summarize([s / per_epoch * 1000 for s in seconds]),
                 "steps_per_execution": model.steps_per_execution}
 
-    if keras.backend.backend() == "tensorflow":
+    if backend_spec(keras.backend.backend()).feed == "dataset":
         import tensorflow as tf
 
         first = tf.data.Dataset.from_tensor_slices(tuple(np.stack(parts) for parts in
@@ -304,6 +299,13 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
     return {name: per_step_ms(run, n, repeats) for name, run in rows.items()}
 
 
+# Rows of a framework's own parts, measured before or after the kerasdnn rows.
+_FRAMEWORK_ROWS: dict[str, tuple[Any, Any]] = {
+    "jax": (("JAX step", jax_rows), None),
+    "torch": (None, ("PyTorch parts", torch_rows)),
+}
+
+
 def run_worker(backend: str, args: argparse.Namespace) -> None:
     """Measure every part on ``backend``; a part that fails becomes an error row."""
     rows: dict[str, Any] = {}
@@ -318,13 +320,14 @@ def run_worker(backend: str, args: argparse.Namespace) -> None:
     emit("GEMMs alone (8 matmuls of one step)", lambda: gemms_row(backend, args.repeats))
     emit("FLOP floor", lambda: summarize([FLOPS_PER_EXAMPLE * BATCH_SIZE * 1000 / (
         keras_gemm_gflops(backend, device, 1.0) * 1e9)]))
-    if backend == "jax":
-        emit("JAX step", lambda: jax_rows(args.repeats), many=True)
+    before, after = _FRAMEWORK_ROWS.get(backend, (None, None))
+    if before:
+        emit(before[0], lambda: before[1](args.repeats), many=True)
     with tempfile.TemporaryDirectory(prefix="kerasdnn-profile-") as workdir:
         emit("kerasdnn", lambda: kerasdnn_rows(args.repeats, args.steps, Path(workdir)),
              many=True)
-    if backend == "torch":
-        emit("PyTorch parts", lambda: torch_rows(args.repeats), many=True)
+    if after:
+        emit(after[0], lambda: after[1](args.repeats), many=True)
     Path(args.result).write_text(json.dumps({"backend": backend, "device": device,
                                              "rows": rows}))
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from kerasdnn.errors import ConfigError
-from pipelines.backends import BACKENDS, backend_spec
+from pipelines.backends import backend_spec, with_feature
 
 __all__ = [
     "Processes",
@@ -55,10 +55,9 @@ _PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROC
 def _refusal(backend: str) -> str:
     """The one line for a backend whose row in :mod:`pipelines.backends` has no
     data-parallel engine."""
-    others = " or ".join(f"KERAS_BACKEND={name}" for name in BACKENDS
-                         if backend_spec(name).data_parallel is not None)
+    others = " or ".join(f"KERAS_BACKEND={name}" for name in with_feature("data_parallel"))
     return (f"--data-parallel is not available on the {backend} backend: Keras 3.15 has no "
-            f"data parallelism for {'PyTorch' if backend == 'torch' else backend}; use "
+            f"data parallelism for {backend_spec(backend).label}; use "
             f"{others} for data-parallel training, or train on one device without "
             "--data-parallel")
 
@@ -92,10 +91,11 @@ def initialize_processes(backend: str, coordinator: str | None = None,
     if all(value is None for value in given) and not any(
             os.environ.get(name) for name in _PROCESS_ENV):
         return Processes()
-    if backend != "jax":
+    if not backend_spec(backend).multi_process:
+        needs = " or ".join(f"KERAS_BACKEND={name}" for name in with_feature("multi_process"))
         raise ConfigError(
             f"multi-process training (--coordinator/--num-processes/--process-id) needs "
-            f"KERAS_BACKEND=jax, not {backend}; on one host use --data-parallel, which "
+            f"{needs}, not {backend}; on one host use --data-parallel, which "
             "spans all its devices"
         )
     import jax
@@ -133,9 +133,7 @@ def configure_devices(backend: str, devices: int | None) -> int:
     engine = backend_spec(backend).data_parallel
     if engine is None:
         raise ConfigError(_refusal(backend))
-    if engine == "keras.distribution.DataParallel":
-        return _jax_devices(devices)
-    return _tensorflow_devices(devices)
+    return _ENGINES[engine][0](devices)
 
 
 def _jax_devices(devices: int | None) -> int:
@@ -189,29 +187,43 @@ def _tensorflow_devices(devices: int | None) -> int:
     return devices
 
 
-@contextlib.contextmanager
-def strategy_scope(backend: str, devices: int) -> Iterator[None]:
+def strategy_scope(backend: str, devices: int) -> contextlib.AbstractContextManager[None]:
     """Where to build, compile, fit and evaluate the model: the first ``devices``
-    devices as one data-parallel distribution (``keras.distribution`` on JAX, a
-    ``MirroredStrategy`` on TensorFlow)."""
-    if backend == "jax":
-        import jax
-        import keras
+    devices as one data-parallel distribution, by the backend's engine
+    (``keras.distribution`` on JAX, a ``MirroredStrategy`` on TensorFlow)."""
+    return _ENGINES[backend_spec(backend).data_parallel][1](devices)
 
-        previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(
-            devices=jax.devices()[:devices], auto_shard_dataset=False))
-        try:
-            yield
-        finally:
-            keras.distribution.set_distribution(previous)
-        return
+
+@contextlib.contextmanager
+def _keras_distribution_scope(devices: int) -> Iterator[None]:
+    import jax
+    import keras
+
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(
+        devices=jax.devices()[:devices], auto_shard_dataset=False))
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
+@contextlib.contextmanager
+def _mirrored_strategy_scope(devices: int) -> Iterator[None]:
     import tensorflow as tf
 
     kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     names = [device.name for device in tf.config.list_logical_devices(kind)[:devices]]
     with tf.distribute.MirroredStrategy(names).scope():
         yield
+
+
+# Each data-parallel engine of the backend table: (make the devices visible and
+# count the replicas, the scope the model is built, compiled and fitted in).
+_ENGINES = {
+    "keras.distribution.DataParallel": (_jax_devices, _keras_distribution_scope),
+    "tf.distribute.MirroredStrategy": (_tensorflow_devices, _mirrored_strategy_scope),
+}
 
 
 def replicas() -> int:

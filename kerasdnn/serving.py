@@ -43,6 +43,7 @@ from kerasdnn.rundir import (
     read_run_config,
 )
 from kerasdnn.runtime import check_backend, quiet_tensorflow
+from pipelines.backends import backend_spec, with_feature
 from pipelines.builder import raw_source_and_scaling
 
 __all__ = [
@@ -111,7 +112,7 @@ def export(run_dir: str | os.PathLike[str], format: str = "onnx",
     target = Path(out) if out is not None else run_dir / DEFAULT_NAMES[format]
     if target.exists():
         raise RunDirectoryError(f"{target} already exists; remove it or give another --out")
-    if check_backend() != "tensorflow":
+    if not backend_spec(check_backend()).exports:
         return _export_in_subprocess(run_dir, format, target)
     raw, scaling = _source(record)
     raw_x, expected = _raw_test_split(run_dir, record, raw)
@@ -176,7 +177,7 @@ def _check_extra(format: str) -> None:
 def _export_in_subprocess(run_dir: Path, format: str, target: Path) -> Path:
     """The same export, on the TensorFlow backend (the one that writes both formats)."""
     package_root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow",
+    env = {**os.environ, "KERAS_BACKEND": with_feature("exports")[0],
            "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
                                                        os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(

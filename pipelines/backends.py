@@ -1,10 +1,10 @@
 """The one table of Keras backends: what each one takes from the rest of the project.
 
 Every module that treats backends differently reads this table, so a fourth
-backend is one row here, one step file (``kerasdnn/steps/<name>.py``) and its
-tests.  It lives in :mod:`pipelines`, the bottom package, because both
-``pipelines`` and ``kerasdnn`` read it (``pipelines`` may not import ``kerasdnn``).
-It imports nothing heavy.
+backend is one row here, its step file (``kerasdnn/steps/<name>.py``), its extra
+in ``setup.cfg`` and its env in ``tox.ini``.  It lives in :mod:`pipelines`, the
+bottom package, because both ``pipelines`` and ``kerasdnn`` read it (``pipelines``
+may not import ``kerasdnn``).  It imports nothing heavy.
 
 Example:
     >>> BACKENDS
@@ -32,6 +32,8 @@ __all__ = [
     "check_backend",
     "configured_backend",
     "keras_json_path",
+    "step_files",
+    "with_feature",
 ]
 
 
@@ -54,6 +56,16 @@ class BackendSpec:
         data_parallel: the data-parallel engine (``kerasdnn.distribute``), or
             ``None`` where this Keras has none.
         module: the framework's own import name (for versions and memory).
+        label: the framework's name in messages.
+        multi_process: whether a run can span processes (``--coordinator``; its
+            engine's ``initialize``, :func:`kerasdnn.distribute.initialize_processes`).
+        tensorflow_gpu: whether TensorFlow may claim the GPU (it is the backend's
+            own engine); elsewhere the input pipeline's TensorFlow is kept off it.
+        exports: whether Keras's ``model.export`` writes every serving format
+            (SavedModel and ONNX) here: ``python -m kerasdnn.export`` runs on it.
+        jit: ``"module:function"`` that compiles a function as Keras's
+            ``jit_compile="auto"`` does (``None``: eager), for the benchmarks.
+        keras_iterator: the method of Keras's data adapter that ``fit`` iterates.
     """
 
     name: str
@@ -63,17 +75,28 @@ class BackendSpec:
     device_prefetch: Literal["tf", "keras", "torch_loader"]
     data_parallel: str | None
     module: str
+    label: str
+    multi_process: bool
+    tensorflow_gpu: bool
+    exports: bool
+    jit: str | None
+    keras_iterator: str
 
 
 TABLE: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in (
         BackendSpec("tensorflow", "kerasdnn.steps.tensorflow:TensorFlowStep", True, "dataset",
-                    "tf", "tf.distribute.MirroredStrategy", "tensorflow"),
+                    "tf", "tf.distribute.MirroredStrategy", "tensorflow", label="TensorFlow",
+                    multi_process=False, tensorflow_gpu=True, exports=True,
+                    jit="tensorflow:function", keras_iterator="get_tf_dataset"),
         BackendSpec("jax", "kerasdnn.steps.jax:JAXStep", True, "host", "keras",
-                    "keras.distribution.DataParallel", "jax"),
+                    "keras.distribution.DataParallel", "jax", label="JAX",
+                    multi_process=True, tensorflow_gpu=False, exports=False,
+                    jit="jax:jit", keras_iterator="get_jax_iterator"),
         BackendSpec("torch", "kerasdnn.steps.torch:TorchStep", False, "host", "torch_loader",
-                    None, "torch"),
+                    None, "torch", label="PyTorch", multi_process=False, tensorflow_gpu=False,
+                    exports=False, jit=None, keras_iterator="get_torch_dataloader"),
     )
 }
 BACKENDS: tuple[str, ...] = tuple(TABLE)
@@ -90,6 +113,28 @@ def backend_spec(name: str) -> BackendSpec:
         return TABLE[name]
     except KeyError:
         raise KeyError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}") from None
+
+
+def with_feature(field: str) -> tuple[str, ...]:
+    """The backends whose row has a true (non-``None``) ``field``, in table order.
+
+    Example:
+        >>> with_feature("multi_process"), with_feature("data_parallel")
+        (('jax',), ('tensorflow', 'jax'))
+    """
+    return tuple(name for name, spec in TABLE.items() if getattr(spec, field))
+
+
+def step_files(name: str) -> str:
+    """The glob of backend ``name``'s step files (its step module and the modules
+    beside it that share its name, such as ``torch_native.py``): they import the
+    framework.
+
+    Example:
+        >>> step_files("torch")
+        'kerasdnn/steps/torch*.py'
+    """
+    return backend_spec(name).step.split(":")[0].replace(".", "/") + "*.py"
 
 
 def configured_backend() -> str:

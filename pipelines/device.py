@@ -73,25 +73,40 @@ def prefetch_to_device(dataset: tf.data.Dataset, *, buffer_size: int = 2) -> Any
         13
     """
     how = backend_spec(keras_backend()).device_prefetch
-    if how == "tf":
-        gpus = tf.config.list_logical_devices("GPU")
-        if not gpus:
-            return dataset
-        return dataset.apply(tf.data.experimental.prefetch_to_device(gpus[0].name, buffer_size))
-    if how == "keras":
-        if _jax_has_accelerator() and not keras_prefetches_on_jax():
-            warnings.warn(
-                "this Keras does not prefetch batches to the JAX device; input is copied "
-                "synchronously each step",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    return _PREFETCH[how](dataset, buffer_size)
+
+
+def _tf_prefetch(dataset: tf.data.Dataset, buffer_size: int) -> Any:
+    """``tf.data``'s own transfer, as the last transformation (TensorFlow)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if not gpus:
         return dataset
+    return dataset.apply(tf.data.experimental.prefetch_to_device(gpus[0].name, buffer_size))
+
+
+def _keras_prefetch(dataset: tf.data.Dataset, buffer_size: int) -> Any:
+    """Nothing: Keras's trainer copies one batch ahead (JAX); said when it does not."""
+    if _jax_has_accelerator() and not keras_prefetches_on_jax():
+        warnings.warn(
+            "this Keras does not prefetch batches to the JAX device; input is copied "
+            "synchronously each step",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return dataset
+
+
+def _torch_loader_prefetch(dataset: tf.data.Dataset, buffer_size: int) -> Any:
+    """Pinned host tensors copied on a side stream by :class:`TorchPrefetchLoader` (PyTorch)."""
     import torch
 
     if not torch.cuda.is_available():
         return dataset
     return TorchPrefetchLoader.data_loader(dataset, device="cuda", buffer_size=buffer_size)
+
+
+# The backend table's ``device_prefetch`` modes.
+_PREFETCH = {"tf": _tf_prefetch, "keras": _keras_prefetch, "torch_loader": _torch_loader_prefetch}
 
 
 _END = object()

@@ -31,6 +31,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
+from pipelines.backends import TABLE
+
 __all__ = ["keras_backend", "tf"]
 
 # glog's prefix, "I0000 00:00:1795972319.646892    6812 port.cc:153] ": severity I/W/E/F
@@ -118,7 +120,8 @@ def keras_backend() -> str:
 
 def _hide_gpus_from_tensorflow() -> None:
     """With a JAX or PyTorch backend, TensorFlow must not claim any GPU."""
-    if keras_backend() == "tensorflow":
+    spec = TABLE.get(keras_backend())
+    if spec is not None and spec.tensorflow_gpu:
         return
     # RuntimeError: the devices were initialised before pipelines was imported;
     # TensorFlow already holds them and nothing can be changed any more.

@@ -167,7 +167,7 @@ def distributed() -> bool:
     """
     if keras.distribution.distribution() is not None:
         return True
-    if keras.backend.backend() == "tensorflow":
+    if backend_spec(keras.backend.backend()).data_parallel == "tf.distribute.MirroredStrategy":
         import tensorflow as tf
 
         return tf.distribute.has_strategy()

@@ -81,8 +81,8 @@ def test_summary_matches_the_run_directories(tmp_path: Path) -> None:
 def test_missing_backends_get_rows_and_nothing_finished_is_status_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from kerasdnn.compare import main
     import kerasdnn.crossbackend
+    from kerasdnn.compare import main
 
     monkeypatch.setattr(kerasdnn.crossbackend, "_installed", lambda backend: False)
     out = tmp_path / "cmp"
@@ -192,8 +192,8 @@ def test_check_fails_when_probabilities_differ_more_than_the_tolerance(
     tolerance: str, status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    from kerasdnn.compare import main
     import kerasdnn.crossbackend
+    from kerasdnn.compare import main
 
     rng = np.random.default_rng(9)
 
@@ -221,8 +221,8 @@ def test_check_fails_when_a_requested_backend_did_not_finish(
 ) -> None:
     """Two backends agree, the third never finished: --check must not pass (CI would
     go green with a broken backend)."""
-    from kerasdnn.compare import main
     import kerasdnn.crossbackend
+    from kerasdnn.compare import main
 
     rng = np.random.default_rng(9)
 
