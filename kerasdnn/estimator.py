@@ -304,7 +304,7 @@ def _epoch_stream(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
 
 def _keras_bytes(model: Any) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.keras")
+        path = os.path.join(folder, "pickled.keras")  # a scratch file, not a run directory
         model.save(path)
         with open(path, "rb") as handle:
             return handle.read()
@@ -316,7 +316,7 @@ def _keras_model(data: bytes) -> Any:
     import kerasdnn.models  # noqa: F401  registers kerasdnn>DNN for deserialization
 
     with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.keras")
+        path = os.path.join(folder, "pickled.keras")  # a scratch file, not a run directory
         with open(path, "wb") as handle:
             handle.write(data)
         return keras.saving.load_model(path)
