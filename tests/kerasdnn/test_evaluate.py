@@ -102,7 +102,7 @@ def fake_load(monkeypatch, digits):
 
 
 def test_evaluate_run_dir_matches_scikit_learn(trained_run, digits, fake_load, backend) -> None:
-    from kerasdnn.evaluate import evaluate
+    from kerasdnn.evaluation import evaluate
 
     run_dir, model = trained_run
     before = sorted(path.name for path in run_dir.iterdir())
@@ -152,7 +152,7 @@ def test_evaluate_a_bare_keras_file(tmp_path, trained_run, fake_load) -> None:
 
 
 def test_evaluate_refuses_models_that_do_not_fit_the_data(tmp_path, trained_run, fake_load):
-    from kerasdnn.evaluate import evaluate
+    from kerasdnn.evaluation import evaluate
 
     run_dir, _ = trained_run
     fake_load.clear()
@@ -168,7 +168,7 @@ def test_evaluate_refuses_models_that_do_not_fit_the_data(tmp_path, trained_run,
 def test_corrupt_model_is_a_user_error(tmp_path, trained_run, fake_load, damage) -> None:
     import zipfile
 
-    from kerasdnn.evaluate import evaluate
+    from kerasdnn.evaluation import evaluate
 
     run_dir, _ = trained_run
     target = tmp_path / "run"
@@ -189,7 +189,7 @@ def test_corrupt_model_is_a_user_error(tmp_path, trained_run, fake_load, damage)
 
 def test_failed_write_leaves_no_eval_folder(tmp_path, trained_run, fake_load, monkeypatch):
     import kerasdnn.reports
-    from kerasdnn.evaluate import evaluate
+    from kerasdnn.evaluation import evaluate
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
