@@ -495,17 +495,20 @@ def _penalty(regularizer: Any, value: torch.Tensor) -> torch.Tensor:
     """``regularizer(value)``, op for op as Keras's L1, L2 and L1L2 compute it."""
     kind = type(regularizer)
     if kind is keras.regularizers.L2:
-        return torch.tensor(regularizer.l2, dtype=value.dtype) * torch.sum(torch.square(value))
+        return _factor(regularizer.l2, value) * torch.sum(torch.square(value))
     if kind is keras.regularizers.L1:
-        return torch.tensor(regularizer.l1, dtype=value.dtype) * torch.sum(torch.abs(value))
+        return _factor(regularizer.l1, value) * torch.sum(torch.abs(value))
     total = torch.tensor(0.0, dtype=value.dtype)
     if regularizer.l1 != 0.0:
-        total = total + torch.tensor(regularizer.l1, dtype=value.dtype) * torch.sum(
-            torch.abs(value))
+        total = total + _factor(regularizer.l1, value) * torch.sum(torch.abs(value))
     if regularizer.l2 != 0.0:
-        total = total + torch.tensor(regularizer.l2, dtype=value.dtype) * torch.sum(
-            torch.square(value))
+        total = total + _factor(regularizer.l2, value) * torch.sum(torch.square(value))
     return total
+
+
+def _factor(factor: Any, value: torch.Tensor) -> torch.Tensor:
+    """A regularizer's factor (a float; L1 keeps a tensor) in ``value``'s dtype."""
+    return torch.as_tensor(factor, dtype=value.dtype)
 
 
 _LOSSES: dict[type, tuple[str, dict[str, Check]]] = {
