@@ -87,6 +87,7 @@ class TorchStep:
 
     def _native_train_step(self, plan: NativePlan, metrics: NativeMetrics | None, x: Any,
                            y: Any) -> dict[str, Any]:
+        seeds = plan.save_seeds()
         y_pred, updates = plan.forward(x)
         loss = plan.loss(y, y_pred)
         scaled_loss = self.optimizer.scale_loss(loss)
@@ -95,7 +96,8 @@ class TorchStep:
         with torch.no_grad():
             return self._update_or_skip(
                 loss, y_pred, gradients, trainable_weights, x, y, None,
-                keep=lambda: plan.apply_updates(updates), put_back=lambda: None,
+                keep=lambda: plan.apply_updates(updates),
+                put_back=lambda: plan.restore_seeds(seeds),
                 metrics=metrics)
 
     def _keras_train_step(self, x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:

@@ -81,6 +81,9 @@ class NativePlan:
             ``"binary"`` (binary cross-entropy from logits).
         penalties: ``(variable, regularizer)`` of every regularized trainable
             variable, in ``model.trainable_weights`` order (Keras's order of the sum).
+        seed_states: the state variables of the dropout layers' seed generators, which
+            a skipped step puts back as the Keras path puts back every non-trainable
+            variable (the next step then draws the same masks on both paths).
     """
 
     input_dtype: torch.dtype
@@ -88,6 +91,7 @@ class NativePlan:
     stages: tuple[Stage, ...]
     loss_kind: str
     penalties: tuple[tuple[Any, Any], ...]
+    seed_states: tuple[Any, ...] = ()
 
     def accepts(self, x: Any, y: Any, sample_weight: Any) -> bool:
         """Whether a batch fits the plan: one input tensor of the model's input shape
@@ -126,6 +130,14 @@ class NativePlan:
         for variable, regularizer in self.penalties:
             losses.append(_penalty(regularizer, variable.value))
         return losses[0] if len(losses) == 1 else torch.sum(torch.stack(losses))
+
+    def save_seeds(self) -> list[torch.Tensor]:
+        """The seed generators' states, for :meth:`restore_seeds` on a skipped step."""
+        return [state.value.clone() for state in self.seed_states]
+
+    def restore_seeds(self, saved: Sequence[torch.Tensor]) -> None:
+        for state, value in zip(self.seed_states, saved, strict=True):
+            state.assign(value)
 
     @staticmethod
     def apply_updates(updates: Sequence[tuple[Any, torch.Tensor]]) -> None:
@@ -394,6 +406,9 @@ def _plan(model: Any) -> NativePlan:
         input_dtype=getattr(torch, keras.backend.standardize_dtype(model.inputs[0].dtype)),
         input_shape=tuple(model.inputs[0].shape[1:]),
         stages=tuple(stages), loss_kind=loss_kind, penalties=penalties,
+        seed_states=tuple(layer.seed_generator.state for layer in layers
+                          if type(layer) is keras.layers.Dropout
+                          and getattr(layer, "seed_generator", None) is not None),
     )
 
 
