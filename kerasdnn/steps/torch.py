@@ -7,10 +7,11 @@ and the skip reads one boolean from the device per step (as
 
 Two ways to the loss and gradients, same numbers within float rounding:
 
-* **native** (the models :func:`kerasdnn.build_model` makes): forward, loss and
-  backward written in torch on the torch tensors behind the Keras variables
-  (:mod:`kerasdnn.steps.torch_native`); Keras's per-op Python is skipped, and the
-  batch-norm statistics are assigned only when the step is kept;
+* **native** (the models :func:`kerasdnn.build_model` makes, and any chain of the
+  layers and options :mod:`kerasdnn.steps.torch_native` lists): forward, loss and
+  backward written in torch on the torch tensors behind the Keras variables;
+  Keras's per-op Python is skipped, and the batch-norm statistics are assigned only
+  when the step is kept;
 * **Keras**: ``self(x, training=True)`` and ``compute_loss`` (any other model or
   compile option, sample weights, ``native_step = False``).
 

@@ -2,33 +2,51 @@
 
 Keras's layers pay Python per op on the eager PyTorch backend (``Layer.__call__``,
 argument conversion, dtype checks, tree walks): for the seed network, forward +
-loss + backward through them takes ~1.7x what ``nn.Linear`` takes.  For the models
-:func:`kerasdnn.build_model` makes (an ``InputLayer``, then a chain of ``Flatten``,
-``Dense`` with a known activation, ``BatchNormalization`` and ``Dropout``; L2 kernel
-penalties; sparse categorical or binary cross-entropy from logits), :func:`plan_for`
-writes the same computation with ``torch`` functions directly on the torch tensors
-behind the Keras variables, so the weights, the optimizer, the metrics, saving and
-every other backend stay Keras's.  What the plan copies from Keras, op for op:
+loss + backward through them takes ~1.7x what ``nn.Linear`` takes.  For a chain of
+the layers in ``_SUPPORTED`` (``InputLayer``, ``Flatten``, ``Dense``,
+``BatchNormalization``, ``Dropout``, ``Activation``: every model
+:func:`kerasdnn.build_model` makes, and the same chains built by hand) compiled with
+sparse categorical or binary cross-entropy from logits, :func:`plan_for` writes the
+same computation with ``torch`` functions directly on the torch tensors behind the
+Keras variables, so the weights, the optimizer (constraints included), the metrics,
+saving and every other backend stay Keras's.  What the plan copies from Keras, op for op:
 
 * each layer casts floating inputs to its compute dtype, and reads its (float32)
   variables cast to it (mixed precision: float16 hidden layers, float32 logits;
   a float16 matmul on the CPU runs in float32, as Keras's ``ops.matmul`` does);
-* ``Dropout`` calls ``keras.random.dropout`` with the layer's own seed generator,
-  so the masks are those of the Keras path, draw for draw;
+* ``Flatten`` moves the channels last first under ``channels_first``, as Keras does;
+* ``Dropout`` calls ``keras.random.dropout`` with the layer's own seed generator and
+  noise shape, so the masks are those of the Keras path, draw for draw (a skipped
+  step puts the generators back, as the Keras path puts back every non-trainable
+  variable);
 * ``BatchNormalization`` normalizes in float32 with the batch's biased variance and
   *returns* its moving-statistics update, which the step applies only when the
   step is kept (the non-finite guard then has nothing to put back);
-* the loss is the compiled loss (mean over the batch) plus ``l2 * sum(kernel**2)``
-  for every regularized kernel, in float32.
+* the loss is the compiled loss (mean over the batch) plus the L1, L2 or L1L2
+  penalty of every regularized trainable variable (kernels, biases, gamma, beta),
+  summed in Keras's order, in float32.
+
+Soundness comes first: the plan takes a model only when every option that changes
+the forward pass or the loss is one it copies.  ``_SUPPORTED`` is the one list: for
+each layer type (the exact type, never a subclass), each option of its
+``get_config()`` with the values the plan copies; an option it does not list (a new
+Keras argument), a value outside its check, an unknown activation, dtype policy,
+regularizer or constraint, an activity regularizer, a torch hook, an added loss, a
+mask, a replaced ``call``/``compute_loss`` all send the model down the Keras path.
+The property-based tests (tests/kerasdnn/test_torch_native_properties.py) train
+random stacks both ways and with stock Keras.
 
 :func:`metrics_for` does the same for the step's metrics when they are the ones
 ``build_model`` compiles (the loss and grad-norm means, accuracy): it adds to the
 metrics' own ``total``/``count`` variables what their ``update_state`` would add
 (exact: sums of 0/1 matches and counts), without Keras's per-op Python.
 
-Any other model, layer option, loss or input (sample weights, several inputs)
-gets ``None`` from :func:`plan_for` / ``False`` from :meth:`NativePlan.accepts`,
-and the step takes the Keras path.
+Any other model, layer option, loss or input (sample weights, several inputs, an
+input of another shape) gets ``None`` from :func:`plan_for` / ``False`` from
+:meth:`NativePlan.accepts`, and the step takes the Keras path.  The plan is built
+again when the compiled loss or metrics or a ``trainable`` flag change (see
+:meth:`~kerasdnn.steps.torch.TorchStep.native_plan`); rate, noise shape, momentum and
+epsilon are read at each step.
 
 Example:
     >>> import kerasdnn

@@ -385,3 +385,46 @@ def test_every_factory_model_takes_the_native_path(config: dict, channels_first:
         for got, want in zip(native.weights, keras_path.weights, strict=True):
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(got),
                                           keras.ops.convert_to_numpy(want))
+
+
+def test_what_the_table_does_not_list_takes_the_keras_path() -> None:
+    """Subclasses, hooks, a replaced compute_loss, a mask, an unknown option: refused."""
+    from kerasdnn.steps.torch_native import _SUPPORTED, plan_for
+
+    step_model = _step_model_class()
+
+    def plan(*layers: keras.layers.Layer, model_class: type = step_model) -> object:
+        inputs = keras.Input((4,))
+        x = inputs
+        for layer in layers:
+            x = layer(x)
+        model = model_class(inputs, x)
+        model.compile(optimizer="sgd",
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return plan_for(model)
+
+    assert plan(keras.layers.Dense(3)) is not None
+
+    class MyDense(keras.layers.Dense):  # may compute anything
+        pass
+
+    assert plan(MyDense(3)) is None
+    hooked = keras.layers.Dense(3)
+    hooked.register_forward_hook(lambda module, args, output: output * 2)
+    assert plan(hooked) is None
+
+    class OwnLoss(step_model):
+        def compute_loss(self, *args, **kwargs):
+            return super().compute_loss(*args, **kwargs) * 2
+
+    assert plan(keras.layers.Dense(3), model_class=OwnLoss) is None
+    assert plan(keras.layers.Dense(3, lora_rank=2)) is None  # an option the table lacks
+    assert plan(keras.layers.UnitNormalization(), keras.layers.Dense(3)) is None
+    assert plan(keras.layers.Dense(3, activation="softmax")) is None
+    assert plan(keras.layers.Dense(3, kernel_regularizer=keras.regularizers.OrthogonalRegularizer()
+                                   )) is None
+    # The accepted batch has the model's input shape, else Keras's own handling.
+    accepted = plan(keras.layers.Dense(3))
+    assert accepted.accepts(np.zeros((2, 4)), np.zeros(2), None)
+    assert not accepted.accepts(np.zeros((2, 4, 1)), np.zeros(2), None)
+    assert keras.layers.Dense in _SUPPORTED
