@@ -7,10 +7,11 @@ and the skip reads one boolean from the device per step (as
 
 Two ways to the loss and gradients, same numbers within float rounding:
 
-* **native** (the models :func:`kerasdnn.build_model` makes): forward, loss and
-  backward written in torch on the torch tensors behind the Keras variables
-  (:mod:`kerasdnn.steps.torch_native`); Keras's per-op Python is skipped, and the
-  batch-norm statistics are assigned only when the step is kept;
+* **native** (the models :func:`kerasdnn.build_model` makes, and any chain of the
+  layers and options :mod:`kerasdnn.steps.torch_native` lists): forward, loss and
+  backward written in torch on the torch tensors behind the Keras variables;
+  Keras's per-op Python is skipped, and the batch-norm statistics are assigned only
+  when the step is kept;
 * **Keras**: ``self(x, training=True)`` and ``compute_loss`` (any other model or
   compile option, sample weights, ``native_step = False``).
 
@@ -87,6 +88,7 @@ class TorchStep:
 
     def _native_train_step(self, plan: NativePlan, metrics: NativeMetrics | None, x: Any,
                            y: Any) -> dict[str, Any]:
+        seeds = plan.save_seeds()
         y_pred, updates = plan.forward(x)
         loss = plan.loss(y, y_pred)
         scaled_loss = self.optimizer.scale_loss(loss)
@@ -95,7 +97,8 @@ class TorchStep:
         with torch.no_grad():
             return self._update_or_skip(
                 loss, y_pred, gradients, trainable_weights, x, y, None,
-                keep=lambda: plan.apply_updates(updates), put_back=lambda: None,
+                keep=lambda: plan.apply_updates(updates),
+                put_back=lambda: plan.restore_seeds(seeds),
                 metrics=metrics)
 
     def _keras_train_step(self, x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:

@@ -2,33 +2,51 @@
 
 Keras's layers pay Python per op on the eager PyTorch backend (``Layer.__call__``,
 argument conversion, dtype checks, tree walks): for the seed network, forward +
-loss + backward through them takes ~1.7x what ``nn.Linear`` takes.  For the models
-:func:`kerasdnn.build_model` makes (an ``InputLayer``, then a chain of ``Flatten``,
-``Dense`` with a known activation, ``BatchNormalization`` and ``Dropout``; L2 kernel
-penalties; sparse categorical or binary cross-entropy from logits), :func:`plan_for`
-writes the same computation with ``torch`` functions directly on the torch tensors
-behind the Keras variables, so the weights, the optimizer, the metrics, saving and
-every other backend stay Keras's.  What the plan copies from Keras, op for op:
+loss + backward through them takes ~1.7x what ``nn.Linear`` takes.  For a chain of
+the layers in ``_SUPPORTED`` (``InputLayer``, ``Flatten``, ``Dense``,
+``BatchNormalization``, ``Dropout``, ``Activation``: every model
+:func:`kerasdnn.build_model` makes, and the same chains built by hand) compiled with
+sparse categorical or binary cross-entropy from logits, :func:`plan_for` writes the
+same computation with ``torch`` functions directly on the torch tensors behind the
+Keras variables, so the weights, the optimizer (constraints included), the metrics,
+saving and every other backend stay Keras's.  What the plan copies from Keras, op for op:
 
 * each layer casts floating inputs to its compute dtype, and reads its (float32)
   variables cast to it (mixed precision: float16 hidden layers, float32 logits;
   a float16 matmul on the CPU runs in float32, as Keras's ``ops.matmul`` does);
-* ``Dropout`` calls ``keras.random.dropout`` with the layer's own seed generator,
-  so the masks are those of the Keras path, draw for draw;
+* ``Flatten`` moves the channels last first under ``channels_first``, as Keras does;
+* ``Dropout`` calls ``keras.random.dropout`` with the layer's own seed generator and
+  noise shape, so the masks are those of the Keras path, draw for draw (a skipped
+  step puts the generators back, as the Keras path puts back every non-trainable
+  variable);
 * ``BatchNormalization`` normalizes in float32 with the batch's biased variance and
   *returns* its moving-statistics update, which the step applies only when the
   step is kept (the non-finite guard then has nothing to put back);
-* the loss is the compiled loss (mean over the batch) plus ``l2 * sum(kernel**2)``
-  for every regularized kernel, in float32.
+* the loss is the compiled loss (mean over the batch) plus the L1, L2 or L1L2
+  penalty of every regularized trainable variable (kernels, biases, gamma, beta),
+  summed in Keras's order, in float32.
+
+Soundness comes first: the plan takes a model only when every option that changes
+the forward pass or the loss is one it copies.  ``_SUPPORTED`` is the one list: for
+each layer type (the exact type, never a subclass), each option of its
+``get_config()`` with the values the plan copies; an option it does not list (a new
+Keras argument), a value outside its check, an unknown activation, dtype policy,
+regularizer or constraint, an activity regularizer, a torch hook, an added loss, a
+mask, a replaced ``call``/``compute_loss`` all send the model down the Keras path.
+The property-based tests (tests/kerasdnn/test_torch_native_properties.py) train
+random stacks both ways and with stock Keras.
 
 :func:`metrics_for` does the same for the step's metrics when they are the ones
 ``build_model`` compiles (the loss and grad-norm means, accuracy): it adds to the
 metrics' own ``total``/``count`` variables what their ``update_state`` would add
 (exact: sums of 0/1 matches and counts), without Keras's per-op Python.
 
-Any other model, layer option, loss or input (sample weights, several inputs)
-gets ``None`` from :func:`plan_for` / ``False`` from :meth:`NativePlan.accepts`,
-and the step takes the Keras path.
+Any other model, layer option, loss or input (sample weights, several inputs, an
+input of another shape) gets ``None`` from :func:`plan_for` / ``False`` from
+:meth:`NativePlan.accepts`, and the step takes the Keras path.  The plan is built
+again when the compiled loss or metrics or a ``trainable`` flag change (see
+:meth:`~kerasdnn.steps.torch.TorchStep.native_plan`); rate, noise shape, momentum and
+epsilon are read at each step.
 
 Example:
     >>> import kerasdnn
@@ -38,6 +56,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,22 +93,34 @@ class NativePlan:
 
     Attributes:
         input_dtype: the dtype the model's input layer converts inputs to.
+        input_shape: the input's shape without the batch axis (``None``: any size).
         stages: one callable per layer after the input, in order.
         loss_kind: ``"sparse"`` (sparse categorical cross-entropy from logits) or
             ``"binary"`` (binary cross-entropy from logits).
-        penalties: ``(kernel variable, l2)`` of every L2-regularized kernel.
+        penalties: ``(variable, regularizer)`` of every regularized trainable
+            variable, in ``model.trainable_weights`` order (Keras's order of the sum).
+        seed_states: the state variables of the dropout layers' seed generators, which
+            a skipped step puts back as the Keras path puts back every non-trainable
+            variable (the next step then draws the same masks on both paths).
     """
 
     input_dtype: torch.dtype
+    input_shape: tuple[int | None, ...]
     stages: tuple[Stage, ...]
     loss_kind: str
-    penalties: tuple[tuple[Any, float], ...]
+    penalties: tuple[tuple[Any, Any], ...]
+    seed_states: tuple[Any, ...] = ()
 
-    @staticmethod
-    def accepts(x: Any, y: Any, sample_weight: Any) -> bool:
-        """Whether a batch fits the plan: one input tensor, one label tensor of shape
-        ``(batch,)`` or ``(batch, 1)``, no sample weights."""
+    def accepts(self, x: Any, y: Any, sample_weight: Any) -> bool:
+        """Whether a batch fits the plan: one input tensor of the model's input shape
+        (Keras would reshape others), one label tensor of shape ``(batch,)`` or
+        ``(batch, 1)``, no sample weights."""
         if sample_weight is not None or not (hasattr(x, "shape") and hasattr(y, "shape")):
+            return False
+        shape = tuple(x.shape)
+        if len(shape) != len(self.input_shape) + 1 or any(
+                want is not None and got != want
+                for got, want in zip(shape[1:], self.input_shape, strict=True)):
             return False
         return len(y.shape) == 1 or (len(y.shape) == 2 and y.shape[-1] == 1)
 
@@ -104,7 +135,7 @@ class NativePlan:
         return x, updates
 
     def loss(self, y: Any, logits: torch.Tensor) -> torch.Tensor:
-        """The compiled loss (mean over the batch) plus the L2 penalties, float32."""
+        """The compiled loss (mean over the batch) plus the weight penalties, float32."""
         y = keras.ops.convert_to_tensor(y)
         logits = logits.float()
         if self.loss_kind == "sparse":
@@ -114,10 +145,17 @@ class NativePlan:
                 logits, y.to(logits.dtype).reshape(logits.shape), reduction="none").mean(dim=-1)
         # sum / count, not F's "mean": the same float32 rounding as Keras's reduction.
         losses = [torch.sum(values) / torch.tensor(values.numel(), dtype=values.dtype)]
-        for kernel, l2 in self.penalties:
-            value = kernel.value
-            losses.append(torch.tensor(l2, dtype=value.dtype) * torch.sum(torch.square(value)))
+        for variable, regularizer in self.penalties:
+            losses.append(_penalty(regularizer, variable.value))
         return losses[0] if len(losses) == 1 else torch.sum(torch.stack(losses))
+
+    def save_seeds(self) -> list[torch.Tensor]:
+        """The seed generators' states, for :meth:`restore_seeds` on a skipped step."""
+        return [state.value.clone() for state in self.seed_states]
+
+    def restore_seeds(self, saved: Sequence[torch.Tensor]) -> None:
+        for state, value in zip(self.seed_states, saved, strict=True):
+            state.assign(value)
 
     @staticmethod
     def apply_updates(updates: Sequence[tuple[Any, torch.Tensor]]) -> None:
@@ -224,65 +262,212 @@ def _require(condition: Any) -> None:
         raise _Unsupported
 
 
+# -- what the plan reproduces: the one list -----------------------------------------------
+#
+# For each layer type (exact type: a subclass may change anything), every option that
+# type's ``get_config()`` lists, with the values the plan computes as Keras does.  An
+# option missing here (a new Keras argument) or a value outside its check sends the
+# model down the Keras path.  Beyond the config, :func:`_layer_state` checks what a
+# layer carries outside it (activity regularizer, autocast, torch hooks, added losses,
+# quantization, LoRA), and :func:`_plan` the regularizer and constraint of every
+# trainable variable.  None of these layers makes a mask, so no mask reaches any layer.
+
+Check = Callable[[Any], bool]
+
+
+def _any(value: Any) -> bool:  # an option that does not enter a training step
+    return True
+
+
+def _none(value: Any) -> bool:
+    return value is None
+
+
+def _false(value: Any) -> bool:
+    return value is False or value is None or value == 0
+
+
+def _true(value: Any) -> bool:
+    return value is True
+
+
+def _bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _activation(value: Any) -> bool:
+    return callable(value) and value in _ACTIVATIONS
+
+
+def _policy(value: Any) -> bool:
+    return type(value) is keras.DTypePolicy and value.name in _POLICIES
+
+
+def _regularizer(value: Any) -> bool:
+    return value is None or type(value) in _REGULARIZERS
+
+
+def _constraint(value: Any) -> bool:
+    return value is None or type(value) in _CONSTRAINTS
+
+
+def _one_of(*allowed: Any) -> Check:
+    return lambda value: isinstance(value, str) and value in allowed
+
+
+# Dtype policies whose casts the stages copy (float16 matmuls on the CPU included).
+_POLICIES = frozenset({"float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16"})
+_INPUT_DTYPES = frozenset({"float32", "float16", "bfloat16"})
+# Weight penalties added to the loss as Keras's __call__ computes them (see _penalty);
+# constraints are applied by the optimizer after the update, the same code on both paths.
+_REGULARIZERS = (keras.regularizers.L1, keras.regularizers.L2, keras.regularizers.L1L2)
+_CONSTRAINTS = (keras.constraints.MaxNorm, keras.constraints.MinMaxNorm,
+                keras.constraints.NonNeg, keras.constraints.UnitNorm)
+
+_LAYER = {"name": _any, "trainable": _true, "dtype": _policy}
+_SUPPORTED: dict[type, dict[str, Check]] = {
+    keras.layers.InputLayer: {
+        "name": _any, "batch_shape": _any, "dtype": lambda value: value in _INPUT_DTYPES,
+        "sparse": _false, "ragged": _false, "optional": _false,
+    },
+    keras.layers.Flatten: {**_LAYER, "data_format": _one_of("channels_last", "channels_first")},
+    keras.layers.Dense: {
+        **_LAYER, "units": _any, "activation": _activation, "use_bias": _bool,
+        "kernel_initializer": _any, "bias_initializer": _any,
+        "kernel_regularizer": _regularizer, "bias_regularizer": _regularizer,
+        "kernel_constraint": _constraint, "bias_constraint": _constraint,
+        "quantization_config": _none,
+    },
+    keras.layers.BatchNormalization: {
+        **_LAYER, "axis": _any, "momentum": _number, "epsilon": _number,
+        "center": _bool, "scale": _bool,
+        "beta_initializer": _any, "gamma_initializer": _any,
+        "moving_mean_initializer": _any, "moving_variance_initializer": _any,
+        "beta_regularizer": _regularizer, "gamma_regularizer": _regularizer,
+        "beta_constraint": _constraint, "gamma_constraint": _constraint,
+        "synchronized": _false, "renorm": _false,
+        "renorm_clipping": _any, "renorm_momentum": _any,  # read only with renorm
+    },
+    keras.layers.Dropout: {**_LAYER, "rate": _number, "seed": _any, "noise_shape": _any},
+    keras.layers.Activation: {**_LAYER, "activation": _activation},
+}
+
+# Torch hooks run inside Keras's layer call (a Keras layer is a torch Module).
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def _option(layer: Any, key: str) -> Any:
+    """The live value of the config option ``key`` of ``layer``."""
+    if key == "dtype" and type(layer) is not keras.layers.InputLayer:
+        return layer.dtype_policy
+    return getattr(layer, key)
+
+
+def _layer_state(layer: Any) -> None:
+    """Require that ``layer`` is one the table lists, with supported values only."""
+    checks = _SUPPORTED.get(type(layer))
+    _require(checks is not None)
+    for key in layer.get_config():
+        _require(key in checks and checks[key](_option(layer, key)))
+    _require(layer.activity_regularizer is None and layer.autocast is True
+             and not layer._losses and not layer._losses_override
+             and layer.quantization_mode is None and not getattr(layer, "lora_enabled", False)
+             and not any(getattr(layer, hooks) for hooks in _HOOKS)
+             and "call" not in vars(layer) and "__call__" not in vars(layer))
+
+
+def _global_hooks() -> bool:
+    from torch.nn.modules import module
+
+    return any(getattr(module, f"_global{hooks}", None) for hooks in _HOOKS)
+
+
 def _plan(model: Any) -> NativePlan:
     from keras.src.models.functional import Functional
 
     _require(isinstance(model, Functional) and type(model).call is Functional.call)
-    _require(model.trainable and not model._losses)  # no add_loss on the model itself
+    # Keras's step calls model(x) and model.compute_loss: neither may be replaced.
+    for name in ("__call__", "compute_loss", "_compute_loss", "losses"):
+        _require(getattr(type(model), name) is getattr(keras.Model, name)
+                 and name not in vars(model))
+    _require(model.trainable and not model._losses and not model._losses_override
+             and model.activity_regularizer is None and _policy(model.dtype_policy)
+             and not any(getattr(model, hooks) for hooks in _HOOKS) and not _global_hooks())
     _require(len(model.inputs) == 1 and len(model.outputs) == 1)
     layers = model.layers
-    _require(layers and isinstance(layers[0], keras.layers.InputLayer))
+    _require(layers and type(layers[0]) is keras.layers.InputLayer)
+    _layer_state(layers[0])
     previous = layers[0].output
     stages: list[Stage] = []
-    penalties: list[tuple[Any, float]] = []
     for layer in layers[1:]:
-        # A chain: each layer reads exactly the previous layer's output, once.
+        # A chain: each layer reads exactly the previous layer's output, once, with no
+        # mask and no call argument but ``training`` (the step's training=True wins).
         _require(len(layer._inbound_nodes) == 1 and layer.input is previous)
-        _require(layer.trainable and not layer._losses and layer.quantization_mode is None)
-        stage, penalty = _stage(layer)
-        stages.append(stage)
-        penalties += penalty
+        _require(all(value is None for key, value
+                     in layer._inbound_nodes[0].arguments.kwargs.items() if key != "training"))
+        _layer_state(layer)
+        stages.append(_STAGES[type(layer)](layer))
         previous = layer.output
-    _require(previous is model.outputs[0])
+    _require(previous is model.outputs[0] and len(previous.shape) == 2)
+    # Every trainable variable is a chain layer's, with a penalty and constraint we copy.
+    trainable = model.trainable_weights
+    _require(len(trainable) == sum(len(layer.trainable_weights) for layer in layers))
+    _require(all(_regularizer(v.regularizer) and _constraint(v.constraint) for v in trainable))
+    penalties = tuple((v, v.regularizer) for v in trainable if v.regularizer is not None)
+    loss_kind = _loss_kind(model)
+    _require(loss_kind == "sparse" or previous.shape[-1] == 1)
     return NativePlan(
         input_dtype=getattr(torch, keras.backend.standardize_dtype(model.inputs[0].dtype)),
-        stages=tuple(stages), loss_kind=_loss_kind(model), penalties=tuple(penalties),
+        input_shape=tuple(model.inputs[0].shape[1:]),
+        stages=tuple(stages), loss_kind=loss_kind, penalties=penalties,
+        seed_states=tuple(layer.seed_generator.state for layer in layers
+                          if type(layer) is keras.layers.Dropout
+                          and getattr(layer, "seed_generator", None) is not None),
     )
 
 
-def _stage(layer: Any) -> tuple[Stage, list[tuple[Any, float]]]:
+def _flatten(layer: Any) -> Stage:
     compute = getattr(torch, layer.compute_dtype)
-    kind = type(layer)
-    if kind is keras.layers.Flatten:
-        _require(len(layer.input.shape) >= 2)
+    channels_first = layer.data_format == "channels_first"
 
-        def flatten(x: torch.Tensor, updates: list) -> torch.Tensor:
-            return _to(x, compute).reshape(x.shape[0], -1)
+    def flatten(x: torch.Tensor, updates: list) -> torch.Tensor:
+        x = _to(x, compute)
+        if channels_first and x.ndim > 2:  # Keras's Flatten: channels last first
+            x = torch.permute(x, (0, *range(2, x.ndim), 1))
+        return x.reshape(x.shape[0], -1)
 
-        return flatten, []
-    if kind is keras.layers.Dense:
-        return _dense(layer, compute)
-    if kind is keras.layers.BatchNormalization:
-        return _batch_norm(layer, compute), []
-    if kind is keras.layers.Dropout:
-        _require(layer.noise_shape is None)
-
-        def dropout(x: torch.Tensor, updates: list) -> torch.Tensor:
-            x = _to(x, compute)
-            if layer.rate > 0:
-                x = keras.random.dropout(x, layer.rate, seed=layer.seed_generator)
-            return x
-
-        return dropout, []
-    raise _Unsupported
+    return flatten
 
 
-def _dense(layer: Any, compute: torch.dtype) -> tuple[Stage, list[tuple[Any, float]]]:
-    _require(not layer.lora_enabled and layer.kernel_constraint is None
-             and layer.bias_constraint is None and layer.bias_regularizer is None
-             and layer.activity_regularizer is None and layer.activation in _ACTIVATIONS)
-    regularizer = layer.kernel_regularizer
-    _require(regularizer is None or type(regularizer) is keras.regularizers.L2)
+def _dropout(layer: Any) -> Stage:
+    compute = getattr(torch, layer.compute_dtype)
+
+    def dropout(x: torch.Tensor, updates: list) -> torch.Tensor:
+        x = _to(x, compute)
+        if layer.rate > 0:
+            x = keras.random.dropout(x, layer.rate, noise_shape=layer.noise_shape,
+                                     seed=layer.seed_generator)
+        return x
+
+    return dropout
+
+
+def _activation_stage(layer: Any) -> Stage:
+    compute = getattr(torch, layer.compute_dtype)
+    activation = _ACTIVATIONS[layer.activation]
+
+    def activate(x: torch.Tensor, updates: list) -> torch.Tensor:
+        return activation(_to(x, compute))
+
+    return activate
+
+
+def _dense(layer: Any) -> Stage:
+    compute = getattr(torch, layer.compute_dtype)
     activation = _ACTIVATIONS[layer.activation]
     kernel_variable, bias_variable = layer._kernel, layer.bias
 
@@ -298,16 +483,15 @@ def _dense(layer: Any, compute: torch.dtype) -> tuple[Stage, list[tuple[Any, flo
             x = torch.add(x, _to(bias_variable.value, compute))
         return activation(x)
 
-    penalty = [] if regularizer is None else [(kernel_variable, float(regularizer.l2))]
-    return dense, penalty
+    return dense
 
 
-def _batch_norm(layer: Any, compute: torch.dtype) -> Stage:
-    _require(not layer.renorm and not layer.synchronized
-             and layer.axis in (-1, len(layer.input.shape) - 1) and len(layer.input.shape) == 2)
-    momentum, epsilon = float(layer.momentum), float(layer.epsilon)
+def _batch_norm(layer: Any) -> Stage:
+    _require(layer.axis in (-1, len(layer.input.shape) - 1) and len(layer.input.shape) == 2)
+    compute = getattr(torch, layer.compute_dtype)
 
     def batch_norm(x: torch.Tensor, updates: list) -> torch.Tensor:
+        momentum, epsilon = layer.momentum, layer.epsilon
         x = _to(x, compute)
         if x.dtype in _HALF:  # Keras normalizes in float32 at least
             x = x.float()
@@ -331,20 +515,56 @@ def _batch_norm(layer: Any, compute: torch.dtype) -> Stage:
     return batch_norm
 
 
+_STAGES: dict[type, Callable[[Any], Stage]] = {
+    keras.layers.Flatten: _flatten,
+    keras.layers.Dense: _dense,
+    keras.layers.BatchNormalization: _batch_norm,
+    keras.layers.Dropout: _dropout,
+    keras.layers.Activation: _activation_stage,
+}
+
+
+def _penalty(regularizer: Any, value: torch.Tensor) -> torch.Tensor:
+    """``regularizer(value)``, op for op as Keras's L1, L2 and L1L2 compute it."""
+    kind = type(regularizer)
+    if kind is keras.regularizers.L2:
+        return _factor(regularizer.l2, value) * torch.sum(torch.square(value))
+    if kind is keras.regularizers.L1:
+        return _factor(regularizer.l1, value) * torch.sum(torch.abs(value))
+    total = torch.tensor(0.0, dtype=value.dtype)
+    if regularizer.l1 != 0.0:
+        total = total + _factor(regularizer.l1, value) * torch.sum(torch.abs(value))
+    if regularizer.l2 != 0.0:
+        total = total + _factor(regularizer.l2, value) * torch.sum(torch.square(value))
+    return total
+
+
+def _factor(factor: Any, value: torch.Tensor) -> torch.Tensor:
+    """A regularizer's factor (a float; L1 keeps a tensor) in ``value``'s dtype."""
+    return torch.as_tensor(factor, dtype=value.dtype)
+
+
+_LOSSES: dict[type, tuple[str, dict[str, Check]]] = {
+    keras.losses.SparseCategoricalCrossentropy: ("sparse", {
+        "name": _any, "reduction": _one_of("sum_over_batch_size"), "from_logits": _true,
+        "ignore_class": _none,
+    }),
+    keras.losses.BinaryCrossentropy: ("binary", {
+        "name": _any, "reduction": _one_of("sum_over_batch_size"), "from_logits": _true,
+        "label_smoothing": lambda value: value == 0, "axis": lambda value: value == -1,
+    }),
+}
+
+
 def _loss_kind(model: Any) -> str:
     compiled = getattr(model, "_compile_loss", None)
     _require(compiled is not None and compiled._user_loss_weights is None)
     loss = model.loss
-    _require(getattr(loss, "reduction", None) == "sum_over_batch_size")
-    config = loss.get_config()
-    if type(loss) is keras.losses.SparseCategoricalCrossentropy:
-        _require(config.get("from_logits") and config.get("ignore_class") is None)
-        return "sparse"
-    if type(loss) is keras.losses.BinaryCrossentropy:
-        _require(config.get("from_logits") and not config.get("label_smoothing")
-                 and config.get("axis", -1) == -1)
-        return "binary"
-    raise _Unsupported
+    kind, checks = _LOSSES.get(type(loss), (None, None))
+    _require(kind is not None and loss.dtype == "float32")
+    for key, value in loss.get_config().items():
+        _require(key in checks and checks[key](value))
+    return kind
 
 
 def _to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
