@@ -38,10 +38,10 @@ from benchmarks._common import (
     parse_backends,
     run_python,
 )
+from pipelines.constants import BATCH_SIZE
 
 NUM_EXAMPLES = 60_000
 IMAGE_SHAPE = (28, 28)
-BATCH_SIZE = 100
 GOAL = 10.0
 
 

@@ -16,16 +16,15 @@ from __future__ import annotations
 import argparse
 import functools
 import inspect
-import json
 import sys
 import types
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kerasdnn.config import setting_problem
-from kerasdnn.errors import ConfigError
+from kerasdnn.io import read_json_file  # re-exported: the commands' file flags
 from pipelines.cli import BACKENDS, ArgumentParser, check_backend
+from pipelines.constants import COUNT_MAX
 
 __all__ = [
     "BACKENDS",
@@ -78,34 +77,6 @@ def quiet_tensorflow() -> None:
         pass
 
 
-def read_json_file(path: Path, flag: str, example: str) -> Any:
-    """The JSON value in the file a flag names; each way it can be wrong is one
-    :class:`ConfigError` that says what to give instead (``example``).
-
-    Example:
-        >>> read_json_file(Path("/nonexistent.json"), "--config", "a run's config.json")
-        Traceback (most recent call last):
-        kerasdnn.errors.ConfigError: --config /nonexistent.json: no such file; give \
-a JSON file such as a run's config.json
-    """
-    wanted = f"give a JSON file such as {example}"
-    if path.is_dir():
-        raise ConfigError(f"{flag} {path} is a folder; {wanted}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{flag} {path}: no such file; {wanted}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{flag} {path} is not a text file; {wanted}") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"{flag} {path} is not valid JSON ({error.msg} at line {error.lineno} column "
-            f"{error.colno}); fix the file, or {wanted}"
-        ) from None
-    except OSError as error:
-        raise ConfigError(f"{flag} {path} cannot be read ({error.strerror}); {wanted}") from None
-
-
 def setting(name: str, parse: Callable[[str], Any] = int) -> Callable[[str], Any]:
     """argparse type of the flag for the config field ``name``: ``parse`` reads the
     text (``int``, ``float`` or :func:`comma_ints`), the field's own rule in
@@ -132,18 +103,24 @@ def setting(name: str, parse: Callable[[str], Any] = int) -> Callable[[str], Any
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+    """argparse type: an integer 1 .. ``COUNT_MAX``."""
     value = _parse(int, text, "an integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
+    return _at_most_count_max(value, text)
 
 
 def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
+    """argparse type: an integer 0 .. ``COUNT_MAX``."""
     value = _parse(int, text, "an integer")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return _at_most_count_max(value, text)
+
+
+def _at_most_count_max(value: int, text: str) -> int:
+    if value > COUNT_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer <= {COUNT_MAX}, got {text}")
     return value
 
 

@@ -29,9 +29,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.cli import read_json_file
 from kerasdnn.config import OPTIMIZERS, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError
+from kerasdnn.io import read_json_file
 
 __all__ = ["DEFAULT_SPACE", "MAX_LAYERS", "Param", "Space", "check_value", "load_space"]
 
@@ -317,7 +317,7 @@ DEFAULT_SPACE = Space((
     Param("optimizer", "choice", "sgd", values=OPTIMIZERS),
     Param("learning_rate", "float", 0.01, min=1e-4, max=0.1, sampling="log"),
     Param("momentum", "float", 0.9, min=0.0, max=0.99),
-    Param("batch_size", "choice", 100, values=(32, 64, 100, 128, 256)),
+    Param("batch_size", "choice", TrainConfig.batch_size, values=(32, 64, 100, 128, 256)),
 ))
 
 

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import statistics
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from kerasdnn.io import read_json
 from kerasdnn.rundir import EPOCH_TIMES_FILE
 
 __all__ = ["FINISHED", "comparison_figure", "comparison_markdown", "summarize"]
@@ -65,9 +65,9 @@ def summarize(out_dir: str | os.PathLike[str], outcomes: Mapping[str, Mapping[st
         row = dict(outcome)
         if row.get("status") == FINISHED:
             run = out / backend
-            report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+            report = read_json(run / "report.json")
             history = _history(run)
-            times = json.loads((run / EPOCH_TIMES_FILE).read_text(encoding="utf-8"))
+            times = read_json(run / EPOCH_TIMES_FILE)
             row.update(
                 accuracy=report["accuracy"],
                 f1_macro=report["f1_macro"],
