@@ -79,10 +79,10 @@ def _write_all(fd: int, data: bytes) -> None:
 def _relay(read_fd: int, write_fd: int, level: int) -> None:
     """Read ``read_fd`` to its end; write it to ``write_fd`` filtered when it ends with
     the end-of-import mark, in full when it does not (the importing process died)."""
-    chunks = []
-    while chunk := os.read(read_fd, 1 << 16):
-        chunks.append(chunk)
-    data = b"".join(chunks)
+    data = b""
+    # Until the mark (not EOF: a child process the import started may hold the pipe).
+    while not data.endswith(_DONE) and (chunk := os.read(read_fd, 1 << 16)):
+        data += chunk
     if data.endswith(_DONE):
         lines = data[: -len(_DONE)].splitlines(keepends=True)
         data = b"".join(line for line in lines if not below_log_level(line, level))
