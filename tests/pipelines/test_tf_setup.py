@@ -122,19 +122,26 @@ def test_without_the_package_the_lines_are_not_filtered(tmp_path: Path) -> None:
     assert done.stderr == PREAMBLE + ONEDNN + ERROR
 
 
-def test_real_tensorflow_through_keras_is_quiet(backend: str) -> None:
-    """``kerasdnn`` then Keras (which imports TensorFlow on its backend): nothing on
-    stderr although oneDNN is on and TF_CPP_MIN_LOG_LEVEL is not set."""
+@pytest.mark.parametrize("how", ["build_model_fit", "data_parallel_run"])
+def test_real_tensorflow_through_keras_is_quiet(backend: str, how: str, tmp_path: Path) -> None:
+    """``kerasdnn`` then Keras (which imports TensorFlow on its backend), and a data-parallel
+    run (which reaches Keras before pipelines): nothing on stderr although oneDNN is on
+    and TF_CPP_MIN_LOG_LEVEL is not set."""
     if backend != "tensorflow":
         pytest.skip("Keras imports TensorFlow on the TensorFlow backend")
     environment = {key: value for key, value in os.environ.items()
                    if key != "TF_CPP_MIN_LOG_LEVEL"}
     environment.update(TF_ENABLE_ONEDNN_OPTS="1", PYTHONPATH=str(REPO_ROOT))
-    done = subprocess.run(
-        [sys.executable, "-c", "import numpy as np, kerasdnn; "
-         "model = kerasdnn.build_model(hidden_units=(4,), input_shape=(3,)); "
-         "model.fit(np.zeros((8, 3), 'float32'), np.zeros(8, 'int32'), verbose=0)"],
-        env=environment, capture_output=True, text=True, timeout=300, check=False,
-    )
+    args = {
+        "build_model_fit": ["-c", "import numpy as np, kerasdnn; "
+                            "model = kerasdnn.build_model(hidden_units=(4,), input_shape=(3,)); "
+                            "model.fit(np.zeros((8, 3), 'float32'), np.zeros(8, 'int32'), "
+                            "verbose=0)"],
+        "data_parallel_run": ["-m", "kerasdnn.train", "--dataset", "digits", "--epochs", "1",
+                              "--hidden", "8", "--data-parallel", "--devices", "2", "--quiet",
+                              "--out", str(tmp_path / "run")],
+    }[how]
+    done = subprocess.run([sys.executable, *args], env=environment, capture_output=True,
+                          text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
