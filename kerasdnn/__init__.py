@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import pipelines  # noqa: F401  (sets TensorFlow's log level before any TF import)
+import pipelines  # noqa: F401  (TensorFlow's log level, and a quiet first TF import, whoever imports it)
 
 __version__ = "0.1.0"
 
