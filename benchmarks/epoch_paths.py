@@ -18,10 +18,9 @@ from typing import Any
 from benchmarks._common import compiled, summarize
 from kerasdnn.config import ModelConfig
 from pipelines.backends import TABLE
+from pipelines.constants import BATCH_SIZE, SEED
 
-BATCH_SIZE = 100
 DEFAULT_STEPS_PER_EXECUTION = ModelConfig().steps_per_execution
-SEED = 1337
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 HIDDEN_UNITS = (500, 250)

@@ -39,10 +39,10 @@ from benchmarks._common import (
     run_python,
 )
 from pipelines.backends import backend_spec
+from pipelines.constants import BATCH_SIZE
 
 NUM_EXAMPLES = 60_000
 IMAGE_SHAPE = (28, 28)
-BATCH_SIZE = 100
 GOAL = 10.0
 
 

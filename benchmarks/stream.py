@@ -46,8 +46,8 @@ from benchmarks._common import (
     seconds_cell,
     summarize,
 )
+from pipelines.constants import BATCH_SIZE
 
-BATCH_SIZE = 100
 BATCHES_PER_FETCH = 10
 SEED = 1
 PIPELINES = "pipelines.load"

@@ -26,7 +26,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-import pipelines  # noqa: F401  (sets TensorFlow's log level before any TF import)
+import pipelines  # noqa: F401  (TensorFlow's log level, and a quiet first TF import, whoever imports it)
 
 __version__ = "0.1.0"
 

@@ -3,13 +3,12 @@ and Keras's own (EarlyStopping, TensorBoard)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import keras
 
-from kerasdnn.io import atomic_write_json
+from kerasdnn.io import atomic_write_json, read_json
 
 __all__ = ["EpochTimer"]
 
@@ -39,7 +38,7 @@ class EpochTimer(keras.callbacks.Callback):
         self._start = 0.0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        previous = (json.loads(self.path.read_text(encoding="utf-8"))["epoch_seconds"]
+        previous = (read_json(self.path)["epoch_seconds"]
                     if self.path.exists() else [])
         self.seconds = previous[: self.epochs_done]
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from kerasdnn.errors import RunDirectoryError
 from kerasdnn.faults import fault_point
-from kerasdnn.io import atomic_write_text
+from kerasdnn.io import atomic_write_text, fsync_path, read_json
 from kerasdnn.rundir import HISTORY_FILE
 
 __all__ = [
@@ -233,14 +233,14 @@ class RunCheckpoint(keras.callbacks.Callback):
                     np.savez(handle, *stopping.best_weights)
         metadata["sha256"] = {path.name: _sha256(path) for path in scratch.iterdir()}
         (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-        for path in scratch.iterdir():
-            _fsync(path)
+        for path in [*scratch.iterdir(), scratch]:  # the files, then the folder's entries
+            fsync_path(path)
         fault_point("checkpoint_rename")
         target = self.backup_dir / name
         if target.exists():  # never the one restored: that is older, or finished (kept)
             shutil.rmtree(target)
         os.replace(scratch, target)
-        _fsync(self.backup_dir)
+        fsync_path(self.backup_dir)
         fault_point("checkpoint_renamed")
         for older in self.backup_dir.iterdir():
             if older.name != name and (older.name == FINISHED or _EPOCH.fullmatch(older.name)):
@@ -256,7 +256,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 def _verified(folder: Path, backup_dir: Path, *, finished: bool) -> Checkpoint:
     metadata_path = folder / METADATA_FILE
     try:
-        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+        metadata = read_json(metadata_path)
         epochs_done = int(metadata["epochs_done"])
         digests = dict(metadata["sha256"])
         missing = [name for name in _REQUIRED if name not in digests]
@@ -311,14 +311,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _scalar(value: object) -> float:

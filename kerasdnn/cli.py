@@ -22,6 +22,7 @@ from kerasdnn.config import setting_problem
 from kerasdnn.io import read_json_file
 from kerasdnn.runtime import check_backend
 from pipelines.cli import BACKENDS, ArgumentParser
+from pipelines.constants import COUNT_MAX
 
 __all__ = [
     "BACKENDS",
@@ -63,18 +64,24 @@ def setting(name: str, parse: Callable[[str], Any] = int) -> Callable[[str], Any
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+    """argparse type: an integer 1 .. ``COUNT_MAX``."""
     value = _parse(int, text, "an integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
+    return _at_most_count_max(value, text)
 
 
 def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
+    """argparse type: an integer 0 .. ``COUNT_MAX``."""
     value = _parse(int, text, "an integer")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return _at_most_count_max(value, text)
+
+
+def _at_most_count_max(value: int, text: str) -> int:
+    if value > COUNT_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer <= {COUNT_MAX}, got {text}")
     return value
 
 

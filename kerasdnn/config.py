@@ -26,7 +26,16 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from kerasdnn.errors import ConfigError
-from pipelines.constants import SCALES, VALIDATION_SPLIT, is_validation_split
+from pipelines.constants import (
+    BATCH_SIZE,
+    COUNT_MAX,
+    SCALES,
+    SEED,
+    SEED_MAX,
+    VALIDATION_SPLIT,
+    is_seed,
+    is_validation_split,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -36,6 +45,7 @@ __all__ = [
     "SCALES",
     "ModelConfig",
     "TrainConfig",
+    "config_sections",
     "setting_problem",
 ]
 
@@ -133,7 +143,7 @@ class ModelConfig(_JSONConfig):
     weight_decay: float = 0.004
     clipnorm: float | None = None
     mixed_precision: bool = False
-    seed: int = 1337
+    seed: int = SEED
     metrics: tuple[str, ...] = ("accuracy",)
     jit_compile: bool | str = "auto"
     steps_per_execution: int = 10
@@ -141,7 +151,7 @@ class ModelConfig(_JSONConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", _int_tuple("input_shape", self.input_shape))
         object.__setattr__(self, "hidden_units", _int_tuple("hidden_units", self.hidden_units))
-        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "metrics", _str_tuple("metrics", self.metrics))
         _check_fields(self)
 
     @property
@@ -186,10 +196,10 @@ class TrainConfig(_JSONConfig):
 
     dataset: str = "auto"
     epochs: int = 10
-    batch_size: int = 100
+    batch_size: int = BATCH_SIZE
     validation_split: float = VALIDATION_SPLIT
     scale: str = "auto"
-    seed: int = 1337
+    seed: int = SEED
     out: str | None = None
     early_stopping: int | None = None
     tensorboard: bool = False
@@ -203,6 +213,53 @@ class TrainConfig(_JSONConfig):
         if self.devices is not None and not self.data_parallel:
             raise ConfigError("devices must be null unless data_parallel is set "
                               f"(--devices needs --data-parallel), got {self.devices!r}")
+
+
+_SECTION_EXAMPLE = '{"train": {"epochs": 5}, "model": {"dropout": 0.1}}'
+
+
+def config_sections(record: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(train settings, model settings)`` of a config document (a run's
+    ``config.json`` or one written by hand), each section checked to be a JSON
+    object; its keys and values are checked by :meth:`TrainConfig.from_dict` and
+    :meth:`ModelConfig.from_dict`.  Each way it can be wrong is one
+    :class:`ConfigError` that names the section.
+
+    Example:
+        >>> config_sections({"train": {"epochs": 5}})
+        ({'epochs': 5}, {})
+        >>> config_sections({"train": None})
+        Traceback (most recent call last):
+        kerasdnn.errors.ConfigError: "train" must be a JSON object of settings, got null; \
+e.g. {"train": {"epochs": 5}, "model": {"dropout": 0.1}}
+    """
+    if not isinstance(record, Mapping) or not set(record) & {"train", "model"}:
+        raise ConfigError(
+            f'expected a JSON object with "train" and/or "model" sections, e.g. {_SECTION_EXAMPLE}'
+        )
+    sections = []
+    for name in ("train", "model"):
+        section = record.get(name, {})
+        if not isinstance(section, Mapping):
+            raise ConfigError(
+                f'"{name}" must be a JSON object of settings, got {_json_type(section)}; '
+                f"e.g. {_SECTION_EXAMPLE}"
+            )
+        sections.append(dict(section))
+    return sections[0], sections[1]
+
+
+def _json_type(value: Any) -> str:
+    """What a JSON value is, in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else type(value).__name__
 
 
 def _jsonable(value: Any) -> Any:
@@ -235,6 +292,13 @@ def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     return items
 
 
+def _str_tuple(name: str, value: Any) -> tuple[Any, ...]:
+    """A list of names as a tuple (the field's rule judges the names)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise ConfigError(f"{name} must be a list, each {_RULES[name].allowed}, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Rule:
     """What one field accepts: ``test`` on a value, ``allowed`` in words (as a flag
@@ -254,8 +318,8 @@ def _number(test: Callable[[float], bool], allowed: str, null: str | None = None
 
 
 def _integer(minimum: int, null: str | None = None) -> _Rule:
-    return _Rule(lambda value: _is_int(value) and value >= minimum,
-                 f"an integer >= {minimum}", null)
+    return _Rule(lambda value: _is_int(value) and minimum <= value <= COUNT_MAX,
+                 f"an integer >= {minimum} (at most {COUNT_MAX})", null)
 
 
 _BOOL = _Rule(lambda value: isinstance(value, bool), "true or false")
@@ -269,11 +333,12 @@ _FRACTION_0_1 = _number(lambda value: 0.0 <= value < 1.0, "a number in [0, 1)")
 # command-line flags check their values with it (setting_problem).
 _RULES: dict[str, _Rule] = {
     # ModelConfig (input_shape and hidden_units are integer tuples by then)
-    "input_shape": _Rule(lambda value: bool(value) and all(d >= 1 for d in value),
-                         "a non-empty tuple of positive integers"),
+    "input_shape": _Rule(lambda value: bool(value) and all(1 <= d <= COUNT_MAX for d in value),
+                         f"a non-empty tuple of positive integers (at most {COUNT_MAX})"),
     "num_classes": _integer(2),
-    "hidden_units": _Rule(lambda value: all(units >= 1 for units in value),
-                          "positive integers (none at all gives a linear model)"),
+    "hidden_units": _Rule(lambda value: all(1 <= units <= COUNT_MAX for units in value),
+                          f"positive integers, at most {COUNT_MAX} "
+                          "(none at all gives a linear model)"),
     "activation": _choice(ACTIVATIONS),
     "dropout": _FRACTION_0_1,
     "batch_norm": _BOOL,
@@ -284,7 +349,7 @@ _RULES: dict[str, _Rule] = {
     "weight_decay": _number(lambda value: value >= 0.0, "a number >= 0"),
     "clipnorm": _number(lambda value: value > 0.0, "a positive number", "no clipping"),
     "mixed_precision": _BOOL,
-    "seed": _integer(0),
+    "seed": _Rule(is_seed, f"an integer 0 .. {SEED_MAX}"),
     "metrics": _Rule(lambda value: all(metric in METRICS for metric in value),
                      f"one of {', '.join(METRICS)}"),
     "jit_compile": _Rule(lambda value: value in (True, False, "auto"), 'true, false or "auto"'),

@@ -23,7 +23,15 @@ from kerasdnn.cli import (
     read_json_file,
     setting,
 )
-from kerasdnn.config import ACTIVATIONS, DATA_FIELDS, OPTIMIZERS, SCALES, ModelConfig, TrainConfig
+from kerasdnn.config import (
+    ACTIVATIONS,
+    DATA_FIELDS,
+    OPTIMIZERS,
+    SCALES,
+    ModelConfig,
+    TrainConfig,
+    config_sections,
+)
 from kerasdnn.errors import ConfigError
 from kerasdnn.run import SETTINGS, split_settings
 from kerasdnn.rundir import read_run_config
@@ -148,12 +156,10 @@ def configs_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
 
 def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     record = read_json_file(path, "--config", "a run's config.json")
-    if not isinstance(record, dict) or not set(record) & {"train", "model"}:
-        raise ConfigError(
-            f"--config {path}: expected a JSON object with \"train\" and/or \"model\" "
-            "sections, e.g. {\"train\": {\"epochs\": 5}, \"model\": {\"dropout\": 0.1}}"
-        )
-    train_values, model_values = dict(record.get("train", {})), dict(record.get("model", {}))
+    try:
+        train_values, model_values = config_sections(record)
+    except ConfigError as error:
+        raise ConfigError(f"--config {path}: {error}") from None
     train_values.pop("out", None)  # a run's own directory is not a setting to repeat
     for field in DATA_FIELDS:
         model_values.pop(field, None)

@@ -1,8 +1,14 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename; and
-the one reader of a JSON file a user names (:func:`read_json_file`).
+"""The one JSON reader and the one atomic, durable file writer.
 
-A crash (or SIGKILL) while writing never leaves half a file behind: readers see
-either the previous content or the new one.
+Writes: a temporary file in the same folder, flushed to the disk (``fsync``), renamed
+onto the target, then the folder's entry flushed too (``fsync`` of the directory).
+A crash, a SIGKILL or a power loss while writing never leaves half a file
+behind: readers see either the previous content or the new one, and once a
+write has returned its file survives a power loss (on file systems that honour
+``fsync``, as ext4, XFS and APFS do).
+
+Reads: :func:`read_json` (a file the project wrote) and :func:`read_json_file`
+(a file a user names with a flag: each way it can be wrong is one line).
 
 Example:
     >>> import tempfile, pathlib
@@ -30,6 +36,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "fsync_path",
+    "read_json",
     "read_json_file",
     "remove_temporaries",
 ]
@@ -46,7 +54,8 @@ _FILE_MODE = _default_file_mode()
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+    """Yield a temporary path beside ``path``; on success flush it to the disk, rename
+    it onto ``path`` and flush the folder (the module's durability promise).
 
     Use it for writers that want a file name (``model.save``, ``savefig``).  The
     temporary name keeps the suffix of ``path`` so that such writers pick the
@@ -71,11 +80,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the usual 0666 & ~umask
+        fsync_path(tmp)  # the content on the disk before the name points at it
         fault_point("atomic_replace")
         os.replace(tmp, target)
+        fsync_path(target.parent)  # the rename itself on the disk
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's content, or a folder's entries, to the disk (``fsync``).
+
+    Example:
+        >>> import tempfile
+        >>> fsync_path(tempfile.gettempdir())
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
@@ -96,11 +121,9 @@ def remove_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (fsynced before the rename)."""
+    """Write ``data`` to ``path`` atomically and durably (:func:`atomic_path`)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -120,9 +143,25 @@ def _to_builtin(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON value in a file the project wrote (UTF-8).  Raises ``OSError`` when it
+    cannot be read and ``ValueError`` when it is not JSON (``json.JSONDecodeError`` and
+    ``UnicodeDecodeError`` are both): the caller says what that means for it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.json"
+        >>> atomic_write_json(path, {"epochs": 3})
+        >>> read_json(path)
+        {'epochs': 3}
+    """
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def read_json_file(path: Path, flag: str, example: str) -> Any:
     """The JSON value in the file a flag names; each way it can be wrong is one
-    :class:`ConfigError` that says what to give instead (``example``).
+    :class:`~kerasdnn.errors.ConfigError` that says what to give instead (``example``).
 
     Example:
         >>> read_json_file(Path("/nonexistent.json"), "--config", "a run's config.json")
@@ -134,7 +173,7 @@ a JSON file such as a run's config.json
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; {wanted}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except FileNotFoundError:
         raise ConfigError(f"{flag} {path}: no such file; {wanted}") from None
     except UnicodeDecodeError:
@@ -144,5 +183,7 @@ a JSON file such as a run's config.json
             f"{flag} {path} is not valid JSON ({error.msg} at line {error.lineno} column "
             f"{error.colno}); fix the file, or {wanted}"
         ) from None
+    except RecursionError:
+        raise ConfigError(f"{flag} {path} nests too deeply; {wanted}") from None
     except OSError as error:
         raise ConfigError(f"{flag} {path} cannot be read ({error.strerror}); {wanted}") from None

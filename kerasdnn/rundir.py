@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
-import json
 import os
 import platform
 import re
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from kerasdnn.config import DATA_FIELDS, ModelConfig, TrainConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError
-from kerasdnn.io import atomic_write_bytes, atomic_write_json
+from kerasdnn.io import atomic_write_bytes, atomic_write_json, read_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -268,10 +267,10 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
             "give the --out folder of an earlier `python -m kerasdnn.train`"
         )
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json(path)
         ModelConfig.from_dict(record["model"])
         TrainConfig.from_dict(record["train"])
-    except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as error:
+    except (ValueError, KeyError, TypeError, ConfigError) as error:
         raise RunDirectoryError(
             f"{path} is damaged ({error}); start a new run with another --out"
         ) from None

@@ -18,10 +18,14 @@ from __future__ import annotations
 import os
 
 # The one place that sets TensorFlow's C++ log level (kerasdnn and tuning import this
-# package first): before any TensorFlow import, which pipelines.tf_setup makes quiet.
+# package first): before any TensorFlow import, which pipelines.tf_import_log makes
+# quiet whoever imports it (pipelines, Keras, KerasTuner or the user's code).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pipelines import tf_import_log
 from pipelines.errors import PipelineError
+
+tf_import_log.install()
 
 __all__ = ["DatasetInfo", "PipelineError", "Splits", "describe", "load", "prefetch_to_device"]
 

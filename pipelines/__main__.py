@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from pipelines.cli import ArgumentParser, check_backend
+from pipelines.constants import BATCH_SIZE, SEED, VALIDATION_SPLIT
 from pipelines.errors import exit_on_error
 
 PROG = "python -m pipelines"
@@ -20,9 +21,9 @@ def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", default=None, help="a source (see --list)")
     parser.add_argument("--list", action="store_true", help="list the sources and exit")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--validation-split", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--validation-split", type=float, default=VALIDATION_SPLIT)
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--scale", default="unit", choices=("unit", "standardize"))
     parser.add_argument("--data-dir", default=None, help="TFDS data dir")
     parser.add_argument("--manual-dir", default=None, help="original archive files for TFDS")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipelines.checks import check_arguments, checked
-from pipelines.constants import SCALES, VALIDATION_SPLIT
+from pipelines.constants import BATCH_SIZE, SCALES, SEED, VALIDATION_SPLIT
 from pipelines.errors import InvalidArgumentError
 from pipelines.info import DatasetInfo, RawData, Splits
 from pipelines.sources import read_source
@@ -271,7 +271,7 @@ def raw_source_and_scaling(
     name: str = "auto",
     *,
     validation_split: float = VALIDATION_SPLIT,
-    seed: int = 1337,
+    seed: int = SEED,
     scale: str = "auto",
     data_dir: str | os.PathLike[str] | None = None,
     manual_dir: str | os.PathLike[str] | None = None,
@@ -318,9 +318,9 @@ class EpochStream:
 def load(
     name: str = "auto",
     *,
-    batch_size: int | None = 100,
+    batch_size: int | None = BATCH_SIZE,
     validation_split: float = VALIDATION_SPLIT,
-    seed: int = 1337,
+    seed: int = SEED,
     scale: str = "auto",
     flatten: bool = True,
     data_dir: str | os.PathLike[str] | None = None,

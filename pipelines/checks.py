@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from pipelines.constants import SCALES, is_validation_split
+from pipelines.constants import COUNT_MAX, SCALES, SEED_MAX, is_seed, is_validation_split
 from pipelines.errors import InvalidArgumentError, InvalidDataError
 from pipelines.info import RawData
 
@@ -25,23 +25,25 @@ def check_arguments(
         >>> check_arguments(0, 0.1, 1, "unit")
         Traceback (most recent call last):
         pipelines.errors.InvalidArgumentError: batch_size (--batch-size) must be a positive \
-integer or None, got 0
+integer (at most 2147483647) or None, got 0
     """
     if batch_size is not None and (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
+        or not 1 <= batch_size <= COUNT_MAX
     ):
         raise InvalidArgumentError(
-            f"batch_size (--batch-size) must be a positive integer or None, got {batch_size!r}"
+            f"batch_size (--batch-size) must be a positive integer (at most {COUNT_MAX}) or "
+            f"None, got {batch_size!r}"
         )
     if not is_validation_split(validation_split):
         raise InvalidArgumentError(
             "validation_split (--validation-split) must be a fraction strictly between 0 and 1, "
             f"got {validation_split!r}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InvalidArgumentError(f"seed (--seed) must be an integer, got {seed!r}")
+    if not is_seed(seed):
+        raise InvalidArgumentError(
+            f"seed (--seed) must be an integer 0 .. {SEED_MAX}, got {seed!r}")
     if scale not in SCALES:
         raise InvalidArgumentError(
             f"scale (--scale) must be one of {', '.join(SCALES)}, got {scale!r}"

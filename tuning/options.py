@@ -1,5 +1,14 @@
 """The settings of a search, once: the tuners, the objectives and their direction,
-the defaults, and :class:`SearchOptions` (what ``python -m tuning.search`` checked).
+the defaults, the rules of the search's own flags (beside the run's rules in
+:mod:`kerasdnn.config`, which a search's dataset, seed and patience also meet), and
+:class:`SearchOptions` (what ``python -m tuning.search`` checked).
+
+The seed of a search: the one seed rule (:func:`pipelines.constants.is_seed`,
+0 .. 2**32 - 1), except 0, which is refused (:func:`search_seed`): KerasTuner's
+oracle replaces a seed of 0 by a random one, which would make the search
+unrepeatable, and any other value standing in for 0 would repeat another seed's search.
+Each execution of a trial adds its index to the seed of the weights, so the last
+execution's seed must still meet the rule (:func:`check_options`).
 
 Imports nothing heavy: the command line, the hypermodel and the tuners read it.
 
@@ -11,12 +20,26 @@ Example:
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
+from kerasdnn.cli import positive_int, setting
 from kerasdnn.config import TrainConfig
+from kerasdnn.errors import ConfigError
+from pipelines.constants import SEED_MAX
 
-__all__ = ["OBJECTIVES", "TUNERS", "SearchOptions", "objective_direction"]
+__all__ = [
+    "OBJECTIVES",
+    "TUNERS",
+    "SearchOptions",
+    "check_options",
+    "chief_address",
+    "objective_direction",
+    "reduction_factor",
+    "search_seed",
+    "worker_id",
+]
 
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = ("val_accuracy", "val_loss", "val_auc")
@@ -87,3 +110,112 @@ manual_dir=None, data_parallel=False, devices=None)
         ``changes`` set the rest (``batch_size``, ``out``)."""
         return TrainConfig(dataset=self.dataset, seed=self.seed, epochs=self.train_epochs,
                            early_stopping=self.early_stopping, **changes)
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def search_seed(text: str) -> int:
+    """argparse type of ``--seed``: the one seed rule, without 0 (see the module's text).
+
+    Example:
+        >>> search_seed("7")
+        7
+        >>> search_seed("0")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: must be non-zero: KerasTuner replaces seed 0 by a \
+random seed, which would make the search unrepeatable
+    """
+    value = setting("seed")(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            "must be non-zero: KerasTuner replaces seed 0 by a random seed, which would make "
+            "the search unrepeatable"
+        )
+    return value
+
+
+def reduction_factor(text: str) -> int:
+    """argparse type of ``--factor``: Hyperband's reduction factor, an integer >= 2."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
+    return value
+
+
+def chief_address(text: str) -> tuple[str, int]:
+    """argparse type of ``--chief``: ``HOST:PORT`` with a port 1 .. 65535.
+
+    Example:
+        >>> chief_address("127.0.0.1:8000")
+        ('127.0.0.1', 8000)
+    """
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"must be HOST:PORT, e.g. 127.0.0.1:8000 or 0.0.0.0:8000, got {text!r}"
+        )
+    return host, int(port)
+
+
+def worker_id(text: str) -> str:
+    """argparse type of ``--worker``: a tuner id such as ``tuner1``."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", text) or "chief" in text:
+        raise argparse.ArgumentTypeError(
+            f"must be a name such as tuner1 (letters, digits, _ . -; not 'chief'), got {text!r}"
+        )
+    return text
+
+
+def check_options(options: SearchOptions, default_project: str) -> SearchOptions:
+    """Check the combination of flags and fill in the defaults that depend on
+    ``--tuner``; ``default_project`` is the project name when none is given.
+
+    Example:
+        >>> options = SearchOptions(tuner="random", max_trials=None, epochs=None,
+        ...     max_epochs=None, factor=None, dataset="digits", seed=7, early_stopping=None,
+        ...     executions_per_trial=1, workers=None, chief=None, worker=None,
+        ...     overwrite=False, project_name=None)
+        >>> check_options(options, "digits-random").max_trials
+        10
+    """
+    if options.tuner == "hyperband":
+        given = [flag for flag, value in (("--max-trials", options.max_trials),
+                                          ("--epochs", options.epochs)) if value is not None]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} do not apply to --tuner hyperband: "
+                "it sets the trials and their epochs from --max-epochs and --factor"
+            )
+        options.max_epochs = options.max_epochs or DEFAULT_MAX_EPOCHS
+        options.factor = options.factor or DEFAULT_FACTOR
+    else:
+        given = [flag for flag, value in (("--max-epochs", options.max_epochs),
+                                          ("--factor", options.factor)) if value is not None]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} apply to --tuner hyperband only; "
+                f"--tuner {options.tuner} uses --max-trials and --epochs"
+            )
+        options.max_trials = options.max_trials or DEFAULT_MAX_TRIALS
+        options.epochs = options.epochs or DEFAULT_EPOCHS
+        options.factor = DEFAULT_FACTOR
+    if options.seed + options.executions_per_trial - 1 > SEED_MAX:
+        raise ConfigError(
+            f"--seed {options.seed} with --executions-per-trial {options.executions_per_trial} "
+            f"gives weight seeds beyond {SEED_MAX} (each execution adds 1); "
+            f"give a seed <= {SEED_MAX - options.executions_per_trial + 1}"
+        )
+    if options.workers is not None and (options.chief is not None or options.worker is not None):
+        raise ConfigError("--workers starts its own chief and workers on this host; "
+                          "drop --chief and --worker, or drop --workers")
+    if options.worker is not None and options.chief is None:
+        raise ConfigError("--worker needs --chief HOST:PORT: the chief to take trials from")
+    if options.worker is not None and options.overwrite:
+        raise ConfigError("--overwrite is for the chief only; start workers without it")
+    if options.project_name is None:
+        options.project_name = default_project
+    elif not options.project_name.strip() or "/" in options.project_name:
+        raise ConfigError(f"--project-name must be a folder name, got {options.project_name!r}")
+    options.train_config()  # the dataset name, the seed and the patience are checked here
+    return options

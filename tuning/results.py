@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.io import atomic_path, atomic_write_json, atomic_write_text
+from kerasdnn.io import atomic_path, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
     "FIXED_COLUMNS",
@@ -125,7 +124,7 @@ def read_workers(project_dir: str | Path) -> dict[str, str]:
     """The trial id -> worker mapping :func:`record_workers` keeps (empty: none yet)."""
     path = Path(project_dir) / WORKERS_FILE
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = read_json(path)
     except (OSError, ValueError):
         return {}  # none yet, or unreadable: the column stays empty, the search goes on
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

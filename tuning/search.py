@@ -26,14 +26,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from kerasdnn.cli import ArgumentParser, check_backend, positive_int
 from kerasdnn.config import TrainConfig
-from kerasdnn.errors import ConfigError, exit_on_user_error
+from kerasdnn.errors import exit_on_user_error
 from kerasdnn.rundir import check_writable_dir, path_safe_name
 from tuning.options import (
     DEFAULT_EPOCHS,
@@ -43,6 +42,11 @@ from tuning.options import (
     OBJECTIVES,
     TUNERS,
     SearchOptions,
+    check_options,
+    chief_address,
+    reduction_factor,
+    search_seed,
+    worker_id,
 )
 from tuning.run import check_resume, search
 from tuning.space import load_space
@@ -92,7 +96,7 @@ def build_parser() -> ArgumentParser:
     search.add_argument("--max-epochs", type=positive_int,
                         help=f"epochs of the longest trial; hyperband "
                         f"(default: {DEFAULT_MAX_EPOCHS})")
-    search.add_argument("--factor", type=_factor,
+    search.add_argument("--factor", type=reduction_factor,
                         help=f"reduction factor between brackets; hyperband "
                         f"(default: {DEFAULT_FACTOR})")
     search.add_argument("--objective", choices=OBJECTIVES, default="val_accuracy",
@@ -111,7 +115,7 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--dataset", default=TrainConfig.dataset,
                       help="dataset name: mnist, fashion_mnist, digits, tfds:NAME, idx:DIR, "
                       "npz:PATH, or auto (default: auto)")
-    data.add_argument("--seed", type=_seed, default=TrainConfig.seed,
+    data.add_argument("--seed", type=search_seed, default=TrainConfig.seed,
                       help=f"non-zero seed of the search, the weights, the shuffling and the "
                       f"split (default: {TrainConfig.seed})")
     output = parser.add_argument_group("output")
@@ -122,10 +126,10 @@ def build_parser() -> ArgumentParser:
     output.add_argument("--overwrite", action="store_true",
                         help="start the search over instead of continuing it")
     distributed = parser.add_argument_group("distributed (KerasTuner chief/worker mode)")
-    distributed.add_argument("--chief", type=_address, metavar="HOST:PORT",
+    distributed.add_argument("--chief", type=chief_address, metavar="HOST:PORT",
                              help="alone: run the chief (the oracle) and serve on HOST:PORT; "
                              "with --worker: the chief to connect to")
-    distributed.add_argument("--worker", type=_worker_id, metavar="ID",
+    distributed.add_argument("--worker", type=worker_id, metavar="ID",
                              help="run trials for the chief given by --chief, as tuner ID "
                              "(e.g. tuner1)")
     distributed.add_argument("--workers", type=positive_int, metavar="N",
@@ -135,7 +139,7 @@ def build_parser() -> ArgumentParser:
 
 
 def options_from_args(args: argparse.Namespace) -> SearchOptions:
-    """Check the combination of flags and fill in the defaults that depend on ``--tuner``.
+    """The checked options of parsed flags (the rules: :func:`tuning.options.check_options`).
 
     Example:
         >>> options = options_from_args(build_parser().parse_args(["--dataset", "digits"]))
@@ -143,40 +147,7 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
         (10, 10, 'digits-random')
     """
     options = SearchOptions(**vars(args))
-    if options.tuner == "hyperband":
-        given = [flag for flag, value in (("--max-trials", options.max_trials),
-                                          ("--epochs", options.epochs)) if value is not None]
-        if given:
-            raise ConfigError(
-                f"{' and '.join(given)} do not apply to --tuner hyperband: "
-                "it sets the trials and their epochs from --max-epochs and --factor"
-            )
-        options.max_epochs = options.max_epochs or DEFAULT_MAX_EPOCHS
-        options.factor = options.factor or DEFAULT_FACTOR
-    else:
-        given = [flag for flag, value in (("--max-epochs", options.max_epochs),
-                                          ("--factor", options.factor)) if value is not None]
-        if given:
-            raise ConfigError(
-                f"{' and '.join(given)} apply to --tuner hyperband only; "
-                f"--tuner {options.tuner} uses --max-trials and --epochs"
-            )
-        options.max_trials = options.max_trials or DEFAULT_MAX_TRIALS
-        options.epochs = options.epochs or DEFAULT_EPOCHS
-        options.factor = DEFAULT_FACTOR
-    if options.workers is not None and (options.chief is not None or options.worker is not None):
-        raise ConfigError("--workers starts its own chief and workers on this host; "
-                          "drop --chief and --worker, or drop --workers")
-    if options.worker is not None and options.chief is None:
-        raise ConfigError("--worker needs --chief HOST:PORT: the chief to take trials from")
-    if options.worker is not None and options.overwrite:
-        raise ConfigError("--overwrite is for the chief only; start workers without it")
-    if options.project_name is None:
-        options.project_name = f"{_slug(options.dataset)}-{options.tuner}"
-    elif not options.project_name.strip() or "/" in options.project_name:
-        raise ConfigError(f"--project-name must be a folder name, got {options.project_name!r}")
-    options.train_config()  # the dataset name, the seed and the patience are checked here
-    return options
+    return check_options(options, f"{_slug(options.dataset)}-{options.tuner}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,45 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _slug(text: str) -> str:
     return path_safe_name(Path(text).name if ":" in text else text, "search")
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-zero integer, got {text!r}") from None
-    if value == 0:
-        raise argparse.ArgumentTypeError(
-            "must be non-zero: KerasTuner replaces seed 0 by a random seed, which would make "
-            "the search unrepeatable"
-        )
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _factor(text: str) -> int:
-    value = positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
-    return value
-
-
-def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(
-            f"must be HOST:PORT, e.g. 127.0.0.1:8000 or 0.0.0.0:8000, got {text!r}"
-        )
-    return host, int(port)
-
-
-def _worker_id(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", text) or "chief" in text:
-        raise argparse.ArgumentTypeError(
-            f"must be a name such as tuner1 (letters, digits, _ . -; not 'chief'), got {text!r}"
-        )
-    return text
 
 
 if __name__ == "__main__":

@@ -317,7 +317,7 @@ DEFAULT_SPACE = Space((
     Param("optimizer", "choice", "sgd", values=OPTIMIZERS),
     Param("learning_rate", "float", 0.01, min=1e-4, max=0.1, sampling="log"),
     Param("momentum", "float", 0.9, min=0.0, max=0.99),
-    Param("batch_size", "choice", 100, values=(32, 64, 100, 128, 256)),
+    Param("batch_size", "choice", TrainConfig.batch_size, values=(32, 64, 100, 128, 256)),
 ))
 
 

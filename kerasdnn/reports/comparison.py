@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import statistics
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from kerasdnn.io import read_json
 from kerasdnn.rundir import (
     COMPARE_PNG,
     EPOCH_TIMES_FILE,
@@ -72,9 +72,9 @@ def summarize(out_dir: str | os.PathLike[str], outcomes: Mapping[str, Mapping[st
         row = dict(outcome)
         if row.get("status") == FINISHED:
             run = backend_run_dir(out, backend)
-            report = json.loads((run / REPORT_JSON).read_text(encoding="utf-8"))
+            report = read_json(run / REPORT_JSON)
             history = _history(run)
-            times = json.loads((run / EPOCH_TIMES_FILE).read_text(encoding="utf-8"))
+            times = read_json(run / EPOCH_TIMES_FILE)
             row.update(
                 accuracy=report["accuracy"],
                 f1_macro=report["f1_macro"],

@@ -42,7 +42,9 @@ def test_json_round_trip(kind: type) -> None:
         ("learning_rate", float("nan"), "a positive number"),
         ("momentum", 1.0, "[0, 1)"),
         ("clipnorm", 0.0, "a positive number or null"),
-        ("seed", -1, "an integer >= 0"),
+        ("seed", -1, "an integer 0 .. 4294967295"),
+        ("seed", 2**32, "an integer 0 .. 4294967295"),
+        ("metrics", 5, "metrics must be a list, each one of accuracy, auc"),
         ("metrics", ("accuracy", "f2"), "metrics must be one of accuracy, auc"),
         ("steps_per_execution", 0, "an integer >= 1"),
     ],
@@ -59,7 +61,8 @@ def test_bad_model_values_name_the_parameter_and_the_allowed_values(
 @pytest.mark.parametrize(
     ("field", "value"),
     [("epochs", 0), ("batch_size", 0), ("validation_split", 1.0), ("validation_split", 0.0),
-     ("early_stopping", 0), ("dataset", " "), ("epochs", True)],
+     ("early_stopping", 0), ("dataset", " "), ("epochs", True), ("batch_size", 2**31),
+     ("seed", 2**32), ("seed", -1)],
 )
 def test_bad_train_values_are_refused(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field):
@@ -76,3 +79,24 @@ def test_unknown_keys_are_listed_with_the_known_ones() -> None:
 def test_invalid_json_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="invalid JSON"):
         TrainConfig.from_json("{epochs: 3")
+
+
+def test_the_seed_rule_is_one_for_configs_and_pipelines() -> None:
+    """0 .. 2**32 - 1 for the config and for pipelines.load's own check."""
+    from pipelines.checks import check_arguments
+    from pipelines.errors import InvalidArgumentError
+
+    for seed in (0, 2**32 - 1):
+        assert TrainConfig(seed=seed).seed == ModelConfig(seed=seed).seed == seed
+        check_arguments(None, 0.1, seed, "unit")
+    for seed in (-1, 2**32):
+        with pytest.raises(InvalidArgumentError, match=r"0 \.\. 4294967295"):
+            check_arguments(None, 0.1, seed, "unit")
+
+
+def test_config_sections_must_be_objects() -> None:
+    from kerasdnn.config import config_sections
+
+    for record in ({"train": None}, {"model": [1]}, {"train": {}, "model": "x"}):
+        with pytest.raises(ConfigError, match="must be a JSON object of settings"):
+            config_sections(record)

@@ -95,17 +95,46 @@ def _identity_model(num_classes: int) -> DNN:
     return model
 
 
+# Keras's AUC counts at 200 thresholds (0 - eps, 1/199, ..., 198/199, 1 + eps). When
+# every predicted probability of a class lies in a bin of its own, its ROC points are
+# exactly scikit-learn's and the trapezoid areas are equal: the metric can then be held
+# to scikit-learn at float32 precision, not 0.01.
+_BINS = 199
+
+
+def _one_per_bin(count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` distinct bin centres (k + 0.5) / 199, in random order."""
+    return (rng.choice(_BINS, size=count, replace=False) + 0.5) / _BINS
+
+
+def _rows_one_per_bin(count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` probability rows over 3 classes whose every column has its values in
+    distinct bins, at least 0.1 of a bin from the thresholds (rejection sampling)."""
+    used: list[set[int]] = [set(), set(), set()]
+    rows: list[np.ndarray] = []
+    while len(rows) < count:
+        a, b = _one_per_bin(2, rng) / 2
+        row = rng.permutation([a, b, 1.0 - a - b])
+        bins = np.floor(row * _BINS).astype(int)
+        margin = np.abs(row * _BINS - np.round(row * _BINS)).min()
+        if margin > 0.1 and all(int(k) not in seen for k, seen in zip(bins, used, strict=True)):
+            for k, seen in zip(bins, used, strict=True):
+                seen.add(int(k))
+            rows.append(row)
+    return np.array(rows)
+
+
 def test_accuracy_and_auc_read_logits_and_integer_labels():
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(0)
-    logits = rng.normal(size=(60, 3)).astype(np.float32)
+    probs = _rows_one_per_bin(60, rng)
+    logits = np.log(probs).astype(np.float32)  # softmax(log p) = p
     labels = rng.integers(0, 3, 60).astype(np.int32)
     logs = _identity_model(3).evaluate(logits, labels, verbose=0, return_dict=True)
     assert logs["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == labels))
-    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     expected = roc_auc_score(labels, probs, multi_class="ovr", average="macro")
-    assert logs["auc"] == pytest.approx(expected, abs=0.01)
+    assert logs["auc"] == pytest.approx(expected, abs=1e-6)
     assert "grad_norm" not in logs and "skipped_steps" not in logs
 
 
@@ -113,11 +142,12 @@ def test_binary_accuracy_and_auc_read_one_logit():
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(1)
-    logits = rng.normal(size=(60, 1)).astype(np.float32)
-    labels = (rng.random(60) < 1 / (1 + np.exp(-2 * logits[:, 0]))).astype(np.int32)
+    positive = _one_per_bin(60, rng)
+    logits = np.log(positive / (1 - positive)).astype(np.float32)[:, None]  # sigmoid⁻¹
+    labels = (rng.random(60) < positive).astype(np.int32)
     logs = _identity_model(2).evaluate(logits, labels, verbose=0, return_dict=True)
     assert logs["accuracy"] == pytest.approx(np.mean((logits[:, 0] > 0) == labels))
-    assert logs["auc"] == pytest.approx(roc_auc_score(labels, logits[:, 0]), abs=0.01)
+    assert logs["auc"] == pytest.approx(roc_auc_score(labels, logits[:, 0]), abs=1e-6)
     z, t = logits[:, 0].astype(np.float64), labels
     bce = np.mean(np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0) - z * t)
     assert logs["loss"] == pytest.approx(bce, rel=1e-5)

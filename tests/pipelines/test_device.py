@@ -92,7 +92,7 @@ def test_fit_accepts_the_torch_loader(backend, digits):
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
 
 
-# --- single-use sources: what the CUDA path of pipelines.feed.for_fit gets, run on CPU
+# --- single-use sources: a user's generator (for_fit itself passes a function, below)
 
 
 def _numbered_batches(count: int):
@@ -126,6 +126,49 @@ def test_torch_queue_over_a_single_use_iterator_loses_nothing_a_pass_left_behind
     first.close()
     got = [int(x[0, 0]) for x, _ in loader]
     assert got == list(range(1, 12))
+
+
+def test_the_source_for_fit_passes_starts_afresh_on_every_pass(backend, monkeypatch):
+    """The path ``for_fit`` really uses: it hands the loader a function of the stream
+    (not a single-use iterator). Keras's torch ``fit`` draws one batch, abandons that
+    pass while the thread has run ahead, and starts another: the new pass must begin
+    at the stream's batch ``skip`` again, whatever the first pass's thread took."""
+    if backend != "torch":
+        pytest.skip("for_fit gives the prefetch loader on the PyTorch backend only")
+    import threading
+
+    import torch
+
+    import pipelines.feed
+    from pipelines.device import TorchPrefetchLoader
+
+    sources = []
+    real = TorchPrefetchLoader.data_loader.__func__
+    monkeypatch.setattr(TorchPrefetchLoader, "data_loader", classmethod(
+        lambda cls, dataset, **kw: (sources.append(dataset), real(cls, dataset, **kw))[1]))
+    stream = pipelines.load("digits", batch_size=128, seed=3, repeat=True)
+    skip = 2
+    pipelines.feed.for_fit(stream.stream, skip=skip, batches_per_fetch=4, device="cpu")
+    (source,) = sources
+    assert callable(source)  # what the loader gets from for_fit
+
+    copied = threading.Semaphore(0)
+
+    def counting_copy(array):  # the swappable copy step: lets the test see the thread run ahead
+        copied.release()
+        return torch.from_numpy(np.array(array))
+
+    loader = TorchPrefetchLoader(source, device="cpu", buffer_size=2, copy=counting_copy)
+    expected = [x for x, _ in itertools.islice(stream.train.as_numpy_iterator(),
+                                               skip, skip + 6)]
+    first = iter(loader)
+    np.testing.assert_array_equal(next(first)[0].numpy(), expected[0])
+    for _ in range(2 * 2):  # the thread has copied (x, y) of two more batches
+        assert copied.acquire(timeout=10)
+    first.close()
+    second = [x.numpy() for x, _ in itertools.islice(iter(loader), 6)]
+    for index, (got, want) in enumerate(zip(second, expected, strict=True)):
+        np.testing.assert_array_equal(got, want, err_msg=f"batch {index} of the second pass")
 
 
 def test_fit_on_torch_trains_on_the_streams_batches_in_order(backend):
