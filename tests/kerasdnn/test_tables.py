@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.kerasdnn import reference
@@ -93,3 +94,26 @@ def test_table_settings_reach_the_loader_with_the_saved_preprocessing(tmp_path: 
     assert arguments["preprocessing"] == str(tmp_path / "preprocessing.json")
     assert (arguments["target"], arguments["drop"]) == ("y", ("id",))
     assert "target" not in load_arguments(TrainConfig(dataset="digits"))
+
+
+def test_saved_model_takes_raw_columns_and_onnx_is_refused(table_run) -> None:
+    """The export checks itself on the raw test rows (within 1e-5 of predictions.npz);
+    here a raw row with missing values and an unseen category goes in as a client
+    sends it."""
+    import kerasdnn
+    from kerasdnn.export import ExportError
+    from kerasdnn.table_export import serve_rows
+    from pipelines.tables.encode import encode
+
+    path = kerasdnn.export(table_run.out_dir, format="tf_saved_model")
+    rows = {"age": [41.5, float("nan")], "color": ["violet", "?"], "member": ["true", ""],
+            "stars": ["3", "NA"], "income": [52000.0, float("nan")]}
+    got = serve_rows(path, rows)
+    state = table_run.info.table
+    x = encode(pd.DataFrame(rows), state)
+    logits = np.asarray(table_run.model.predict_on_batch(x), np.float64)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    with pytest.raises(ExportError, match="use --format tf_saved_model"):
+        kerasdnn.export(table_run.out_dir, format="onnx", out=table_run.out_dir / "m.onnx")
+    assert not (table_run.out_dir / "m.onnx").exists()
