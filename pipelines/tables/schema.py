@@ -36,7 +36,8 @@ MIN_ROWS_FOR_ID = 20  # below this, "every value different" says nothing
 @dataclasses.dataclass(frozen=True)
 class Column:
     """One column: ``kind`` in :data:`KINDS`, ``detail`` says why (``"float"``,
-    ``"text"``, ``"integer, 3 values"``, ``"boolean"``, ``"id-like"``, ``"date-like"``,
+    ``"text"``, ``"integer, 3 values"``, ``"boolean"``, ``"id-like"`` (text, or integers,
+    every value different and nearly consecutive), ``"date-like"``,
     ``"--features"``), ``missing`` counts its missing values in the whole table."""
 
     name: str
@@ -118,7 +119,9 @@ def _number_column(name: str, present: pd.Series, rows: int, missing: int) -> Co
     distinct = present.nunique()
     if distinct <= MAX_INTEGER_CATEGORIES:
         return Column(name, "categorical", f"integer, {distinct} values", missing)
-    if len(present) >= MIN_ROWS_FOR_ID and distinct == len(present):
+    span = float(present.max() - present.min()) + 1
+    if len(present) >= MIN_ROWS_FOR_ID and distinct == len(present) and span <= 2 * distinct:
+        # every value different and nearly consecutive: a row number, not a measurement
         return Column(name, "drop", "id-like: every value different", missing)
     return Column(name, "numeric", "integer", missing)
 
