@@ -144,6 +144,9 @@ class Preprocessor:
             else:
                 text = tf.strings.strip(tf.strings.as_string(inputs[name])
                                         if inputs[name].dtype != tf.string else inputs[name])
+                # as as_text spells them: True, FALSE … → true, false
+                text = tf.where(tf.strings.regex_full_match(text, "(?i)true|false"),
+                                tf.strings.lower(text), text)
                 text = tf.where(tf.strings.regex_full_match(text, _MISSING_PATTERN),
                                 tf.constant(MISSING), text)
                 parts.append(tf.cast(layer(text), tf.float32))

@@ -69,7 +69,8 @@ def as_numbers(values: pd.Series) -> np.ndarray:
 
 def as_text(values: pd.Series) -> np.ndarray:
     """Text values (object array), ``""`` where missing; integral numbers without
-    ``.0`` and booleans as ``true``/``false``, so one value has one spelling.
+    ``.0`` and booleans as ``true``/``false`` (also ``True``, ``FALSE`` …), so one
+    value has one spelling.
 
     Example:
         >>> as_text(pd.Series([1.0, None, 3.0])).tolist()
@@ -84,7 +85,8 @@ def as_text(values: pd.Series) -> np.ndarray:
             return str(int(value))
         if isinstance(value, (float, np.floating)):
             return str(int(value)) if float(value).is_integer() else repr(float(value))
-        return str(value).strip()
+        text = str(value).strip()
+        return text.lower() if text.lower() in ("true", "false") else text
 
     return np.array([text(value) for value in values.tolist()], dtype=object)
 

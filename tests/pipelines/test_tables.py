@@ -257,3 +257,17 @@ def test_one_class_target_and_a_regression_target_are_refused() -> None:
         split_table(frame, target="y")
     with pytest.raises(InvalidDataError, match="regression target"):
         split_table(frame, target="z")
+
+
+def test_boolean_spellings_are_one_value_in_the_data_and_in_the_graph() -> None:
+    from pipelines.tables.encode import Preprocessor
+    from pipelines.tf_setup import tf
+
+    state = split_table(messy_frame(), target="label").state
+    member = next(c for c in state["columns"] if c["name"] == "member")
+    assert member["vocabulary"] == ["[missing]", "false", "true"]
+    only = {"columns": [member]}
+    rows = encode(pd.DataFrame({"member": [True, "TRUE", "true", "False"]}), only)
+    assert rows.tolist() == [[0, 0, 0, 1]] * 3 + [[0, 0, 1, 0]]
+    graph = Preprocessor(only)({"member": tf.constant(["True", "FALSE", "NA"])}).numpy()
+    assert graph.tolist() == [[0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0]]
