@@ -185,6 +185,8 @@ class TrainConfig(_JSONConfig):
             (seeded, stratified; then ``validation_split`` of the rest).
         features: a table's column kinds that override the inferred ones,
             ``{column: "numeric" | "categorical" | "drop"}`` (``--features FILE.json``).
+        test_data: a table (``csv:PATH``, ``parquet:PATH``) of the same columns used as
+            the test split instead of ``test_split`` of the rows.
 
     Example:
         >>> TrainConfig(epochs=5).batch_size
@@ -208,6 +210,7 @@ class TrainConfig(_JSONConfig):
     drop: tuple[str, ...] = ()
     test_split: float = 0.2
     features: dict[str, str] | None = None
+    test_data: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.drop, (list, tuple)):
@@ -326,6 +329,8 @@ _RULES: dict[str, _Rule] = {
         isinstance(key, str) and kind in ("numeric", "categorical", "drop")
         for key, kind in value.items()),
         'a JSON object {column: "numeric" | "categorical" | "drop"}', "inferred"),
+    "test_data": _Rule(lambda value: isinstance(value, str) and value.startswith(
+        ("csv:", "parquet:")), "csv:PATH or parquet:PATH", "test_split of the rows"),
 }
 
 

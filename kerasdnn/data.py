@@ -60,11 +60,12 @@ def _table_arguments(train_config: TrainConfig) -> dict[str, Any]:
 
     if not is_table(train_config.dataset) and train_config.dataset != "dataframe":
         given = {"target": train_config.target, "drop": train_config.drop,
-                 "features": train_config.features}
+                 "features": train_config.features, "test_data": train_config.test_data}
         return {key: value for key, value in given.items() if value}  # refused by load
     arguments: dict[str, Any] = {
         "target": train_config.target, "drop": train_config.drop,
-        "features": train_config.features, "test_split": train_config.test_split}
+        "features": train_config.features, "test_split": train_config.test_split,
+        "test_data": train_config.test_data}
     if train_config.out is not None:
         saved = Path(train_config.out) / PREPROCESSING_FILE
         if saved.is_file():

@@ -95,6 +95,9 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--test-split", type=setting("test_split", float),
                       help=f"fraction of a table's rows held out for test, stratified "
                       f"(default: {t.test_split})")
+    data.add_argument("--test-data", metavar="TABLE", type=setting("test_data", str),
+                      help="a table's test rows from another file, csv:PATH or parquet:PATH "
+                      "(default: --test-split of the rows)")
     data.add_argument("--features", metavar="FILE.json",
                       help='a table\'s column kinds, {"column": "numeric" | "categorical" | '
                       '"drop"} (default: inferred)')

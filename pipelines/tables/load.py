@@ -89,8 +89,8 @@ def _labels(frame: pd.DataFrame, target: str, where: str,
     if unknown:
         raise InvalidDataError(
             f"{where}: target {target!r} holds label(s) {', '.join(map(repr, unknown[:5]))} "
-            f"that the run was not trained on (its classes: {', '.join(names)}); give the "
-            "table the run was trained on")
+            f"that are not among the classes of the training rows ({', '.join(names)}); "
+            "add training rows of them or leave those rows out")
     if len(names) < 2:
         raise InvalidDataError(
             f"{where}: target {target!r} has only one class ({names[0]!r}); a classifier "
@@ -132,9 +132,11 @@ def split_table(
     validation_split: float = VALIDATION_SPLIT,
     seed: int = 1337,
     preprocessing: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    test_data: Any = None,
 ) -> TableSplits:
     """Read and split a table, and fit its preprocessing on the training rows (or
-    take ``preprocessing``, a run's saved state, as it is).
+    take ``preprocessing``, a run's saved state, as it is).  ``test_data`` (a table
+    of the same columns) is the test split instead of ``test_split`` of the rows.
 
     Example:
         >>> frame = pd.DataFrame({"x": np.arange(30) % 7 + 0.5, "y": ["a", "b", "c"] * 10})
@@ -165,12 +167,26 @@ def split_table(
         schema = [Column(**column) for column in saved["schema"]]
     labelled, y, names, unlabelled = _labels(
         frame, target, where, saved["class_names"] if saved else None)
-    rest, test = split_indices(y, float(test_split), seed=int(seed), what="test")
+    if test_data is None:
+        rest, test = split_indices(y, float(test_split), seed=int(seed), what="test")
+    else:
+        rest, test = np.arange(len(y)), np.arange(0)
     keep, held_out = split_indices(y[rest], float(validation_split), seed=int(seed),
                                    what="validation")
     parts = {"train": rest[keep], "validation": rest[held_out], "test": test}
+    if test_data is not None:
+        del parts["test"]
     _check_every_class(parts, names, y, where)
     frames = {split: labelled.iloc[rows].reset_index(drop=True) for split, rows in parts.items()}
+    labels = {split: y[rows] for split, rows in parts.items()}
+    if test_data is not None:  # a table of its own: its labelled rows, the same classes
+        test_frame = read_table(test_data)
+        if target not in test_frame.columns:
+            raise InvalidArgumentError(f"the test table {_describe(test_data)} lacks the target "
+                                       f"column {target!r}; its columns: "
+                                       f"{', '.join(test_frame.columns)}")
+        frames["test"], labels["test"], _, _ = _labels(test_frame, target,
+                                                       _describe(test_data), names)
     if saved is None:
         state = {"target": target, "class_names": names,
                  "schema": [column.to_dict() for column in schema],
@@ -182,8 +198,7 @@ def split_table(
     note = "; ".join(
         ([f"left out column(s) {', '.join(notes)}: keep one with --features"] if notes else [])
         + ([f"left out {unlabelled} row(s) without a {target!r} label"] if unlabelled else []))
-    return TableSplits(frames, {split: y[rows] for split, rows in parts.items()}, state,
-                       note or None, where)
+    return TableSplits(frames, labels, state, note or None, where)
 
 
 def load_table(
@@ -200,6 +215,7 @@ def load_table(
     repeat: bool = False,
     preprocessing: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     name: str | None = None,
+    test_data: Any = None,
 ) -> Splits:
     """A table (a DataFrame, ``csv:PATH`` or ``parquet:PATH``) as the :class:`Splits` of
     :func:`pipelines.load`: each example the encoded float32 row, ``info.table`` the
@@ -219,7 +235,7 @@ def load_table(
                                    "made of batches")
     parts = split_table(source, target=target, drop=drop, features=features,
                         test_split=test_split, validation_split=validation_split, seed=seed,
-                        preprocessing=preprocessing)
+                        preprocessing=preprocessing, test_data=test_data)
     made = {}
     for split, frame in parts.frames.items():
         x = encode(frame, parts.state)
@@ -258,6 +274,7 @@ def load(
     features: Mapping[str, str] | None = None,
     test_split: float = TEST_SPLIT,
     preprocessing: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    test_data: Any = None,
     **arguments: Any,
 ) -> Splits:
     """:func:`pipelines.load`: a table (a DataFrame, ``csv:PATH``, ``parquet:PATH``)
@@ -270,18 +287,25 @@ def load(
         pipelines.errors.InvalidArgumentError: target (--target) is for a table \
 (csv:PATH, parquet:PATH or a DataFrame), not 'digits'; leave it out
     """
+    if isinstance(name, str) and name == "dataframe":  # what a DataFrame run records
+        raise InvalidArgumentError(
+            "the run was trained on a DataFrame from Python, which it cannot read again; "
+            "save the DataFrame (frame.to_parquet('t.parquet')) and train on "
+            "--dataset parquet:t.parquet to evaluate, resume or export from the command line")
     if not is_table(name):
         given = [key for key, value in (("target", target), ("drop", drop),
-                                        ("features", features), ("preprocessing", preprocessing))
+                                        ("features", features), ("preprocessing", preprocessing),
+                                        ("test_data", test_data))
                  if value]
         if given:
             raise InvalidArgumentError(
-                f"{given[0]} (--{given[0]}) is for a table (csv:PATH, parquet:PATH or a "
-                f"DataFrame), not {name!r}; leave it out")
+                f"{given[0]} (--{given[0].replace('_', '-')}) is for a table (csv:PATH, "
+                f"parquet:PATH or a DataFrame), not {name!r}; leave it out")
         from pipelines.builder import load as load_source
 
         return load_source(name, **arguments)
     for ignored in ("scale", "flatten", "data_dir", "manual_dir"):
         arguments.pop(ignored, None)  # a table's rows are standardized vectors, read locally
     return load_table(name, target=target, drop=drop, features=features,
-                      test_split=test_split, preprocessing=preprocessing, **arguments)
+                      test_split=test_split, preprocessing=preprocessing, test_data=test_data,
+                      **arguments)

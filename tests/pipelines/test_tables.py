@@ -271,3 +271,22 @@ def test_boolean_spellings_are_one_value_in_the_data_and_in_the_graph() -> None:
     assert rows.tolist() == [[0, 0, 0, 1]] * 3 + [[0, 0, 1, 0]]
     graph = Preprocessor(only)({"member": tf.constant(["True", "FALSE", "NA"])}).numpy()
     assert graph.tolist() == [[0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0]]
+
+
+def test_a_separate_test_table_is_the_test_split(tmp_path: Path) -> None:
+    frame = messy_frame(rows=120, seed=6)
+    frame.iloc[:90].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[90:].to_csv(tmp_path / "test.csv", index=False)
+    parts = split_table(f"csv:{tmp_path / 'train.csv'}", target="label",
+                        test_data=f"csv:{tmp_path / 'test.csv'}")
+    assert {k: len(v) for k, v in parts.frames.items()} == {"train": 81, "validation": 9,
+                                                            "test": 30}
+    assert parts.frames["test"]["id"].tolist() == list(range(90, 120))
+    assert set(parts.frames["train"]["id"]) | set(parts.frames["validation"]["id"]) == set(
+        range(90))
+    other = frame.iloc[90:].copy()
+    other.loc[other.index[0], "label"] = "yak"
+    other.to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(InvalidDataError, match="'yak' that are not among the classes"):
+        split_table(f"csv:{tmp_path / 'train.csv'}", target="label",
+                    test_data=f"csv:{tmp_path / 'other.csv'}")
