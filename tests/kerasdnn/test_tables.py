@@ -117,3 +117,31 @@ def test_saved_model_takes_raw_columns_and_onnx_is_refused(table_run) -> None:
     with pytest.raises(ExportError, match="use --format tf_saved_model"):
         kerasdnn.export(table_run.out_dir, format="onnx", out=table_run.out_dir / "m.onnx")
     assert not (table_run.out_dir / "m.onnx").exists()
+
+
+def test_a_killed_table_run_resumes_to_the_uninterrupted_result(table_run, tmp_path: Path,
+                                                                 backend: str) -> None:
+    """Killed after its first epoch's checkpoint, the run resumes with its saved
+    preprocessing (not refit: the file is untouched) to the same predictions."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "kerasdnn.train", "--dataset", table_run.train_config.dataset,
+            "--target", "label", "--epochs", "2", "--hidden", "8", "--batch-size", "16",
+            "--out", str(out), "--quiet"]
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO_ROOT)}
+    killed = subprocess.run(args, env={**env, "KERASDNN_FAULT": "checkpoint_renamed:1"},
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert killed.returncode != 0 and not (out / "predictions.npz").exists()
+    saved = (out / "preprocessing.json").stat().st_mtime_ns
+    resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True,
+                             timeout=600, check=False)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (out / "preprocessing.json").stat().st_mtime_ns == saved
+    ours = np.load(out / "predictions.npz")["y_prob"]
+    np.testing.assert_allclose(ours, np.load(table_run.out_dir / "predictions.npz")["y_prob"],
+                               atol=1e-6)
