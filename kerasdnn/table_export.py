@@ -68,7 +68,7 @@ def raw_test_rows(run_dir: Path, record: dict[str, Any]) -> tuple[dict[str, np.n
                         test_split=arguments["test_split"],
                         validation_split=arguments["validation_split"],
                         seed=arguments["seed"], preprocessing=_state(run_dir),
-                        test_data=arguments["test_data"])
+                        test_data=arguments.get("test_data"))
     return raw_columns(parts.frames["test"], parts.state), parts.labels["test"]
 
 
