@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pipelines
 from pipelines.errors import DataFormatError, InvalidArgumentError, InvalidDataError
-from pipelines.tables.encode import MISSING, encode
+from pipelines.tables.encode import MISSING, encode, fit_preprocessing
 from pipelines.tables.load import split_table
 from pipelines.tables.read import read_table
 from pipelines.tables.schema import infer_schema
@@ -290,3 +292,27 @@ def test_a_separate_test_table_is_the_test_split(tmp_path: Path) -> None:
     with pytest.raises(InvalidDataError, match="'yak' that are not among the classes"):
         split_table(f"csv:{tmp_path / 'train.csv'}", target="label",
                     test_data=f"csv:{tmp_path / 'other.csv'}")
+
+
+def _spread(values: list[float | None]) -> float:
+    present = [v for v in values if v is not None]
+    return float(np.std(present)) if len(present) >= 2 else 0.0
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.none(), st.floats(-1e3, 1e3).map(lambda v: round(v, 2))),
+                min_size=3, max_size=40).filter(lambda values: _spread(values) >= 1.0))
+def test_a_numeric_column_is_imputed_by_its_median_and_standardized(values) -> None:
+    """Any numbers with holes: the encoding is the float64 NumPy formula, plus the
+    indicator of the holes."""
+    from pipelines.tables.schema import Column
+
+    frame = pd.DataFrame({"x": pd.array(values, dtype="Float64")})
+    state = fit_preprocessing(frame, [Column("x", "numeric", "float")])
+    numbers = np.array([np.nan if v is None else v for v in values], np.float64)
+    filled = np.where(np.isnan(numbers), np.nanmedian(numbers), numbers)
+    expected = (filled - filled.mean()) / filled.std()  # float32 inside: within 1e-3
+    encoded = encode(frame, state)
+    np.testing.assert_allclose(encoded[:, 0], expected, rtol=0, atol=1e-3)
+    if np.isnan(numbers).any():
+        np.testing.assert_array_equal(encoded[:, 1], np.isnan(numbers))
