@@ -188,6 +188,15 @@ class TrainConfig(_JSONConfig):
             across them (:mod:`kerasdnn.distribute`; JAX and TensorFlow).
         devices: with ``data_parallel``, the first this many devices (``None``: all);
             without accelerators, the host CPU split into this many virtual devices.
+        target: a table's label column (``csv:PATH``, ``parquet:PATH``, a DataFrame;
+            required there, refused elsewhere).
+        drop: a table's columns left out.
+        test_split: fraction of a table's labelled rows held out as the test split
+            (seeded, stratified; then ``validation_split`` of the rest).
+        features: a table's column kinds that override the inferred ones,
+            ``{column: "numeric" | "categorical" | "drop"}`` (``--features FILE.json``).
+        test_data: a table (``csv:PATH``, ``parquet:PATH``) of the same columns used as
+            the test split instead of ``test_split`` of the rows.
 
     Example:
         >>> TrainConfig(epochs=5).batch_size
@@ -207,8 +216,15 @@ class TrainConfig(_JSONConfig):
     manual_dir: str | None = None
     data_parallel: bool = False
     devices: int | None = None
+    target: str | None = None
+    drop: tuple[str, ...] = ()
+    test_split: float = 0.2
+    features: dict[str, str] | None = None
+    test_data: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.drop, (list, tuple)):
+            object.__setattr__(self, "drop", tuple(self.drop))
         _check_fields(self)
         if self.devices is not None and not self.data_parallel:
             raise ConfigError("devices must be null unless data_parallel is set "
@@ -368,6 +384,18 @@ _RULES: dict[str, _Rule] = {
     "manual_dir": _path("none: download"),
     "data_parallel": _BOOL,
     "devices": _integer(1, "all devices"),
+    "target": _Rule(lambda value: isinstance(value, str) and value != "", "a column name",
+                    "not a table"),
+    "drop": _Rule(lambda value: isinstance(value, tuple)
+                  and all(isinstance(item, str) and item for item in value),
+                  "column names"),
+    "test_split": _Rule(is_validation_split, "a number in (0, 1)"),
+    "features": _Rule(lambda value: isinstance(value, dict) and all(
+        isinstance(key, str) and kind in ("numeric", "categorical", "drop")
+        for key, kind in value.items()),
+        'a JSON object {column: "numeric" | "categorical" | "drop"}', "inferred"),
+    "test_data": _Rule(lambda value: isinstance(value, str) and value.startswith(
+        ("csv:", "parquet:")), "csv:PATH or parquet:PATH", "test_split of the rows"),
 }
 
 

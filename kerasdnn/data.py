@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kerasdnn.config import TrainConfig
@@ -20,7 +21,9 @@ from kerasdnn.config import TrainConfig
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.info import Splits
 
-__all__ = ["load_arguments", "load_splits"]
+__all__ = ["PREPROCESSING_FILE", "load_arguments", "load_splits"]
+
+PREPROCESSING_FILE = "preprocessing.json"  # a table run's fitted preprocessing and schema
 
 
 def load_arguments(train_config: TrainConfig, **changes: Any) -> dict[str, Any]:
@@ -42,7 +45,32 @@ def load_arguments(train_config: TrainConfig, **changes: Any) -> dict[str, Any]:
         "data_dir": train_config.data_dir,
         "manual_dir": train_config.manual_dir,
     }
-    return {**arguments, **changes}
+    return {**arguments, **_table_arguments(train_config), **changes}
+
+
+def _table_arguments(train_config: TrainConfig) -> dict[str, Any]:
+    """A table's own arguments (none for other sources, which would refuse them), with
+    the run's fitted preprocessing when its directory has one: reused, never refit.
+
+    Example:
+        >>> _table_arguments(TrainConfig(dataset="csv:t.csv", target="y"))["target"]
+        'y'
+    """
+    from pipelines.tables import is_table
+
+    if not is_table(train_config.dataset) and train_config.dataset != "dataframe":
+        given = {"target": train_config.target, "drop": train_config.drop,
+                 "features": train_config.features, "test_data": train_config.test_data}
+        return {key: value for key, value in given.items() if value}  # refused by load
+    arguments: dict[str, Any] = {
+        "target": train_config.target, "drop": train_config.drop,
+        "features": train_config.features, "test_split": train_config.test_split,
+        "test_data": train_config.test_data}
+    if train_config.out is not None:
+        saved = Path(train_config.out) / PREPROCESSING_FILE
+        if saved.is_file():
+            arguments["preprocessing"] = str(saved)
+    return arguments
 
 
 def load_splits(train_config: TrainConfig, *, repeat: bool = False, **changes: Any) -> Splits:

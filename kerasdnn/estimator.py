@@ -147,6 +147,9 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             >>> clf.classes_.tolist()
             ['no', 'yes']
         """
+        self.preprocessing_ = _table_state(X)  # a DataFrame with text or missing values
+        if self.preprocessing_ is not None:
+            X = _encoded(X, self.preprocessing_)
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
         self.classes_, y_encoded = np.unique(y, return_inverse=True)
@@ -201,6 +204,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             (1, 2)
         """
         check_is_fitted(self)
+        if getattr(self, "preprocessing_", None) is not None:
+            X = _encoded(X, self.preprocessing_)
         X = validate_data(self, X, dtype=np.float32, reset=False)
         logits = self.model_.predict(X, batch_size=_PREDICT_BATCH_SIZE, verbose=0)
         return logits_to_proba(logits, binary=len(self.classes_) == 2)
@@ -250,6 +255,20 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         train_config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size,
                                    early_stopping=self.early_stopping)
         return model_config, train_config.early_stopping
+
+
+def _table_state(X: Any) -> dict[str, Any] | None:
+    """The table cleaning fitted on ``X`` when it is a DataFrame with text or missing
+    values (:mod:`pipelines.tables.frame`), else None."""
+    from pipelines.tables.frame import fit_frame
+
+    return fit_frame(X)
+
+
+def _encoded(X: Any, state: dict[str, Any]) -> np.ndarray:
+    from pipelines.tables.frame import encode_frame
+
+    return encode_frame(X, state)
 
 
 def _seed(random_state: Any) -> int:

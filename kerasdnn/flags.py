@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from kerasdnn.config import (
     ModelConfig,
     TrainConfig,
     config_sections,
+    setting_problem,
 )
 from kerasdnn.errors import ConfigError
 from kerasdnn.run import SETTINGS, split_settings
@@ -59,7 +61,21 @@ def training_parser(prog: str, description: str, epilog: str) -> ArgumentParser:
     )
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", help=f"dataset name: mnist, fashion_mnist, digits, tfds:NAME, "
-                      f"idx:DIR, npz:PATH, or auto (default: {t.dataset})")
+                      f"idx:DIR, npz:PATH, csv:PATH, parquet:PATH, or auto "
+                      f"(default: {t.dataset})")
+    data.add_argument("--target", metavar="COLUMN", type=setting("target", str),
+                      help="a table's label column (required for csv: and parquet:)")
+    data.add_argument("--drop", metavar="COL,...", type=setting("drop", _comma_names),
+                      help="a table's columns to leave out")
+    data.add_argument("--test-split", type=setting("test_split", float),
+                      help=f"fraction of a table's rows held out for test, stratified "
+                      f"(default: {t.test_split})")
+    data.add_argument("--test-data", metavar="TABLE", type=setting("test_data", str),
+                      help="a table's test rows from another file, csv:PATH or parquet:PATH "
+                      "(default: --test-split of the rows)")
+    data.add_argument("--features", metavar="FILE.json",
+                      help='a table\'s column kinds, {"column": "numeric" | "categorical" | '
+                      '"drop"} (default: inferred)')
     data.add_argument("--validation-split", type=setting("validation_split", float),
                       help="fraction of the training split held out "
                       f"(default: {t.validation_split})")
@@ -151,7 +167,24 @@ def configs_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
         train_values, model_values = dict(record["train"]), dict(record["model"])
     flag_train, flag_model = split_settings(
         {key: value for key, value in given.items() if key in SETTINGS})
+    if isinstance(flag_train.get("features"), str):  # --features FILE.json: its mapping
+        flag_train["features"] = _read_features(Path(flag_train["features"]))
     return {**train_values, **flag_train}, {**model_values, **flag_model}
+
+
+def _comma_names(text: str) -> tuple[str, ...]:
+    """argparse type: ``"id,when"`` → ``("id", "when")``."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _read_features(path: Path) -> dict[str, str]:
+    """The ``{column: kind}`` mapping of ``--features FILE.json``, checked by the
+    ``features`` field's rule."""
+    spec = read_json_file(path, "--features", '{"zip": "categorical", "id": "drop"}')
+    problem = setting_problem("features", spec, null=False)
+    if problem is not None:
+        raise ConfigError(f"--features {path}: {problem}, got {json.dumps(spec)[:80]}")
+    return spec
 
 
 def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -181,7 +181,10 @@ def load_test_images(
         (360, 8, 8)
     """
     from kerasdnn.reports.gallery import is_image_batch
+    from pipelines.tables import is_table
 
+    if is_table(dataset) or dataset == "dataframe":  # rows of a table are no images
+        return None
     images = read_source(dataset, data_dir=data_dir, manual_dir=manual_dir).x_test
     return images if is_image_batch(images) else None
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from kerasdnn import __version__
 from kerasdnn.config import ModelConfig, TrainConfig
-from kerasdnn.data import load_splits
+from kerasdnn.data import PREPROCESSING_FILE, load_splits
 from kerasdnn.distribute import (
     Processes,
     configure_devices,
@@ -38,7 +38,7 @@ from kerasdnn.distribute import (
 from kerasdnn.errors import ConfigError
 from kerasdnn.faults import fault_point
 from kerasdnn.fitting import fit_run
-from kerasdnn.io import atomic_path, remove_temporaries
+from kerasdnn.io import atomic_path, atomic_write_json, remove_temporaries
 from kerasdnn.predict import collect, load_test_images, validation_predictions
 from kerasdnn.rundir import (
     BACKUP_DIR,
@@ -102,6 +102,7 @@ def train(
     config: TrainConfig | Mapping[str, Any] | None = None,
     model_config: ModelConfig | Mapping[str, Any] | None = None,
     *,
+    data: Any = None,
     resume: bool = False,
     merge_validation: bool = False,
     verbose: str | int = "auto",
@@ -116,6 +117,8 @@ def train(
         config: the run's settings (``TrainConfig`` or a dict of its fields).
         model_config: the network's settings (``ModelConfig`` or a dict of its
             fields); ``input_shape`` and ``num_classes`` come from the data.
+        data: a pandas DataFrame to train on (with ``target=``, the label column):
+            the run's dataset is then ``"dataframe"``.
         resume: continue the unfinished run in ``config.out`` from its last
             completed epoch; its settings must be the ones saved there.
         merge_validation: train on train + validation (no validation
@@ -142,6 +145,8 @@ def train(
     """
     backend = check_backend()
     train_config, model_config = merge_configs(config, model_config, overrides)
+    if data is not None:  # a DataFrame from Python (README: Your own table)
+        train_config = train_config.replace(dataset="dataframe")
     processes, replicas = _start_distribution(
         backend, train_config, coordinator, num_processes, process_id)
     run = _Run(backend, train_config, model_config, None, resume, merge_validation,
@@ -149,7 +154,8 @@ def train(
     run = dataclasses.replace(run, out_dir=_check_out(run))
     quiet_tensorflow()
     # An endless, epoch-indexed stream: resumable exactly.
-    splits = load_splits(train_config, repeat=not merge_validation)
+    splits = load_splits(train_config, repeat=not merge_validation,
+                         **({"name": data} if data is not None else {}))
     run = _settle(run, splits.info)
     quiet = verbose == 0 or not processes.writes
     with _distribution_scope(run):
@@ -284,6 +290,8 @@ def _build(run: _Run, info: Any, quiet: bool) -> Any:
         record["distribution"] = distribution_record(
             run.train_config.data_parallel, run.replicas, run.processes.count)
         write_run_config(run.out_dir, record)
+        if info.table is not None:  # a table's fitted preprocessing: reused, never refit
+            atomic_write_json(run.out_dir / PREPROCESSING_FILE, info.table)
     if not quiet:
         _print_summary(model, run, info)
     return model
@@ -340,6 +348,10 @@ def _print_summary(model: Any, run: _Run, info: Any) -> None:
     if info.note:
         print(info.note)
     print(f"kerasdnn {__version__} · backend {run.backend} · dataset {info.source}")
+    if info.table is not None:
+        from pipelines.tables.schema import format_schema
+
+        print(format_schema(info.table["schema"]))
     print(
         f"examples: train {counts.get('train', 0):,} · validation {counts.get('validation', 0):,}"
         f" · test {counts.get('test', 0):,} · {info.num_classes} classes"

@@ -114,6 +114,10 @@ def export(run_dir: str | os.PathLike[str], format: str = "onnx",
         raise RunDirectoryError(f"{target} already exists; remove it or give another --out")
     if not backend_spec(check_backend()).exports:
         return _export_in_subprocess(run_dir, format, target)
+    from kerasdnn.table_export import is_table_run, write_table_export
+
+    if is_table_run(run_dir):  # raw columns in: kerasdnn/table_export.py
+        return write_table_export(run_dir, record, format, target)
     raw, scaling = _source(record)
     raw_x, expected = _raw_test_split(run_dir, record, raw)
     target.parent.mkdir(parents=True, exist_ok=True)

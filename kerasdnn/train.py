@@ -56,6 +56,7 @@ def build_parser() -> ArgumentParser:
             "  KERAS_BACKEND=jax python -m kerasdnn.train\n"
             "  python -m kerasdnn.train --dataset digits --epochs 5 --out runs/digits\n"
             "  python -m kerasdnn.train --out runs/digits --resume\n"
+            "  python -m kerasdnn.train --dataset csv:data.csv --target label\n"
             "datasets: `python -m pipelines --list`"
         ),
     )

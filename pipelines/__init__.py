@@ -11,6 +11,9 @@ Example:
     >>> train, validation, test, info = pipelines.load("digits", batch_size=100)
     >>> info.source, info.input_shape, info.num_classes
     ('digits', (64,), 10)
+
+A table (``csv:PATH``, ``parquet:PATH`` or a pandas DataFrame) needs its label
+column: ``pipelines.load("csv:data.csv", target="label")`` (:mod:`pipelines.tables`).
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ def __getattr__(name: str):  # PEP 562: heavy parts (NumPy, TensorFlow) load on 
         from pipelines import info
 
         return getattr(info, name)
-    if name == "load":
-        from pipelines.builder import load
+    if name == "load":  # tables (csv:, parquet:, a DataFrame) or any other source
+        from pipelines.tables.load import load
 
         return load
     if name == "describe":

@@ -37,6 +37,8 @@ class DatasetInfo:
         num_examples: examples per split, keys ``train``, ``validation``, ``test``.
         note: one line for the user (e.g. why ``auto`` fell back to digits), or None.
         scale: the scaling applied, ``"unit"`` or ``"standardize"`` (``"auto"`` resolved).
+        table: for a table, its fitted preprocessing (:mod:`pipelines.tables`:
+            target, class names, schema, statistics), JSON-able; else None.
     """
 
     name: str
@@ -47,6 +49,7 @@ class DatasetInfo:
     num_examples: dict[str, int]
     note: str | None = None
     scale: str = "unit"
+    table: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict.

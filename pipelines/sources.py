@@ -19,7 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.errors import DataFormatError, DatasetUnavailableError, UnknownDatasetError
+from pipelines.errors import (
+    DataFormatError,
+    DatasetUnavailableError,
+    InvalidArgumentError,
+    UnknownDatasetError,
+)
 from pipelines.idx import find_idx_file, read_idx
 from pipelines.info import RawData
 from pipelines.splitting import split_indices
@@ -164,6 +169,14 @@ def _read_named_tfds(name: str) -> Reader:
     return read
 
 
+def _read_table(argument: str, *, source: str, **_: object) -> RawData:
+    """Tables are split and encoded by :mod:`pipelines.tables` (``pipelines.load``),
+    never read as arrays."""
+    raise InvalidArgumentError(
+        f"{source} is a table: load it with pipelines.load({source!r}, target=COLUMN) "
+        "(--target COLUMN on the command line)")
+
+
 def _read_auto(*, source: str = "auto", data_dir=None, manual_dir=None) -> RawData:
     from pipelines.tfds_source import is_available, read_tfds, ways_out
 
@@ -215,6 +228,10 @@ SOURCES: tuple[Source, ...] = (
         _read_idx_dir,
     ),
     Source("npz:PATH", "a Keras-style mnist.npz (x_train, y_train, x_test, y_test)", _read_npz),
+    Source("csv:PATH", "a CSV table with a header row; needs --target COLUMN (README: Your "
+           "own table)", _read_table),
+    Source("parquet:PATH", "a Parquet table (a file, a folder of shards or a glob); needs "
+           "--target COLUMN", _read_table),
 )
 
 

@@ -168,6 +168,19 @@ def stored_search(folder: Path) -> None:
     (project / "search.json").write_text(json.dumps({"tuner": "bayesian"}))
 
 
+def table_csv(rows: int = 30, *, label: str | None = None, x: str | None = None) -> str:
+    """A small CSV: numeric x, categorical c, string labels of three classes."""
+    lines = ["x,c,label"] + [
+        f"{x if x is not None and i == 7 else i * 0.5},{'uvw'[i % 3]},"
+        f"{label if label is not None else ('cat', 'dog', 'emu')[i % 3]}"
+        for i in range(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def rare_class_csv() -> str:
+    return table_csv().replace("0.0,u,cat", "0.0,u,yak")
+
+
 A = make_arrays()
 ONE_CLASS = np.zeros_like(A["y_train"])
 WITH_255 = np.where(np.arange(len(A["y_train"])) < 3, 255, A["y_train"]).astype(np.uint8)
@@ -281,6 +294,39 @@ CASES = [
       setup=npz(y_train=np.eye(4)[A["y_train"]])),
     T("npz-count-mismatch", ("--dataset", "npz:m.npz", *OUT), "200 train images but 199",
       setup=npz(y_train=A["y_train"][:-1])),
+    # kerasdnn.train: tables (csv:, parquet:)
+    T("table-no-target", ("--dataset", "csv:t.csv", *OUT), "name its label column with "
+      "--target COLUMN", setup=text("t.csv", table_csv())),
+    T("table-wrong-target", ("--dataset", "csv:t.csv", "--target", "y", *OUT),
+      "--target 'y' is not a column of csv:t.csv; its columns: x, c, label",
+      setup=text("t.csv", table_csv())),
+    T("table-header-only", ("--dataset", "csv:t.csv", "--target", "label", *OUT),
+      "has a header but no rows", setup=text("t.csv", "x,c,label\n")),
+    T("table-empty-file", ("--dataset", "csv:t.csv", "--target", "label", *OUT),
+      "csv:t.csv is empty", setup=text("t.csv", "")),
+    T("table-one-class", ("--dataset", "csv:t.csv", "--target", "label", *OUT),
+      "has only one class ('dog')", setup=text("t.csv", table_csv(label="dog"))),
+    T("table-missing-target-values", ("--dataset", "csv:t.csv", "--target", "label", *OUT),
+      "target 'label' has no values", setup=text("t.csv", table_csv(label=""))),
+    T("table-mixed-column", ("--dataset", "csv:t.csv", "--target", "label", *OUT),
+      "column 'x' mixes numbers and text", setup=text("t.csv", table_csv(x="seven"))),
+    T("table-rare-class", ("--dataset", "csv:t.csv", "--target", "label", *OUT),
+      "class 'yak' has 1 row(s), too few", setup=text("t.csv", rare_class_csv())),
+    T("table-truncated", ("--dataset", "csv:t.csv", "--target", "label", *OUT),
+      "csv:t.csv is truncated", setup=text("t.csv", table_csv()[:-6])),
+    T("table-not-utf8", ("--dataset", "csv:t.csv", "--target", "label", *OUT),
+      "is not UTF-8", setup=text("t.csv", table_csv().encode() + b"1,\xe9t\xe9,cat\n")),
+    T("table-missing-file", ("--dataset", "csv:nowhere.csv", "--target", "label", *OUT),
+      "csv:nowhere.csv: no such file"),
+    T("table-folder", ("--dataset", "csv:d", "--target", "label", *OUT), "csv:d is a folder",
+      setup=folders("d")),
+    T("parquet-not-parquet", ("--dataset", "parquet:t.parquet", "--target", "label", *OUT),
+      "is not a readable Parquet file", setup=text("t.parquet", table_csv())),
+    T("table-features-kind", ("--dataset", "csv:t.csv", "--target", "label", "--features",
+      "f.json", *OUT), "--features f.json: must be a JSON object",
+      setup=both(text("t.csv", table_csv()), text("f.json", '{"x": "text"}'))),
+    T("table-target-for-images", ("--dataset", "digits", "--target", "label", *OUT),
+      "target (--target) is for a table"),
     T("tfds-offline", ("--dataset", "mnist", "--data-dir", "tfds", *OUT), MNIST_OFFLINE,
       per_backend=True),
     # kerasdnn.evaluate
