@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kerasdnn.config import TrainConfig
+from kerasdnn.rundir import PREPROCESSING_FILE
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.info import Splits
 
-__all__ = ["PREPROCESSING_FILE", "load_arguments", "load_splits"]
+__all__ = ["load_arguments", "load_splits"]
 
-PREPROCESSING_FILE = "preprocessing.json"  # a table run's fitted preprocessing and schema
 
 
 def load_arguments(train_config: TrainConfig, **changes: Any) -> dict[str, Any]:

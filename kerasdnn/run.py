@@ -27,7 +27,7 @@ from typing import Any
 
 from kerasdnn import __version__
 from kerasdnn.config import ModelConfig, TrainConfig
-from kerasdnn.data import PREPROCESSING_FILE, load_splits
+from kerasdnn.data import load_splits
 from kerasdnn.distribute import (
     Processes,
     configure_devices,
@@ -43,6 +43,7 @@ from kerasdnn.predict import collect, load_test_images, validation_predictions
 from kerasdnn.rundir import (
     BACKUP_DIR,
     MODEL_FILE,
+    PREPROCESSING_FILE,
     check_new_run_dir,
     check_resumable,
     check_writable_dir,

@@ -94,6 +94,7 @@ PR_PNG = "pr.png"
 CALIBRATION_PNG = "calibration.png"
 HISTORY_PNG = "history.png"  # when a history is given (a training run)
 MISCLASSIFIED_PNG = "misclassified.png"  # image datasets only
+PREPROCESSING_FILE = "preprocessing.json"  # a table run's fitted cleaning and schema
 REPORT_FILES = (REPORT_JSON, REPORT_MD, ROC_PNG, CONFUSION_PNG, PR_PNG, CALIBRATION_PNG,
                 MISCLASSIFIED_PNG, HISTORY_PNG)
 # Serving artifacts (python -m kerasdnn.export), per format.

@@ -17,7 +17,6 @@ probabilities within 1e-5.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -26,15 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from kerasdnn.data import PREPROCESSING_FILE
 from kerasdnn.errors import KerasDNNError
+from kerasdnn.io import read_json
 from kerasdnn.predict import trained_data
-from kerasdnn.rundir import MODEL_FILE
+from kerasdnn.rundir import MODEL_FILE, PREDICTIONS_FILE, PREPROCESSING_FILE
 
 __all__ = ["is_table_run", "raw_test_rows", "serve_rows", "write_table_export"]
 
-PREDICTIONS_FILE = "predictions.npz"
-TOLERANCE = 1e-5
 
 
 def is_table_run(run_dir: Path) -> bool:
@@ -48,7 +45,7 @@ def is_table_run(run_dir: Path) -> bool:
 
 
 def _state(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / PREPROCESSING_FILE).read_text(encoding="utf-8"))
+    return read_json(run_dir / PREPROCESSING_FILE)
 
 
 def raw_test_rows(run_dir: Path, record: dict[str, Any]) -> tuple[dict[str, np.ndarray],
@@ -91,7 +88,7 @@ def serve_rows(artifact: str | os.PathLike[str], rows: dict[str, Any]) -> np.nda
 def write_table_export(run_dir: Path, record: dict[str, Any], format: str,
                        target: Path) -> Path:
     """Write and check the SavedModel of a table run (on the TensorFlow backend)."""
-    from kerasdnn.serving import ExportError
+    from kerasdnn.serving import TOLERANCE, ExportError
 
     if format != "tf_saved_model":
         raise ExportError(
