@@ -144,7 +144,7 @@ def filler_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
         cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for key, args in commands.items()}
     for proc in procs.values():
-        _, err = proc.communicate(timeout=600)
+        _, err = proc.communicate(timeout=1200)  # generous: four runs share the CPU
         assert proc.returncode == 0, err
     return {case: {kind: root / f"{case}-{kind}" for kind in ("one", "many")}
             for case in FILLER_CASES}
