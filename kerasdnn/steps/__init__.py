@@ -64,6 +64,7 @@ __all__ = [
     "loss_scale",
     "lower_loss_scale",
     "metric_weights",
+    "padded_rows",
     "step_class",
     "update_metrics",
     "validation_logs",
@@ -124,13 +125,16 @@ def guard_gradients(gradients: list[Any], loss: Any, norm: Any, scale: Any,
     return gradients, norm, finite
 
 
-def batch_rows(y_pred: Any, sample_weight: Any) -> Any:
+def batch_rows(y_pred: Any, sample_weight: Any, whole: Any = None) -> Any:
     """The real rows a (replica's share of a) batch's mean loss stands for in the
     epoch's mean loss.  A data-parallel batch padded from R to P rows weighs its R
-    real rows ``P / R`` and its filler rows 0 (:mod:`kerasdnn.distribute`), so its
-    rows divided by the largest weight gives R, split across replicas in proportion
-    to their shares of the loss; all rows when the batch has no weights or no
-    distribution is in force (user sample weights count as stock Keras counts them).
+    real rows ``P / R`` and its filler rows 0 (:mod:`kerasdnn.distribute`), so a share
+    of n rows stands for ``n * R / P`` of them (R when the step sees the whole batch),
+    in proportion to its share of the loss; all rows when the batch has no weights
+    or no distribution is in force (user sample weights count as stock Keras counts
+    them).  ``whole`` is the whole batch's :func:`padded_rows` when ``y_pred`` is one
+    replica's share of it (TensorFlow's replica context): a share may hold filler
+    rows only, and shows neither R nor P (default: ``sample_weight``'s own).
 
     Example:
         >>> int(batch_rows(ops.ones((4, 3)), ops.convert_to_tensor([4 / 3] * 3 + [0.0])))
@@ -139,7 +143,20 @@ def batch_rows(y_pred: Any, sample_weight: Any) -> Any:
     rows = ops.shape(y_pred)[0]
     if sample_weight is None or not distributed():
         return rows  # as stock Keras counts a batch: its size, whatever the weights
-    return ops.cast(rows, "float32") / ops.cast(ops.max(sample_weight), "float32")
+    counts = padded_rows(sample_weight) if whole is None else whole
+    return ops.cast(rows, "float32") * counts[0] / counts[1]
+
+
+def padded_rows(sample_weight: Any) -> Any:
+    """``[real rows, rows]`` of a data-parallel padded batch (or a share of it), float32:
+    the rows of weight other than 0, and all rows.
+
+    Example:
+        >>> [float(n) for n in padded_rows(ops.convert_to_tensor([4 / 3] * 3 + [0.0]))]
+        [3.0, 4.0]
+    """
+    real = ops.sum(ops.cast(ops.not_equal(sample_weight, 0), "float32"))
+    return ops.stack([real, ops.cast(ops.shape(sample_weight)[0], "float32")])
 
 
 def metric_weights(sample_weight: Any) -> Any:
@@ -175,9 +192,10 @@ def distributed() -> bool:
 
 
 def update_metrics(model: Any, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,
-                   sample_weight: Any) -> dict[str, Any]:
+                   sample_weight: Any, whole: Any = None) -> dict[str, Any]:
     """A kept step's (or, ``norm`` ``None``, a validation batch's) metric updates:
-    the loss counted for the batch's real rows (:func:`batch_rows`), the gradient
+    the loss counted for the batch's real rows (:func:`batch_rows`, ``whole`` as
+    there), the gradient
     norm, and the compiled metrics with :func:`metric_weights` (stateful: the JAX
     step maps the metrics' variables with a ``StatelessScope``); the model's
     metric results after them.
@@ -190,7 +208,7 @@ def update_metrics(model: Any, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any
         >>> float(logs["loss"])
         3.0
     """
-    model._loss_tracker.update_state(loss, sample_weight=batch_rows(y_pred, sample_weight))
+    model._loss_tracker.update_state(loss, sample_weight=batch_rows(y_pred, sample_weight, whole))
     if norm is not None:
         model.grad_norm_tracker.update_state(norm)
     return model.compute_metrics(x, y, y_pred, sample_weight=metric_weights(sample_weight))

@@ -5,6 +5,10 @@ returns ``(logs, state)``; the loss and its gradients come from Keras's own
 stateless ``compute_loss_and_updates``.  The update and the skip are the two
 branches of one ``jax.lax.cond``, so nothing waits on the host.
 
+Under a ``keras.distribution`` the step is traced on the whole global batch (GSPMD
+shards it), so its weights show the whole padded batch's real rows even where a
+device's share is filler only; Keras's loop runs K steps per execution as K calls.
+
 With ``steps_per_execution=K > 1`` (``jit_compile``, no distribution), K
 consecutive batches of one shape run as one compiled ``jax.lax.scan`` over the
 step, where Keras 3.15 calls the jitted single step K times from Python.

@@ -12,6 +12,14 @@ validation split's 144 examples, in batches of 100 and 44, to 102 and 45.  The
 validation metrics must count the real rows only, like the training metrics
 (against the one-device run and a float64 NumPy evaluation of the final weights).
 
+Several steps per call, and replicas whose share is filler only: with the
+default 10 steps per execution, digits' 13 steps per epoch of 100 leave one
+step per call (:func:`kerasdnn.fitting.steps_per_execution_for`).  Batches of 23
+give 57 steps (3 per call) and a last batch of 5 (6 in validation): on 4 devices
+padded to 8, so the fourth replica holds filler rows only.  Batches of 10 on 10
+devices, the most the batch allows, give 130 steps (10 per call) and last
+batches of 3 and 4: 7 and 6 replicas of filler only.
+
 Tolerance: the replicas' partial sums are added in another order than the one
 device's, so per-epoch metrics and final weights agree to float32 reordering
 error: relative 1e-5 (measured: equal to the last printed digit).
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import socket
@@ -32,6 +41,7 @@ import numpy as np
 import pytest
 
 from kerasdnn.faults import ENV as KERASDNN_FAULT
+from kerasdnn.fitting import steps_per_execution_for
 from tests.conftest import REPO_ROOT
 from tests.kerasdnn import reference
 from tests.kerasdnn.test_train import run_train
@@ -90,21 +100,92 @@ def test_three_devices_count_the_padded_batches_real_rows_only(runs: dict[str, P
         np.testing.assert_allclose(three[key], one[key], rtol=RTOL, err_msg=key)
 
 
-def test_the_padded_validation_metrics_are_the_validation_sets(runs: dict[str, Path]) -> None:
-    """The last epoch's validation ran on the final weights: evaluated in float64 on the
-    validation split (the run's settings: digits, seed 1337, split 0.1, standardized)."""
+def _validation_reference(run: Path) -> tuple[float, float]:
+    """``(loss, accuracy)`` of the run's final weights on its validation split, in float64
+    NumPy (the run's settings: digits, seed 1337, split 0.1, standardized)."""
     import pipelines
 
     validation = pipelines.load("digits", batch_size=None).validation
     x, y = (np.stack(column) for column in zip(*validation.as_numpy_iterator(), strict=True))
-    weights = _weights(runs["three"])
+    assert len(y) == 144
+    weights = _weights(run)
     logits, _ = reference.forward(reference.as_float64(list(zip(weights[::2], weights[1::2],
                                                                 strict=True))), x)
     loss, _ = reference.softmax_cross_entropy(logits, y)
+    return loss, float(np.mean(logits.argmax(1) == y))
+
+
+def test_the_padded_validation_metrics_are_the_validation_sets(runs: dict[str, Path]) -> None:
+    """The last epoch's validation ran on the final weights."""
+    loss, accuracy = _validation_reference(runs["three"])
     history = _history(runs["three"])
-    assert len(y) == 144
     assert history["val_loss"][-1] == pytest.approx(loss, rel=RTOL)
-    assert history["val_accuracy"][-1] == pytest.approx(np.mean(logits.argmax(1) == y), abs=1e-6)
+    assert history["val_accuracy"][-1] == pytest.approx(accuracy, abs=1e-6)
+
+
+# ------------------------------------- several steps per call, replicas of filler rows only
+
+#: (batch size, devices, epochs): see the module docstring
+FILLER_CASES = {"4-devices": (23, 4, 2), "10-devices": (10, 10, 1)}
+
+
+@pytest.fixture(scope="module")
+def filler_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
+    """Per case, the one-device run and the data-parallel run (all four at once)."""
+    root = tmp_path_factory.mktemp("filler")
+    commands = {}
+    for case, (batch, devices, epochs) in FILLER_CASES.items():
+        common = ("--dataset", "digits", "--hidden", "32", "--quiet", "--epochs", str(epochs),
+                  "--batch-size", str(batch))
+        commands[case, "one"] = common
+        commands[case, "many"] = (*common, "--data-parallel", "--devices", str(devices))
+    procs = {key: subprocess.Popen(
+        [sys.executable, "-m", "kerasdnn.train", *args, "--out", str(root / "-".join(key))],
+        cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for key, args in commands.items()}
+    for proc in procs.values():
+        _, err = proc.communicate(timeout=1200)  # generous: four runs share the CPU
+        assert proc.returncode == 0, err
+    return {case: {kind: root / f"{case}-{kind}" for kind in ("one", "many")}
+            for case in FILLER_CASES}
+
+
+@pytest.mark.parametrize("case", FILLER_CASES)
+def test_the_cases_run_several_steps_per_call_and_leave_replicas_filler_only(
+        filler_runs: dict[str, dict[str, Path]], case: str) -> None:
+    """The premises, read from the run's own record: more than one step per call, and
+    a last training and validation batch whose padding fills at least one replica."""
+    record = json.loads((filler_runs[case]["many"] / "config.json").read_text())
+    batch, devices = record["train"]["batch_size"], record["distribution"]["devices"]
+    counts = record["dataset"]["num_examples"]
+    steps = math.ceil(counts["train"] / batch)
+    assert steps_per_execution_for(steps, record["model"]["steps_per_execution"]) > 1
+    for examples in (counts["train"], counts["validation"]):
+        last = examples - (math.ceil(examples / batch) - 1) * batch
+        padded = math.ceil(last / devices) * devices
+        assert padded - last >= padded // devices  # a whole replica's share is filler
+
+
+@pytest.mark.parametrize("case", FILLER_CASES)
+def test_filler_only_replicas_and_several_steps_give_the_one_device_run(
+        filler_runs: dict[str, dict[str, Path]], case: str) -> None:
+    one, many = (_history(filler_runs[case][kind]) for kind in ("one", "many"))
+    assert set(one) == set(many)
+    for key in one:  # val_loss and val_accuracy included
+        assert np.isfinite(many[key]).all(), key
+        np.testing.assert_allclose(many[key], one[key], rtol=RTOL, err_msg=key)
+    for mine, theirs in zip(_weights(filler_runs[case]["many"]),
+                            _weights(filler_runs[case]["one"]), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", FILLER_CASES)
+def test_filler_only_replicas_give_the_validation_sets_metrics(
+        filler_runs: dict[str, dict[str, Path]], case: str) -> None:
+    loss, accuracy = _validation_reference(filler_runs[case]["many"])
+    history = _history(filler_runs[case]["many"])
+    assert history["val_loss"][-1] == pytest.approx(loss, rel=RTOL)
+    assert history["val_accuracy"][-1] == pytest.approx(accuracy, abs=1e-6)
 
 
 def test_the_run_records_its_distribution(runs: dict[str, Path]) -> None:

@@ -14,7 +14,7 @@ from kerasdnn.distribute import (
     padded_iterator,
 )
 from kerasdnn.errors import ConfigError
-from kerasdnn.steps import batch_rows, metric_weights
+from kerasdnn.steps import batch_rows, metric_weights, padded_rows
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,41 @@ def test_the_padded_loss_and_counts_are_the_real_rows(batch, monkeypatch) -> Non
     np.testing.assert_allclose(float(loss), reference, rtol=1e-6)
     assert float(batch_rows(padded_logits, w)) == pytest.approx(7.0, rel=1e-6)
     np.testing.assert_array_equal(np.asarray(metric_weights(w)), [1] * 7 + [0])
+
+
+def _mean_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """NumPy float64 reference."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_proba = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_proba[np.arange(len(labels)), labels].mean())
+
+
+@pytest.mark.parametrize(("real", "replicas"), [(5, 4), (6, 4), (1, 4), (3, 10), (4, 10)])
+def test_replicas_of_filler_rows_only_count_the_real_rows_exactly(
+        batch, monkeypatch, real: int, replicas: int) -> None:
+    """Each replica's loss (its own rows' weighted mean, as Keras computes it) counted
+    for :func:`batch_rows` of it, given the whole batch's :func:`padded_rows`, makes the
+    epoch's running mean the real rows' mean, when some replicas hold filler only."""
+    import kerasdnn.steps
+
+    monkeypatch.setattr(kerasdnn.steps, "distributed", lambda: True)  # as under replicas
+    x, y = np.resize(batch[0], (real, 3)), np.resize(batch[1], real)
+    logits = np.random.default_rng(real).normal(size=(real, 4))
+    _, yp, w = pad_batch(x, y, replicas)
+    share = len(w) // replicas
+    assert not w[-share:].any()  # the last replica: filler only
+    padded_logits = np.concatenate([logits, np.zeros((len(w) - real, 4))]).astype(np.float32)
+    whole = padded_rows(w)
+    tracker = keras.metrics.Mean()
+    for replica in range(replicas):
+        rows = slice(replica * share, (replica + 1) * share)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(
+            yp[rows], padded_logits[rows], sample_weight=w[rows])
+        counted = batch_rows(padded_logits[rows], w[rows], whole)
+        tracker.update_state(loss, sample_weight=counted)
+    np.testing.assert_allclose(float(tracker.result()), _mean_cross_entropy(logits, y),
+                               rtol=1e-6)
+    np.testing.assert_allclose(float(tracker.count), real, rtol=1e-6)
 
 
 def test_each_process_takes_its_equal_share(batch) -> None:
