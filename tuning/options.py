@@ -60,6 +60,10 @@ manual_dir=None, data_parallel=False, devices=None)
     chief: tuple[str, int] | None
     worker: str | None
     workers: int | None
+    prune: str = "none"
+    prune_warmup: int | None = None
+    prune_min_trials: int | None = None
+    tensorboard: bool = False
 
     @property
     def project_dir(self) -> Path:
@@ -75,6 +79,17 @@ manual_dir=None, data_parallel=False, devices=None)
         if self.worker is not None:
             return "worker"
         return "chief" if self.chief is not None else "single"
+
+    def pruner(self) -> Any:
+        """The :class:`tuning.pruning.Pruner` of ``--prune`` (``None``: no pruning)."""
+        from tuning.pruning import DEFAULT_MIN_TRIALS, DEFAULT_WARMUP, Pruner
+
+        if self.prune in (None, "none"):
+            return None
+        warmup = DEFAULT_WARMUP if self.prune_warmup is None else self.prune_warmup
+        min_trials = DEFAULT_MIN_TRIALS if self.prune_min_trials is None \
+            else self.prune_min_trials
+        return Pruner(self.prune, self.direction, warmup=warmup, min_trials=min_trials)
 
     @property
     def train_epochs(self) -> int:

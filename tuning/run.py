@@ -51,6 +51,7 @@ from tuning.space import Space
 __all__ = ["check_resume", "retrain", "search"]
 
 SETTINGS_FILE = "search.json"
+DECISIONS_FILE = "pruning.json"  # each pruning decision: trial, epoch, value, the others'
 BEST_DIR = "best"
 SCRATCH_PREFIX = ".best-"  # the retraining's scratch folder, removed by the next search
 
@@ -127,7 +128,10 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         max_epochs=options.max_epochs,
         factor=options.factor,
         executions_per_trial=options.executions_per_trial,
+        pruner=options.pruner(),
     )
+    if options.role != "worker" and getattr(tuner.oracle, "pruner", None) is not None:
+        tuner.oracle.decisions_path = options.project_dir / DECISIONS_FILE
     messages: dict[str, str] = {}
     workers: dict[str, str] = {}
     if options.role != "worker":
@@ -165,13 +169,15 @@ def finish(tuner: Any, options: SearchOptions, space: Space, base_config: ModelC
            workers: dict[str, str] | None = None) -> Path:
     """Write trials.csv and search.png, print the ranked table, retrain the best trial."""
     oracle = tuner.oracle
-    rows = trial_rows(oracle.trials.values(), messages, workers)
+    rows = trial_rows(oracle.trials.values(), messages, workers, options.objective)
     project_dir = options.project_dir
     write_trials_csv(project_dir / "trials.csv", rows)
     plot_search(project_dir / "search.png", rows, options.objective, options.direction)
     completed = [row for row in rows if row["status"] == "COMPLETED"]
+    pruned = sum(row["status"] == "PRUNED" for row in rows)
     _say(f"{len(rows)} trial(s): {len(completed)} completed, "
-         f"{len(rows) - len(completed)} failed; wrote {project_dir / 'trials.csv'} and "
+         + (f"{pruned} pruned, " if pruned else "")
+         + f"{len(rows) - len(completed) - pruned} failed; wrote {project_dir / 'trials.csv'} and "
          f"{project_dir / 'search.png'}")
     if stopped:
         raise KerasDNNError(f"the search stopped: {stopped} (see {project_dir / 'trials.csv'}); "
@@ -219,7 +225,7 @@ def retrain(best: Any, options: SearchOptions, space: Space, base_config: ModelC
 
 def _print_trial(tuner: Any, trial: Any, messages: dict[str, str], options: SearchOptions,
                  message: str | None = None, workers: dict[str, str] | None = None) -> None:
-    row = trial_rows([trial], {trial.trial_id: message or ""})[0]
+    row = trial_rows([trial], {trial.trial_id: message or ""}, objective=options.objective)[0]
     messages[trial.trial_id] = message or ""
     who = f"[{options.worker}] " if options.role == "worker" else ""
     seconds = "" if row["seconds"] is None else f" {row['seconds']:.1f}s"
@@ -228,6 +234,10 @@ def _print_trial(tuner: Any, trial: Any, messages: dict[str, str], options: Sear
         best_score = best[0].score if best and best[0].score is not None else row["score"]
         outcome = (f"{options.objective} {row['score']:.4f} (best {best_score:.4f})"
                    f"{seconds} {row['steps_per_epoch'] or 0:.0f} steps/epoch")
+    elif row["status"] == "PRUNED":
+        value = "" if row["pruned_value"] is None else f" {row['pruned_value']:.4f}"
+        outcome = (f"pruned at epoch {row['pruned_at_epoch']} ({options.objective}{value})"
+                   f"{seconds}")
     else:
         error = _short_error(row["error"]) or "no details on the chief"
         outcome = f"{row['status'].lower()}{seconds}: {error}"

@@ -44,6 +44,7 @@ from tuning.options import (
     TUNERS,
     SearchOptions,
 )
+from tuning.pruning import ASHA_FACTOR, DEFAULT_MIN_TRIALS, DEFAULT_WARMUP, PRUNERS
 from tuning.run import check_resume, search
 from tuning.space import load_space
 from tuning.workers import run_local_search
@@ -104,6 +105,16 @@ def build_parser() -> ArgumentParser:
     search.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE",
                         help="stop a trial after PATIENCE epochs without a better objective "
                         "(default: off)")
+    search.add_argument("--prune", choices=PRUNERS, default="none",
+                        help="stop hopeless trials early; random and bayesian: median (worse "
+                        "than the median of the trials at the same epoch) or asha "
+                        f"(asynchronous successive halving, reduction factor {ASHA_FACTOR}) "
+                        "(default: none)")
+    search.add_argument("--prune-warmup", type=_non_negative_int, metavar="EPOCHS",
+                        help=f"epochs no trial is pruned in (default: {DEFAULT_WARMUP})")
+    search.add_argument("--prune-min-trials", type=positive_int, metavar="N",
+                        help="other trials that must have reached an epoch before a "
+                        f"trial is pruned there (default: {DEFAULT_MIN_TRIALS})")
     search.add_argument("--space", metavar="FILE.json",
                         help="narrow the search space: {\"name\": value | [values] | "
                         "{\"min\": …, \"max\": …}} (default: the full space)")
@@ -164,6 +175,7 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
         options.max_trials = options.max_trials or DEFAULT_MAX_TRIALS
         options.epochs = options.epochs or DEFAULT_EPOCHS
         options.factor = DEFAULT_FACTOR
+    _check_pruning(options)
     if options.workers is not None and (options.chief is not None or options.worker is not None):
         raise ConfigError("--workers starts its own chief and workers on this host; "
                           "drop --chief and --worker, or drop --workers")
@@ -198,6 +210,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _check_pruning(options: SearchOptions) -> None:
+    if options.prune == "none":
+        given = [flag for flag, value in (("--prune-warmup", options.prune_warmup),
+                                          ("--prune-min-trials", options.prune_min_trials))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} need --prune median or --prune asha")
+        return
+    if options.tuner == "hyperband":
+        raise ConfigError("--prune applies to --tuner random and bayesian; hyperband stops "
+                          "trials early by its own brackets: drop --prune")
+    if options.executions_per_trial != 1:
+        raise ConfigError("--prune compares one training per trial epoch by epoch; "
+                          "use --executions-per-trial 1 with it")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
 
 
 def _slug(text: str) -> str:
