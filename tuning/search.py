@@ -47,7 +47,7 @@ from tuning.options import (
 from tuning.pruning import ASHA_FACTOR, DEFAULT_MIN_TRIALS, DEFAULT_WARMUP, PRUNERS
 from tuning.run import check_resume, search
 from tuning.space import load_space
-from tuning.workers import run_local_search
+from tuning.workers import adopt_launch_settings, run_local_search
 
 __all__ = ["SearchOptions", "build_parser", "main", "options_from_args", "search"]
 
@@ -193,6 +193,7 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m tuning.search``; returns the exit status."""
+    adopt_launch_settings()  # a child of a local search (--workers): its cores, its parent
     parser = build_parser()
     args = parser.parse_args(argv)
     with exit_on_user_error(PROG):
