@@ -64,6 +64,7 @@ manual_dir=None, data_parallel=False, devices=None)
     prune_warmup: int | None = None
     prune_min_trials: int | None = None
     tensorboard: bool = False
+    chief_timeout: float | None = None
 
     @property
     def project_dir(self) -> Path:

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -36,7 +37,7 @@ from kerasdnn.faults import fault_point
 from kerasdnn.io import atomic_write_json
 from kerasdnn.run import train
 from kerasdnn.rundir import changed_keys, check_writable_dir
-from tuning.chief import serve, set_distributed_environment
+from tuning.chief import guard_worker, serve, set_distributed_environment
 from tuning.options import SearchOptions
 from tuning.results import (
     format_values,
@@ -152,8 +153,11 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         tuner.on_trial_done = lambda trial, message: _print_trial(
             tuner, trial, messages, options, message
         )
+        guard = guard_worker(tuner, options) if options.role == "worker" \
+            else contextlib.nullcontext()
         try:  # Hyperband passes each trial its own epochs and initial_epoch
-            tuner.search(data, callbacks=_callbacks(options), verbose=0)
+            with guard:
+                tuner.search(data, callbacks=_callbacks(options), verbose=0)
         except RuntimeError as error:
             if "consecutive failures" not in str(error):
                 raise

@@ -35,6 +35,7 @@ from kerasdnn.cli import ArgumentParser, check_backend, positive_int
 from kerasdnn.config import TrainConfig
 from kerasdnn.errors import ConfigError, exit_on_user_error
 from kerasdnn.rundir import check_writable_dir, path_safe_name
+from tuning.chief import CHIEF_TIMEOUT
 from tuning.options import (
     DEFAULT_EPOCHS,
     DEFAULT_FACTOR,
@@ -139,6 +140,9 @@ def build_parser() -> ArgumentParser:
     distributed.add_argument("--worker", type=_worker_id, metavar="ID",
                              help="run trials for the chief given by --chief, as tuner ID "
                              "(e.g. tuner1)")
+    distributed.add_argument("--chief-timeout", type=_seconds, metavar="SECONDS",
+                             help="a worker whose chief has not answered for SECONDS exits "
+                             f"with one line (default: {CHIEF_TIMEOUT})")
     distributed.add_argument("--workers", type=positive_int, metavar="N",
                              help="start a chief on 127.0.0.1 and N workers on this host, "
                              "each on its own GPU or its share of the CPU cores")
@@ -227,6 +231,17 @@ def _check_pruning(options: SearchOptions) -> None:
     if options.executions_per_trial != 1:
         raise ConfigError("--prune compares one training per trial epoch by epoch; "
                           "use --executions-per-trial 1 with it")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}") \
+            from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
 
 
 def _non_negative_int(text: str) -> int:
