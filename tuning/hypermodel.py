@@ -252,6 +252,7 @@ class _TrialRecording:
 
     on_trial_done: Any = None
     pruning = False  # report the objective after every epoch (--prune); the oracle decides
+    board_dir: Any = None  # --tensorboard: each trial's run in this folder (tuning.dashboard)
 
     def reload(self) -> None:
         # KerasTuner saves a trial's end in trial.json before oracle.json, which still
@@ -275,6 +276,13 @@ class _TrialRecording:
     def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         self.hypermodel.execution = self._executions
         self._executions += 1
+        if self.board_dir is not None:
+            from tuning.dashboard import TrialBoard
+
+            run = trial.trial_id if self._executions == 1 else \
+                f"{trial.trial_id}_execution{self._executions}"
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), TrialBoard(
+                self.board_dir, run, trial.hyperparameters.values)]
         return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
@@ -446,11 +454,13 @@ def make_tuner(
     executions_per_trial: int = 1,
     tuner_id: str | None = None,
     pruner: Pruner | None = None,
+    board_dir: str | None = None,
 ) -> Any:
     """A KerasTuner tuner of ``kind`` (``random``, ``bayesian``, ``hyperband``) for ``hypermodel``.
 
     The objective's direction is :func:`tuning.options.objective_direction`'s;
-    ``pruner`` (random and bayesian) stops hopeless trials (:mod:`tuning.pruning`).
+    ``pruner`` (random and bayesian) stops hopeless trials (:mod:`tuning.pruning`);
+    ``board_dir`` gets each trial's TensorBoard run (:mod:`tuning.dashboard`).
 
     Example:
         >>> import tempfile
@@ -477,9 +487,11 @@ def make_tuner(
         if pruner is not None:
             tuner.pruning = True
             tuner.oracle.pruner = pruner  # a worker's is the chief's, remote: unused
-        return tuner
-    if pruner is not None:
+    elif pruner is not None:
         raise ValueError("pruning applies to the random and bayesian tuners only")
-    if kind == "hyperband":
-        return Hyperband(hypermodel, max_epochs=max_epochs, factor=factor, **common)
-    raise ValueError(f"unknown tuner {kind!r}; use one of {', '.join(TUNERS)}")
+    elif kind == "hyperband":
+        tuner = Hyperband(hypermodel, max_epochs=max_epochs, factor=factor, **common)
+    else:
+        raise ValueError(f"unknown tuner {kind!r}; use one of {', '.join(TUNERS)}")
+    tuner.board_dir = board_dir
+    return tuner

@@ -52,6 +52,7 @@ from tuning.space import Space
 __all__ = ["check_resume", "retrain", "search"]
 
 SETTINGS_FILE = "search.json"
+BOARD_DIR = "tensorboard"  # --tensorboard: tuning.dashboard's runs
 DECISIONS_FILE = "pruning.json"  # each pruning decision: trial, epoch, value, the others'
 BEST_DIR = "best"
 SCRATCH_PREFIX = ".best-"  # the retraining's scratch folder, removed by the next search
@@ -130,6 +131,7 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         factor=options.factor,
         executions_per_trial=options.executions_per_trial,
         pruner=options.pruner(),
+        board_dir=str(options.project_dir / BOARD_DIR) if options.tensorboard else None,
     )
     if options.role != "worker" and getattr(tuner.oracle, "pruner", None) is not None:
         tuner.oracle.decisions_path = options.project_dir / DECISIONS_FILE
@@ -139,6 +141,12 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         workers = record_workers(tuner.oracle, options.project_dir,
                                  "main" if options.role == "single" else None)
         atomic_write_json(options.project_dir / SETTINGS_FILE, settings)
+        if options.tensorboard:
+            from tuning.dashboard import write_experiment
+
+            write_experiment(options.project_dir / BOARD_DIR,
+                             [hp.name for hp in tuner.oracle.hyperparameters.space],
+                             options.objective)
         tuner.oracle.verbose = 0  # one line per trial instead of KerasTuner's tables
         done = len(tuner.oracle.trials)
         _say(f"{'continuing' if resuming else 'starting'} a {options.tuner} search of "

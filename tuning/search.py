@@ -131,6 +131,10 @@ def build_parser() -> ArgumentParser:
                         help="where search projects live (default: runs/tuning)")
     output.add_argument("--project-name", metavar="NAME",
                         help="the search's folder in DIR (default: <dataset>-<tuner>)")
+    output.add_argument("--tensorboard", action="store_true",
+                        help="write each trial's curves and TensorBoard's HParams view to "
+                        "<directory>/<project-name>/tensorboard, on every backend "
+                        "(default: off)")
     output.add_argument("--overwrite", action="store_true",
                         help="start the search over instead of continuing it")
     distributed = parser.add_argument_group("distributed (KerasTuner chief/worker mode)")
