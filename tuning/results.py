@@ -33,6 +33,7 @@ __all__ = [
     "read_trials_csv",
     "read_workers",
     "record_workers",
+    "search_figure",
     "trial_rows",
     "write_trials_csv",
 ]
@@ -167,10 +168,24 @@ def best_so_far(scores: Sequence[float | None], direction: str) -> list[float | 
 
 def plot_search(path: str | Path, rows: Sequence[Mapping[str, Any]], objective: str,
                 direction: str) -> None:
-    """``search.png``: the score of each trial and the best so far (atomically).
+    """``search.png``: :func:`search_figure`, written atomically."""
+    figure = search_figure(rows, objective, direction)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100)
+
+
+def search_figure(rows: Sequence[Mapping[str, Any]], objective: str, direction: str) -> Any:
+    """The score of each trial, the best so far, pruned trials (a cross at the value
+    where each stopped) and failed ones (a red band).
 
     Drawn on a ``Figure`` of its own, as the reports are: pyplot's backend (a
     notebook's inline plots) is left alone.
+
+    Example:
+        >>> figure = search_figure([{"status": "COMPLETED", "score": 0.9},
+        ...     {"status": "PRUNED", "score": None, "pruned_value": 0.4}], "val_accuracy", "max")
+        >>> [line.get_label() for line in figure.axes[0].lines]
+        ['trial', 'best so far', 'pruned (value where stopped)']
     """
     from matplotlib.figure import Figure
 
@@ -204,8 +219,7 @@ def plot_search(path: str | Path, rows: Sequence[Mapping[str, Any]], objective: 
         axes.set_xticks(numbers if len(numbers) <= 20 else numbers[:: max(1, len(numbers) // 20)])
     axes.grid(alpha=0.3)
     axes.legend(loc="best")
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=100)
+    return figure
 
 
 def ranked_table(rows: Sequence[Mapping[str, Any]], objective: str, direction: str,
