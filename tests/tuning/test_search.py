@@ -27,7 +27,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """
     folder = tmp_path_factory.mktemp("search")
     space = write_space(folder, batch_size=BATCH_SIZES)
-    args = search_args(folder, space, "--tensorboard")
+    args = ["--tensorboard", *search_args(folder, space)]
     first = run_search([*args, "--max-trials", "2"])
     project = folder / "p"
     first_rows = read_trials_csv(project / "trials.csv")
