@@ -17,10 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +33,14 @@ from kerasdnn.io import atomic_write_text
 if TYPE_CHECKING:  # pragma: no cover
     from tuning.options import SearchOptions
 
-__all__ = ["serve", "set_distributed_environment", "write_tuner_state_atomically"]
+__all__ = ["CHIEF_TIMEOUT", "guard_worker", "serve", "set_distributed_environment",
+           "write_tuner_state_atomically"]
+
+CHIEF_TIMEOUT = 60  # seconds a worker waits for a chief that does not answer (--chief-timeout)
+WATCH_SECONDS = 2.0  # how often a worker checks that its chief is there
+# gRPC codes of a failure that may pass (a restarting listener, a full queue, a dropped
+# connection): retried until the chief has been silent for the timeout.
+TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL")
 
 
 def set_distributed_environment(options: SearchOptions) -> None:
@@ -82,6 +92,87 @@ def write_tuner_state_atomically() -> None:
         return text
 
     utils.save_json = atomic_save_json
+
+
+@contextlib.contextmanager
+def guard_worker(tuner: Any, options: SearchOptions) -> Iterator[None]:
+    """A worker's link to its chief, made robust around KerasTuner's ``OracleClient``
+    (which waits up to an hour for a chief that is gone, keras-tuner PR 645, and
+    fails on the first gRPC error, #915):
+
+    - a watchdog checks every :data:`WATCH_SECONDS` that the chief's channel is up
+      (``grpc.channel_ready_future``); when it has not been for ``options.chief_timeout``
+      seconds, the worker prints one line and exits with status 2, also mid-trial;
+    - each call that fails with a transient gRPC error (:data:`TRANSIENT`) is retried
+      with a growing pause until the chief has been silent that long.
+
+    No call has a shorter deadline than KerasTuner's (an hour): a trial never runs inside
+    a call, so a long trial is never cut.
+    """
+    import grpc
+    from keras_tuner.src import protos
+
+    host, port = options.chief
+    address = f"{host}:{port}"
+    seconds = float(options.chief_timeout or CHIEF_TIMEOUT)
+    channel = grpc.insecure_channel(address)
+    client = tuner.oracle
+    client.stub = _RetryingStub(protos.get_service_grpc().OracleStub(channel), seconds,
+                                lambda: _chief_gone(options.worker, address, seconds))
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(WATCH_SECONDS):
+            try:
+                grpc.channel_ready_future(channel).result(timeout=seconds)
+            except grpc.FutureTimeoutError:
+                if not done.is_set():
+                    _chief_gone(options.worker, address, seconds)
+
+    watchdog = threading.Thread(target=watch, name="chief-watchdog", daemon=True)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        done.set()
+        channel.close()
+
+
+class _RetryingStub:
+    """KerasTuner's ``OracleStub`` whose calls retry transient gRPC errors."""
+
+    def __init__(self, stub: Any, seconds: float, give_up: Callable[[], None]) -> None:
+        self._stub, self._seconds, self._give_up = stub, seconds, give_up
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        import grpc
+
+        method = getattr(self._stub, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            deadline = time.monotonic() + self._seconds
+            pause = 0.5
+            while True:
+                try:
+                    return method(*args, **kwargs)
+                except grpc.RpcError as error:
+                    if error.code().name not in TRANSIENT:
+                        raise
+                    if time.monotonic() + pause > deadline:
+                        self._give_up()
+                        raise
+                    time.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+
+        return call
+
+
+def _chief_gone(worker: str | None, address: str, seconds: float) -> None:
+    """One line, exit status 2, now (from any thread: the training may be running)."""
+    print(f"python -m tuning.search: error: worker {worker}: the chief at {address} has not "
+          f"answered for {seconds:g} s; restart the chief with the same command, then the "
+          "workers: the search continues where it stopped", file=sys.stderr, flush=True)
+    os._exit(2)
 
 
 def serve(tuner: Any, options: SearchOptions, on_trial_done: Callable[[Any], None]) -> None:

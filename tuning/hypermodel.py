@@ -25,9 +25,11 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -37,8 +39,10 @@ from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.data import load_splits
 from kerasdnn.faults import fault_point
 from kerasdnn.fitting import steps_per_execution_for
+from kerasdnn.io import atomic_write_json
 from tuning.chief import write_tuner_state_atomically
 from tuning.options import TUNERS, objective_direction
+from tuning.pruning import EPOCH, Pruner, epoch_values
 from tuning.space import DEFAULT_SPACE, Space
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,6 +210,14 @@ def _skipped(model: keras.Model) -> int:
     return int(keras.ops.convert_to_numpy(counter)) if counter is not None else 0
 
 
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _diverged(logs: dict[str, Any], steps: int, skipped: int) -> str:
     for name in ("loss", "val_loss"):
         if name in logs and not math.isfinite(float(logs[name])):
@@ -227,6 +239,7 @@ def _divergence(history: dict[str, list[float]], counter: StepCounter) -> str:
 # --------------------------------------------------------------------------- tuners
 
 TRIAL_SECONDS = "seconds"
+_STATUS = keras_tuner.engine.trial.TrialStatus
 
 
 class _TrialRecording:
@@ -238,6 +251,8 @@ class _TrialRecording:
     """
 
     on_trial_done: Any = None
+    pruning = False  # report the objective after every epoch (--prune); the oracle decides
+    board_dir: Any = None  # --tensorboard: each trial's run in this folder (tuning.dashboard)
 
     def reload(self) -> None:
         # KerasTuner saves a trial's end in trial.json before oracle.json, which still
@@ -247,8 +262,7 @@ class _TrialRecording:
         oracle = self.oracle
         if not hasattr(oracle, "_retry_queue"):  # a worker's oracle is the chief's, remote
             return
-        ended = (keras_tuner.engine.trial.TrialStatus.COMPLETED,
-                 keras_tuner.engine.trial.TrialStatus.FAILED)
+        ended = (_STATUS.COMPLETED, _STATUS.FAILED, _STATUS.STOPPED)  # STOPPED: pruned
         for trial_id in [t for t in oracle._retry_queue if oracle.trials[t].status in ended]:
             oracle._retry_queue.remove(trial_id)
             if trial_id not in oracle.end_order:
@@ -262,7 +276,28 @@ class _TrialRecording:
     def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         self.hypermodel.execution = self._executions
         self._executions += 1
+        if self.board_dir is not None:
+            from tuning.dashboard import TrialBoard
+
+            run = trial.trial_id if self._executions == 1 else \
+                f"{trial.trial_id}_execution{self._executions}"
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), TrialBoard(
+                self.board_dir, run, trial.hyperparameters.values)]
         return super()._build_and_fit_model(trial, *args, **kwargs)
+
+    def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
+        """With pruning: report this epoch's metrics to the oracle (the chief's, over
+        KerasTuner's gRPC, in a distributed search); stop the training when it answers
+        ``STOPPED`` (:mod:`tuning.pruning`)."""
+        super().on_epoch_end(trial, model, epoch, logs=logs)
+        if not self.pruning:
+            return
+        metrics = {name: float(value) for name, value in (logs or {}).items()
+                   if _is_number(value)}
+        metrics[EPOCH] = epoch + 1
+        reply = self.oracle.update_trial(trial.trial_id, metrics, step=epoch)
+        if reply.status == _STATUS.STOPPED:
+            model.stop_training = True
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         results = super().run_trial(trial, *args, **kwargs)
@@ -271,11 +306,24 @@ class _TrialRecording:
             if isinstance(result, keras.callbacks.History) and result.history:
                 epochs = len(next(iter(result.history.values())))
                 result.history[TRIAL_SECONDS] = [seconds] * epochs
+                if self.pruning:  # the epochs are reported: add what fit's end knows
+                    objective = self.oracle.objective.name
+                    self.oracle.update_trial(trial.trial_id, {
+                        name: float(values[-1]) for name, values in result.history.items()
+                        if name in (objective, TRIAL_SECONDS, STEPS_PER_EPOCH)
+                    }, step=epochs - 1)
         return results
+
+    def _run_and_update_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        # With pruning, the oracle holds every epoch's objective already; KerasTuner then
+        # scores the trial from them (the same best value) and warns that this is deprecated.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The use case of calling", DeprecationWarning)
+            return super()._run_and_update_trial(trial, *args, **kwargs)
 
     def on_trial_end(self, trial: Any) -> None:
         fault_point("trial_end")
-        if trial.status != keras_tuner.engine.trial.TrialStatus.COMPLETED:
+        if trial.status != _STATUS.COMPLETED:
             # A failed trial reports no metrics; record its time. Any report to the
             # oracle must hold the objective: the worst value (failed trials are not scored).
             seconds = time.perf_counter() - self._trial_start
@@ -305,12 +353,62 @@ class _DefaultsFirst:
         return super().populate_space(trial_id)
 
 
-class _RandomSearchOracle(_DefaultsFirst, keras_tuner.oracles.RandomSearchOracle):
+class _Pruning:
+    """Oracle mixin: applies :attr:`pruner` to each per-epoch report of a trial (its
+    objective, and ``epoch``), from the reports of every other trial at that epoch,
+    and answers ``STOPPED`` to stop it; the trial then ends as ``STOPPED`` (pruned:
+    never scored, never retried).  Each decision is appended to :attr:`decisions`
+    (and written to :attr:`decisions_path` when set)."""
+
+    pruner: Pruner | None = None
+    decisions_path: Any = None
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id: str, metrics: dict, step: int = 0) -> Any:
+        trial = super().update_trial(trial_id, metrics, step=step)
+        if self.pruner is None or EPOCH not in metrics or trial.status != _STATUS.RUNNING:
+            return trial
+        epoch, name = int(metrics[EPOCH]), self.objective.name
+        value = float(metrics[name])
+        others = epoch_values(self.trials, name, epoch, skip=trial_id)
+        stop = self.pruner.decide(epoch, value, list(others.values()))
+        self.decisions.append({"trial_id": trial_id, "epoch": epoch, "value": value,
+                               "others": others, "pruned": stop})
+        if self.decisions_path is not None:
+            atomic_write_json(self.decisions_path, self.decisions)
+        if not stop:
+            return trial
+        self.pruned[trial_id] = epoch
+        reply = copy.copy(trial)
+        reply.status = _STATUS.STOPPED
+        return reply
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial: Any) -> None:
+        if trial.trial_id in self.pruned and trial.status == _STATUS.COMPLETED:
+            trial.status = _STATUS.STOPPED
+        super().end_trial(trial)
+
+    @property
+    def pruned(self) -> dict[str, int]:
+        """Trial id -> the epoch it was stopped at, for this process's decisions."""
+        if "_pruned" not in self.__dict__:
+            self._pruned: dict[str, int] = {}
+        return self._pruned
+
+    @property
+    def decisions(self) -> list[dict]:
+        if "_decisions" not in self.__dict__:
+            self._decisions: list[dict] = []
+        return self._decisions
+
+
+class _RandomSearchOracle(_Pruning, _DefaultsFirst, keras_tuner.oracles.RandomSearchOracle):
     pass
 
 
 class _BayesianOptimizationOracle(
-    _DefaultsFirst, keras_tuner.oracles.BayesianOptimizationOracle
+    _Pruning, _DefaultsFirst, keras_tuner.oracles.BayesianOptimizationOracle
 ):
     pass
 
@@ -355,10 +453,14 @@ def make_tuner(
     factor: int = 3,
     executions_per_trial: int = 1,
     tuner_id: str | None = None,
+    pruner: Pruner | None = None,
+    board_dir: str | None = None,
 ) -> Any:
     """A KerasTuner tuner of ``kind`` (``random``, ``bayesian``, ``hyperband``) for ``hypermodel``.
 
-    The objective's direction is :func:`tuning.options.objective_direction`'s.
+    The objective's direction is :func:`tuning.options.objective_direction`'s;
+    ``pruner`` (random and bayesian) stops hopeless trials (:mod:`tuning.pruning`);
+    ``board_dir`` gets each trial's TensorBoard run (:mod:`tuning.dashboard`).
 
     Example:
         >>> import tempfile
@@ -379,10 +481,17 @@ def make_tuner(
     }
     if tuner_id is not None:
         common["tuner_id"] = tuner_id
-    if kind == "random":
-        return RandomSearch(hypermodel, max_trials=max_trials, **common)
-    if kind == "bayesian":
-        return BayesianOptimization(hypermodel, max_trials=max_trials, **common)
-    if kind == "hyperband":
-        return Hyperband(hypermodel, max_epochs=max_epochs, factor=factor, **common)
-    raise ValueError(f"unknown tuner {kind!r}; use one of {', '.join(TUNERS)}")
+    if kind in ("random", "bayesian"):
+        tuner_class = RandomSearch if kind == "random" else BayesianOptimization
+        tuner = tuner_class(hypermodel, max_trials=max_trials, **common)
+        if pruner is not None:
+            tuner.pruning = True
+            tuner.oracle.pruner = pruner  # a worker's is the chief's, remote: unused
+    elif pruner is not None:
+        raise ValueError("pruning applies to the random and bayesian tuners only")
+    elif kind == "hyperband":
+        tuner = Hyperband(hypermodel, max_epochs=max_epochs, factor=factor, **common)
+    else:
+        raise ValueError(f"unknown tuner {kind!r}; use one of {', '.join(TUNERS)}")
+    tuner.board_dir = board_dir
+    return tuner

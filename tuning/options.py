@@ -4,7 +4,7 @@ the defaults, the rules of the search's own flags (beside the run's rules in
 :class:`SearchOptions` (what ``python -m tuning.search`` checked).
 
 The seed of a search: the one seed rule (:func:`pipelines.constants.is_seed`,
-0 .. 2**32 - 1), except 0, which is refused (:func:`search_seed`): KerasTuner's
+0 .. 2**32 - 1), except 0, which is refused (:func:`tuning.flags.search_seed`): KerasTuner's
 oracle replaces a seed of 0 by a random one, which would make the search
 unrepeatable, and any other value standing in for 0 would repeat another seed's search.
 Each execution of a trial adds its index to the seed of the weights, so the last
@@ -20,11 +20,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.cli import positive_int, setting
 from kerasdnn.config import TrainConfig
 from kerasdnn.errors import ConfigError
 from pipelines.constants import SEED_MAX
@@ -34,11 +32,7 @@ __all__ = [
     "TUNERS",
     "SearchOptions",
     "check_options",
-    "chief_address",
     "objective_direction",
-    "reduction_factor",
-    "search_seed",
-    "worker_id",
 ]
 
 TUNERS = ("random", "bayesian", "hyperband")
@@ -60,10 +54,9 @@ class SearchOptions(argparse.Namespace):
     Example:
         >>> options = SearchOptions(tuner="random", epochs=3, max_epochs=None,
         ...                         dataset="digits", seed=7, early_stopping=None)
-        >>> options.train_config(batch_size=32)
-        TrainConfig(dataset='digits', epochs=3, batch_size=32, validation_split=0.1, \
-scale='auto', seed=7, out=None, early_stopping=None, tensorboard=False, data_dir=None, \
-manual_dir=None, data_parallel=False, devices=None)
+        >>> config = options.train_config(batch_size=32)
+        >>> config.dataset, config.epochs, config.batch_size, config.seed
+        ('digits', 3, 32, 7)
     """
 
     tuner: str
@@ -83,6 +76,11 @@ manual_dir=None, data_parallel=False, devices=None)
     chief: tuple[str, int] | None
     worker: str | None
     workers: int | None
+    prune: str = "none"
+    prune_warmup: int | None = None
+    prune_min_trials: int | None = None
+    tensorboard: bool = False
+    chief_timeout: float | None = None
 
     @property
     def project_dir(self) -> Path:
@@ -98,6 +96,17 @@ manual_dir=None, data_parallel=False, devices=None)
         if self.worker is not None:
             return "worker"
         return "chief" if self.chief is not None else "single"
+
+    def pruner(self) -> Any:
+        """The :class:`tuning.pruning.Pruner` of ``--prune`` (``None``: no pruning)."""
+        from tuning.pruning import DEFAULT_MIN_TRIALS, DEFAULT_WARMUP, Pruner
+
+        if self.prune in (None, "none"):
+            return None
+        warmup = DEFAULT_WARMUP if self.prune_warmup is None else self.prune_warmup
+        min_trials = DEFAULT_MIN_TRIALS if self.prune_min_trials is None \
+            else self.prune_min_trials
+        return Pruner(self.prune, self.direction, warmup=warmup, min_trials=min_trials)
 
     @property
     def train_epochs(self) -> int:
@@ -115,56 +124,12 @@ manual_dir=None, data_parallel=False, devices=None)
 # --------------------------------------------------------------------------- the rules
 
 
-def search_seed(text: str) -> int:
-    """argparse type of ``--seed``: the one seed rule, without 0 (see the module's text).
-
-    Example:
-        >>> search_seed("7")
-        7
-        >>> search_seed("0")
-        Traceback (most recent call last):
-        argparse.ArgumentTypeError: must be non-zero: KerasTuner replaces seed 0 by a \
-random seed, which would make the search unrepeatable
-    """
-    value = setting("seed")(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(
-            "must be non-zero: KerasTuner replaces seed 0 by a random seed, which would make "
-            "the search unrepeatable"
-        )
-    return value
 
 
-def reduction_factor(text: str) -> int:
-    """argparse type of ``--factor``: Hyperband's reduction factor, an integer >= 2."""
-    value = positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
-    return value
 
 
-def chief_address(text: str) -> tuple[str, int]:
-    """argparse type of ``--chief``: ``HOST:PORT`` with a port 1 .. 65535.
-
-    Example:
-        >>> chief_address("127.0.0.1:8000")
-        ('127.0.0.1', 8000)
-    """
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(
-            f"must be HOST:PORT, e.g. 127.0.0.1:8000 or 0.0.0.0:8000, got {text!r}"
-        )
-    return host, int(port)
 
 
-def worker_id(text: str) -> str:
-    """argparse type of ``--worker``: a tuner id such as ``tuner1``."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", text) or "chief" in text:
-        raise argparse.ArgumentTypeError(
-            f"must be a name such as tuner1 (letters, digits, _ . -; not 'chief'), got {text!r}"
-        )
-    return text
 
 
 def check_options(options: SearchOptions, default_project: str) -> SearchOptions:
@@ -200,6 +165,7 @@ def check_options(options: SearchOptions, default_project: str) -> SearchOptions
         options.max_trials = options.max_trials or DEFAULT_MAX_TRIALS
         options.epochs = options.epochs or DEFAULT_EPOCHS
         options.factor = DEFAULT_FACTOR
+    _check_pruning(options)
     if options.seed + options.executions_per_trial - 1 > SEED_MAX:
         raise ConfigError(
             f"--seed {options.seed} with --executions-per-trial {options.executions_per_trial} "
@@ -219,3 +185,19 @@ def check_options(options: SearchOptions, default_project: str) -> SearchOptions
         raise ConfigError(f"--project-name must be a folder name, got {options.project_name!r}")
     options.train_config()  # the dataset name, the seed and the patience are checked here
     return options
+
+
+def _check_pruning(options: SearchOptions) -> None:
+    if options.prune == "none":
+        given = [flag for flag, value in (("--prune-warmup", options.prune_warmup),
+                                          ("--prune-min-trials", options.prune_min_trials))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} need --prune median or --prune asha")
+        return
+    if options.tuner == "hyperband":
+        raise ConfigError("--prune applies to --tuner random and bayesian; hyperband stops "
+                          "trials early by its own brackets: drop --prune")
+    if options.executions_per_trial != 1:
+        raise ConfigError("--prune compares one training per trial epoch by epoch; "
+                          "use --executions-per-trial 1 with it")

@@ -32,28 +32,37 @@ __all__ = [
     "read_trials_csv",
     "read_workers",
     "record_workers",
+    "search_figure",
     "trial_rows",
     "write_trials_csv",
 ]
 
 FIXED_COLUMNS = ("trial_id", "status", "worker")
 WORKERS_FILE = "workers.json"  # trial id -> the worker that ran it (trials.csv's column)
-RESULT_COLUMNS = ("score", "seconds", "steps_per_epoch", "best_epoch", "error")
+RESULT_COLUMNS = ("score", "seconds", "steps_per_epoch", "best_epoch", "pruned_at_epoch",
+                  "pruned_value", "error")
+EPOCH = "epoch"  # tuning.pruning.EPOCH: the metric of every per-epoch report
+PRUNED = "PRUNED"  # trials.csv's status of a pruned trial (KerasTuner's record: STOPPED)
 
 
 def trial_rows(trials: Iterable[Any], messages: Mapping[str, str] | None = None,
-               workers: Mapping[str, str] | None = None) -> list[dict]:
+               workers: Mapping[str, str] | None = None, objective: str | None = None
+               ) -> list[dict]:
     """One dict per KerasTuner trial, in trial order: id, status, worker, hyperparameters,
-    results.
+    results.  A pruned trial (KerasTuner's ``STOPPED``) is ``PRUNED``, with the epoch it
+    reached (``pruned_at_epoch``) and its objective there (``pruned_value``); no score.
 
     ``messages`` maps a trial id to its error text (the last line is kept), ``workers``
-    to the worker that ran it (:func:`record_workers`).
+    to the worker that ran it (:func:`record_workers`); ``objective`` names the
+    search's objective (a pruned trial's ``pruned_value``).
     """
     messages = messages or {}
     workers = workers or {}
     rows = []
     for trial in sorted(trials, key=lambda t: _order(t.trial_id)):
-        row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status,
+        pruned = trial.status == "STOPPED"
+        row: dict[str, Any] = {"trial_id": trial.trial_id,
+                               "status": PRUNED if pruned else trial.status,
                                "worker": workers.get(trial.trial_id)}
         values = trial.hyperparameters.values
         for hp in trial.hyperparameters.space:  # declared order; inactive ones empty
@@ -65,8 +74,11 @@ def trial_rows(trials: Iterable[Any], messages: Mapping[str, str] | None = None,
         row["steps_per_epoch"] = _last(trial, "steps_per_epoch") if completed else None
         row["best_epoch"] = (trial.best_step + 1) if completed and trial.best_step is not None \
             else None
+        reached = _reached(trial, objective) if pruned else None
+        row["pruned_at_epoch"] = reached[0] if reached else None
+        row["pruned_value"] = reached[1] if reached else None
         message = messages.get(trial.trial_id) or getattr(trial, "message", None) or ""
-        row["error"] = _last_line(message) if not completed else ""
+        row["error"] = _last_line(message) if not (completed or pruned) else ""
         rows.append(row)
     return rows
 
@@ -155,10 +167,24 @@ def best_so_far(scores: Sequence[float | None], direction: str) -> list[float | 
 
 def plot_search(path: str | Path, rows: Sequence[Mapping[str, Any]], objective: str,
                 direction: str) -> None:
-    """``search.png``: the score of each trial and the best so far (atomically).
+    """``search.png``: :func:`search_figure`, written atomically."""
+    figure = search_figure(rows, objective, direction)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100)
+
+
+def search_figure(rows: Sequence[Mapping[str, Any]], objective: str, direction: str) -> Any:
+    """The score of each trial, the best so far, pruned trials (a cross at the value
+    where each stopped) and failed ones (a red band).
 
     Drawn on a ``Figure`` of its own, as the reports are: pyplot's backend (a
     notebook's inline plots) is left alone.
+
+    Example:
+        >>> figure = search_figure([{"status": "COMPLETED", "score": 0.9},
+        ...     {"status": "PRUNED", "score": None, "pruned_value": 0.4}], "val_accuracy", "max")
+        >>> [line.get_label() for line in figure.axes[0].lines]
+        ['trial', 'best so far', 'pruned (value where stopped)']
     """
     from matplotlib.figure import Figure
 
@@ -174,7 +200,13 @@ def plot_search(path: str | Path, rows: Sequence[Mapping[str, Any]], objective: 
     if steps:
         axes.step(*zip(*steps, strict=True), where="post", color="tab:orange",
                   label="best so far")
-    failed = [n for n, row in zip(numbers, rows, strict=True) if row.get("status") != "COMPLETED"]
+    pruned = [(n, row["pruned_value"]) for n, row in zip(numbers, rows, strict=True)
+              if row.get("status") == PRUNED and row.get("pruned_value") is not None]
+    if pruned:
+        axes.plot(*zip(*pruned, strict=True), "x", color="tab:gray", markersize=8,
+                  label="pruned (value where stopped)")
+    failed = [n for n, row in zip(numbers, rows, strict=True)
+              if row.get("status") not in ("COMPLETED", PRUNED)]
     for n in failed:
         axes.axvline(n, color="tab:red", alpha=0.3, linewidth=4)
     if failed:
@@ -186,8 +218,7 @@ def plot_search(path: str | Path, rows: Sequence[Mapping[str, Any]], objective: 
         axes.set_xticks(numbers if len(numbers) <= 20 else numbers[:: max(1, len(numbers) // 20)])
     axes.grid(alpha=0.3)
     axes.legend(loc="best")
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=100)
+    return figure
 
 
 def ranked_table(rows: Sequence[Mapping[str, Any]], objective: str, direction: str,
@@ -257,6 +288,18 @@ def _last(trial: Any, name: str) -> float | None:
         return None
     value = trial.metrics.get_last_value(name)
     return None if value is None or math.isnan(value) else float(value)
+
+
+def _reached(trial: Any, objective: str | None) -> tuple[int, float | None] | None:
+    """The last epoch a trial reported (1-based) and its ``objective`` there."""
+    if not trial.metrics.exists(EPOCH):
+        return None
+    step = max(observation.step for observation in trial.metrics.get_history(EPOCH))
+    value = None
+    if objective and trial.metrics.exists(objective):
+        value = next((float(o.mean()) for o in trial.metrics.get_history(objective)
+                      if o.step == step), None)
+    return int(step) + 1, value
 
 
 def _last_line(message: str) -> str:

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -36,7 +37,7 @@ from kerasdnn.io import atomic_write_json, read_json_file
 from kerasdnn.run import train
 from kerasdnn.rundir import changed_keys, check_writable_dir
 from kerasdnn.runtime import check_backend, quiet_tensorflow
-from tuning.chief import serve, set_distributed_environment
+from tuning.chief import guard_worker, serve, set_distributed_environment
 from tuning.options import SearchOptions
 from tuning.results import (
     format_values,
@@ -51,6 +52,8 @@ from tuning.space import Space
 __all__ = ["check_resume", "retrain", "search"]
 
 SETTINGS_FILE = "search.json"
+BOARD_DIR = "tensorboard"  # --tensorboard: tuning.dashboard's runs
+DECISIONS_FILE = "pruning.json"  # each pruning decision: trial, epoch, value, the others'
 BEST_DIR = "best"
 SCRATCH_PREFIX = ".best-"  # the retraining's scratch folder, removed by the next search
 
@@ -127,13 +130,23 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         max_epochs=options.max_epochs,
         factor=options.factor,
         executions_per_trial=options.executions_per_trial,
+        pruner=options.pruner(),
+        board_dir=str(options.project_dir / BOARD_DIR) if options.tensorboard else None,
     )
+    if options.role != "worker" and getattr(tuner.oracle, "pruner", None) is not None:
+        tuner.oracle.decisions_path = options.project_dir / DECISIONS_FILE
     messages: dict[str, str] = {}
     workers: dict[str, str] = {}
     if options.role != "worker":
         workers = record_workers(tuner.oracle, options.project_dir,
                                  "main" if options.role == "single" else None)
         atomic_write_json(options.project_dir / SETTINGS_FILE, settings)
+        if options.tensorboard:
+            from tuning.dashboard import write_experiment
+
+            write_experiment(options.project_dir / BOARD_DIR,
+                             [hp.name for hp in tuner.oracle.hyperparameters.space],
+                             options.objective)
         tuner.oracle.verbose = 0  # one line per trial instead of KerasTuner's tables
         done = len(tuner.oracle.trials)
         _say(f"{'continuing' if resuming else 'starting'} a {options.tuner} search of "
@@ -148,8 +161,11 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         tuner.on_trial_done = lambda trial, message: _print_trial(
             tuner, trial, messages, options, message
         )
+        guard = guard_worker(tuner, options) if options.role == "worker" \
+            else contextlib.nullcontext()
         try:  # Hyperband passes each trial its own epochs and initial_epoch
-            tuner.search(data, callbacks=_callbacks(options), verbose=0)
+            with guard:
+                tuner.search(data, callbacks=_callbacks(options), verbose=0)
         except RuntimeError as error:
             if "consecutive failures" not in str(error):
                 raise
@@ -165,13 +181,15 @@ def finish(tuner: Any, options: SearchOptions, space: Space, base_config: ModelC
            workers: dict[str, str] | None = None) -> Path:
     """Write trials.csv and search.png, print the ranked table, retrain the best trial."""
     oracle = tuner.oracle
-    rows = trial_rows(oracle.trials.values(), messages, workers)
+    rows = trial_rows(oracle.trials.values(), messages, workers, options.objective)
     project_dir = options.project_dir
     write_trials_csv(project_dir / "trials.csv", rows)
     plot_search(project_dir / "search.png", rows, options.objective, options.direction)
     completed = [row for row in rows if row["status"] == "COMPLETED"]
+    pruned = sum(row["status"] == "PRUNED" for row in rows)
     _say(f"{len(rows)} trial(s): {len(completed)} completed, "
-         f"{len(rows) - len(completed)} failed; wrote {project_dir / 'trials.csv'} and "
+         + (f"{pruned} pruned, " if pruned else "")
+         + f"{len(rows) - len(completed) - pruned} failed; wrote {project_dir / 'trials.csv'} and "
          f"{project_dir / 'search.png'}")
     if stopped:
         raise KerasDNNError(f"the search stopped: {stopped} (see {project_dir / 'trials.csv'}); "
@@ -219,7 +237,7 @@ def retrain(best: Any, options: SearchOptions, space: Space, base_config: ModelC
 
 def _print_trial(tuner: Any, trial: Any, messages: dict[str, str], options: SearchOptions,
                  message: str | None = None, workers: dict[str, str] | None = None) -> None:
-    row = trial_rows([trial], {trial.trial_id: message or ""})[0]
+    row = trial_rows([trial], {trial.trial_id: message or ""}, objective=options.objective)[0]
     messages[trial.trial_id] = message or ""
     who = f"[{options.worker}] " if options.role == "worker" else ""
     seconds = "" if row["seconds"] is None else f" {row['seconds']:.1f}s"
@@ -228,6 +246,10 @@ def _print_trial(tuner: Any, trial: Any, messages: dict[str, str], options: Sear
         best_score = best[0].score if best and best[0].score is not None else row["score"]
         outcome = (f"{options.objective} {row['score']:.4f} (best {best_score:.4f})"
                    f"{seconds} {row['steps_per_epoch'] or 0:.0f} steps/epoch")
+    elif row["status"] == "PRUNED":
+        value = "" if row["pruned_value"] is None else f" {row['pruned_value']:.4f}"
+        outcome = (f"pruned at epoch {row['pruned_at_epoch']} ({options.objective}{value})"
+                   f"{seconds}")
     else:
         error = _short_error(row["error"]) or "no details on the chief"
         outcome = f"{row['status'].lower()}{seconds}: {error}"

@@ -30,10 +30,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kerasdnn.cli import ArgumentParser, check_backend, positive_int
+from kerasdnn.cli import ArgumentParser, check_backend, non_negative_int, positive_int
 from kerasdnn.config import TrainConfig
 from kerasdnn.errors import exit_on_user_error
 from kerasdnn.rundir import check_writable_dir, path_safe_name
+from tuning.chief import CHIEF_TIMEOUT
+from tuning.flags import chief_address, reduction_factor, search_seed, seconds, worker_id
 from tuning.options import (
     DEFAULT_EPOCHS,
     DEFAULT_FACTOR,
@@ -43,14 +45,11 @@ from tuning.options import (
     TUNERS,
     SearchOptions,
     check_options,
-    chief_address,
-    reduction_factor,
-    search_seed,
-    worker_id,
 )
+from tuning.pruning import ASHA_FACTOR, DEFAULT_MIN_TRIALS, DEFAULT_WARMUP, PRUNERS
 from tuning.run import check_resume, search
 from tuning.space import load_space
-from tuning.workers import run_local_search
+from tuning.workers import adopt_launch_settings, run_local_search
 
 __all__ = ["SearchOptions", "build_parser", "main", "options_from_args", "search"]
 
@@ -108,6 +107,16 @@ def build_parser() -> ArgumentParser:
     search.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE",
                         help="stop a trial after PATIENCE epochs without a better objective "
                         "(default: off)")
+    search.add_argument("--prune", choices=PRUNERS, default="none",
+                        help="stop hopeless trials early; random and bayesian: median (worse "
+                        "than the median of the trials at the same epoch) or asha "
+                        f"(asynchronous successive halving, reduction factor {ASHA_FACTOR}) "
+                        "(default: none)")
+    search.add_argument("--prune-warmup", type=non_negative_int, metavar="EPOCHS",
+                        help=f"epochs no trial is pruned in (default: {DEFAULT_WARMUP})")
+    search.add_argument("--prune-min-trials", type=positive_int, metavar="N",
+                        help="other trials that must have reached an epoch before a "
+                        f"trial is pruned there (default: {DEFAULT_MIN_TRIALS})")
     search.add_argument("--space", metavar="FILE.json",
                         help="narrow the search space: {\"name\": value | [values] | "
                         "{\"min\": …, \"max\": …}} (default: the full space)")
@@ -123,6 +132,10 @@ def build_parser() -> ArgumentParser:
                         help="where search projects live (default: runs/tuning)")
     output.add_argument("--project-name", metavar="NAME",
                         help="the search's folder in DIR (default: <dataset>-<tuner>)")
+    output.add_argument("--tensorboard", action="store_true",
+                        help="write each trial's curves and TensorBoard's HParams view to "
+                        "<directory>/<project-name>/tensorboard, on every backend "
+                        "(default: off)")
     output.add_argument("--overwrite", action="store_true",
                         help="start the search over instead of continuing it")
     distributed = parser.add_argument_group("distributed (KerasTuner chief/worker mode)")
@@ -132,6 +145,9 @@ def build_parser() -> ArgumentParser:
     distributed.add_argument("--worker", type=worker_id, metavar="ID",
                              help="run trials for the chief given by --chief, as tuner ID "
                              "(e.g. tuner1)")
+    distributed.add_argument("--chief-timeout", type=seconds, metavar="SECONDS",
+                             help="a worker whose chief has not answered for SECONDS exits "
+                             f"with one line (default: {CHIEF_TIMEOUT})")
     distributed.add_argument("--workers", type=positive_int, metavar="N",
                              help="start a chief on 127.0.0.1 and N workers on this host, "
                              "each on its own GPU or its share of the CPU cores")
@@ -152,6 +168,7 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m tuning.search``; returns the exit status."""
+    adopt_launch_settings()  # a child of a local search (--workers): its cores, its parent
     parser = build_parser()
     args = parser.parse_args(argv)
     with exit_on_user_error(PROG):
@@ -169,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
 
 
 def _slug(text: str) -> str:

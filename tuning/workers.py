@@ -37,6 +37,7 @@ from kerasdnn.errors import KerasDNNError
 
 __all__ = [
     "WorkerPlan",
+    "adopt_launch_settings",
     "available_cpus",
     "child_argv",
     "discover_gpus",
@@ -48,6 +49,8 @@ __all__ = [
 
 PROG = "python -m tuning.search"
 HOST = "127.0.0.1"
+PARENT_ENV = "KERASDNN_TUNING_PARENT"  # the launcher's pid: a child dies with it
+CPUS_ENV = "KERASDNN_TUNING_CPUS"  # a child's CPU cores, comma-separated
 SERVING = "chief: serving the search on "  # what tuning.chief prints once it listens
 GRACE_SECONDS = 10.0  # SIGTERM, then SIGKILL after this long
 POLL_SECONDS = 0.2
@@ -217,21 +220,31 @@ class _Child:
 class _Children:
     """The processes of a local search; all stopped together."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: Sequence[str] = (sys.executable, "-m", "tuning.search")
+                 ) -> None:
+        self.command = list(command)
         self.children: list[_Child] = []
         self.lock = threading.Lock()
         self.stopped = False
 
     def start(self, plan: WorkerPlan, args: list[str]) -> _Child:
-        env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
+        """Start ``python -m tuning.search ARGS`` (:attr:`command`) as ``plan`` says.
+
+        No ``preexec_fn``: forking with one from a process whose relay threads run can
+        deadlock (Python's ``subprocess`` documentation).  The child leads its own
+        session (``start_new_session``) and pins itself to its cores and to this
+        process's life at start-up (:func:`adopt_launch_settings`, from ``LAUNCH_ENV``).
+        """
+        env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1",
+               PARENT_ENV: str(os.getpid()), CPUS_ENV: ",".join(map(str, plan.cpus))}
         process = subprocess.Popen(
-            [sys.executable, "-m", "tuning.search", *args], env=env, text=True,
+            [*self.command, *args], env=env, text=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: Ctrl-C reaches the parent only
-            preexec_fn=_pinned(plan.cpus),
         )
         child = _Child(plan.name, process)
-        self.children.append(child)
+        with self.lock:
+            self.children.append(child)
         for stream, out in ((process.stdout, sys.stdout), (process.stderr, sys.stderr)):
             relay = threading.Thread(target=self._relay, args=(child, stream, out), daemon=True)
             relay.start()
@@ -320,21 +333,34 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         os.killpg(process.pid, signum)  # the child leads its group (start_new_session)
 
 
-def _pinned(cpus: tuple[int, ...]) -> Callable[[], None]:
-    """Run in the child before it starts Python: its CPU cores, and death with its parent."""
+def adopt_launch_settings() -> None:
+    """In a child of a local search, at start-up: its CPU cores, and death with its parent.
 
-    def prepare() -> None:
-        if cpus and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, cpus)
-        if _PRCTL is not None:
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)  # no orphan if the parent is SIGKILLed
+    Read from ``KERASDNN_TUNING_CPUS`` and ``KERASDNN_TUNING_PARENT`` (then removed, so
+    that no grandchild takes them): ``sched_setaffinity`` and libc's
+    ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` (the standard library has no wrapper), then a
+    check that the parent is still there (it may have died before the ``prctl``).
+    Nothing happens without those variables.
 
-    return prepare
+    Example:
+        >>> adopt_launch_settings()  # not started by a local search: nothing to do
+    """
+    cpus = os.environ.pop(CPUS_ENV, "")
+    parent = os.environ.pop(PARENT_ENV, "")
+    if cpus and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(0, [int(cpu) for cpu in cpus.split(",")])
+    if not parent:
+        return
+    prctl = _find_prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)  # no orphan if the parent is SIGKILLed
+    if os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)  # the parent died before the prctl
 
 
 def _find_prctl() -> Callable[..., int] | None:
-    """libc's ``prctl`` (Linux), looked up before any fork: the standard library has no
-    wrapper for ``PR_SET_PDEATHSIG``."""
+    """libc's ``prctl`` (Linux)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -344,7 +370,6 @@ def _find_prctl() -> Callable[..., int] | None:
 
 
 _PR_SET_PDEATHSIG = 1
-_PRCTL = _find_prctl()
 
 
 def _full_option(name: str, option_strings: Sequence[str]) -> str | None:

@@ -19,7 +19,7 @@ from tests.conftest import REPO_ROOT
 
 COMMANDS = ("kerasdnn.train", "kerasdnn.evaluate", "kerasdnn.export", "kerasdnn.compare",
             "tuning.search", "pipelines.__main__")
-COMMAND_SUPPORT = ("kerasdnn.cli", "kerasdnn.flags", "pipelines.cli")
+COMMAND_SUPPORT = ("kerasdnn.cli", "kerasdnn.flags", "tuning.flags", "pipelines.cli")
 FUNCTIONS = {"train": "kerasdnn.run", "evaluate": "kerasdnn.evaluation",
              "compare": "kerasdnn.crossbackend", "export": "kerasdnn.serving"}
 
@@ -103,7 +103,8 @@ def test_python_m_kerasdnn_train_is_the_command() -> None:
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == ("python -m kerasdnn.train: error: argument --epochs: "
-                                     "must be an integer >= 1, got 0 (see --help)")
+                                     "must be an integer >= 1 (at most 2147483647), got 0 "
+                                     "(see --help)")
 
 
 def test_the_backend_is_read_as_keras_reads_it(tmp_path: Path,

@@ -34,6 +34,14 @@ from tuning.space import load_space
         (["--tuner", "hyperband", "--max-trials", "3"], "do not apply to --tuner hyperband"),
         (["--max-epochs", "3"], "apply to --tuner hyperband only"),
         (["--space", "/nonexistent/space.json"], "no such file"),
+        (["--prune", "optuna"], "argument --prune: invalid choice: 'optuna'"),
+        (["--prune-warmup", "2"], "--prune-warmup need --prune median or --prune asha"),
+        (["--prune", "median", "--prune-warmup", "-1"], "must be an integer >= 0, got -1"),
+        (["--prune", "asha", "--prune-min-trials", "0"], "must be an integer >= 1, got 0"),
+        (["--tuner", "hyperband", "--prune", "median"], "hyperband stops trials early"),
+        (["--prune", "median", "--executions-per-trial", "2"], "--executions-per-trial 1"),
+        (["--chief-timeout", "0"], "must be a number of seconds > 0, got 0"),
+        (["--chief-timeout", "nan"], "must be a number of seconds > 0, got nan"),
     ],
 )
 def test_bad_flags_give_one_line_and_status_2(

@@ -99,26 +99,3 @@ def test_the_first_trial_is_the_seed_network(tmp_path: Path, kind: str) -> None:
         seed.optimizer, seed.learning_rate, seed.momentum)
     assert (first["activation"], first["dropout"], first["l2"], first["batch_size"]) == (
         "relu", 0.0, 0.0, 100)
-
-
-def test_a_tuner_writes_its_state_files_atomically(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    make_tuner("random", DNNHyperModel(BASE), objective="val_accuracy", seed=1, max_trials=1,
-               directory=str(tmp_path), project_name="p")
-    oracle_file = tmp_path / "p" / "oracle.json"
-    before = '{"ongoing_trials": {}}'
-    oracle_file.write_text(before)
-
-    def killed_before_the_rename(*args: object) -> None:
-        raise KeyboardInterrupt  # stands for a kill between the write and the rename
-
-    import os
-
-    from keras_tuner.src import utils
-
-    monkeypatch.setattr(os, "replace", killed_before_the_rename)
-    with pytest.raises(KeyboardInterrupt):
-        utils.save_json(str(oracle_file), {"torn": "x" * 10_000})
-    assert oracle_file.read_text() == before  # the old state, whole
-    assert sorted(p.name for p in oracle_file.parent.iterdir() if p.name.startswith(".")) == []

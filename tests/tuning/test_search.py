@@ -27,7 +27,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """
     folder = tmp_path_factory.mktemp("search")
     space = write_space(folder, batch_size=BATCH_SIZES)
-    args = search_args(folder, space)
+    args = ["--tensorboard", *search_args(folder, space)]
     first = run_search([*args, "--max-trials", "2"])
     project = folder / "p"
     first_rows = read_trials_csv(project / "trials.csv")
@@ -74,6 +74,31 @@ def test_search_writes_trials_plot_and_best_run(resumed: dict) -> None:
     assert config["model"]["optimizer"] == "adam"
     retrained = re.search(r"retraining trial \S+ \(val_accuracy ([0-9.]+)\)", resumed["second"])
     assert retrained and float(retrained.group(1)) == pytest.approx(top, abs=1e-4)
+
+
+def test_the_dashboard_has_one_row_per_trial_with_its_curves(resumed: dict) -> None:
+    from tuning.dashboard import read_trial_rows
+
+    rows = read_trial_rows(resumed["project"] / "tensorboard")  # TensorBoard's own reader
+    trials = read_trials_csv(resumed["project"] / "trials.csv")
+    assert [row["trial_id"] for row in rows] == [row["trial_id"] for row in trials]
+    for board, trial in zip(rows, trials, strict=True):
+        assert board["batch_size"] == float(trial["batch_size"])
+        assert board["learning_rate"] == pytest.approx(float(trial["learning_rate"]))
+        assert board["optimizer"] == trial["optimizer"]
+        assert len(board["val_accuracy"]) == 1  # one epoch, one point
+        assert board["val_accuracy"][0] == pytest.approx(float(trial["score"]))
+        assert {"loss", "accuracy", "val_loss"} <= set(board)
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+    from tensorboard.plugins.hparams import metadata
+
+    experiment = plugin_event_accumulator.EventAccumulator(
+        str(resumed["project"] / "tensorboard"))
+    experiment.Reload()
+    content = experiment.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
+    info = metadata.parse_experiment_plugin_data(content)
+    assert info.metric_infos[0].name.tag == "val_accuracy"
+    assert {"batch_size", "learning_rate"} <= {h.name for h in info.hparam_infos}
 
 
 def test_progress_is_one_line_per_trial_then_a_ranked_table(resumed: dict) -> None:
