@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -38,8 +37,9 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.predict import logits_to_proba
-from pipelines.builder import EpochStream, make_stream
+from pipelines.builder import make_stream
 from pipelines.splitting import split_indices
+from pipelines.stream import EpochStream
 
 __all__ = ["EXPECTED_FAILED_CHECKS", "DNNClassifier"]
 
@@ -170,24 +170,16 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         train, validation = _split(X, y_encoded, weights, self.validation_split, seed)
         batch_size = min(int(self.batch_size), len(train[0]))
 
-        import keras
-
-        import pipelines.feed
+        from kerasdnn import fitting
         from kerasdnn.models import build_model
 
         model = build_model(model_config)
-        callbacks = []
-        if early_stopping is not None:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss" if validation is not None else "loss",
-                patience=early_stopping, restore_best_weights=True))
-        history = model.fit(
-            pipelines.feed.for_fit(_epoch_stream(*train, batch_size=batch_size, seed=seed)),
-            steps_per_epoch=math.ceil(len(train[1]) / batch_size),
+        history = fitting.fit_stream(
+            model, _epoch_stream(*train, batch_size=batch_size, seed=seed),
+            epochs=int(self.epochs),
             validation_data=None if validation is None else _batches(*validation,
                                                                      batch_size=batch_size),
-            epochs=int(self.epochs),
-            callbacks=callbacks,
+            callbacks=[fitting.early_stopping(early_stopping, validation is not None)],
             verbose=self.verbose,
         )
         self.model_ = model

@@ -20,11 +20,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
-import itertools
 import math
 import os
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,17 +32,24 @@ from pipelines.errors import InvalidArgumentError
 from pipelines.info import DatasetInfo, RawData, Splits
 from pipelines.sources import read_source
 from pipelines.splitting import split_indices
+from pipelines.stream import (  # EpochStream and pass_seeds: importable from here too
+    EpochStream,
+    Examples,
+    epoch_stream,
+    one_pass,
+    pass_seeds,
+    reshuffled,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.tf_setup import tf
 
 __all__ = [
     "SCALES", "EpochStream", "Scaling", "load", "make_dataset", "make_stream",
-    "pass_seeds", "raw_source_and_scaling",
+    "pass_seeds", "raw_source_and_scaling", "train_and_validation",
 ]
 
 SCALE_CHUNK = 8192  # examples scaled per vectorised call when caching
-_ENDLESS = 2**62  # epochs of a repeated training stream
 
 
 def _scaling(x_train: np.ndarray, scale: str, value_max: float) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +79,8 @@ def _make(
     cache: bool = True,
     repeat: bool = False,
 ) -> tf.data.Dataset | EpochStream:
-    """The body of :func:`make_dataset` and :func:`make_stream`."""
+    """The body of :func:`make_dataset` and :func:`make_stream`: the examples stored
+    once, each element gathered from them (:mod:`pipelines.stream`)."""
     # Lazily: a bad name, file or label is reported before TensorFlow loads (seconds).
     from pipelines.tf_setup import tf
 
@@ -100,53 +105,16 @@ def _make(
         else:
             features = tf.constant(x)
         labels = tf.constant(y.astype(np.int32))
-    size = batch_size or 1
-    elements = math.ceil(num_examples / size)
-
-    def one_pass(order: tf.Tensor | None, length: int = size) -> tf.data.Dataset:
-        """One pass over the examples in ``order`` (None: as stored), ``length``
-        examples per element (the last one shorter)."""
-        def element(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            start = index * length
-            stop = tf.minimum(start + length, num_examples)
-            if order is None:
-                x_part, y_part = features[start:stop], labels[start:stop]
-            else:
-                chosen = order[start:stop]
-                x_part, y_part = tf.gather(features, chosen), tf.gather(labels, chosen)
-            x_part = x_part if cache else scale_and_flatten(x_part)
-            if batch_size is None:
-                return x_part[0], y_part[0]
-            return x_part, y_part
-
-        return tf.data.Dataset.range(math.ceil(num_examples / length)).map(element)
-
-    def shuffled_pass(seed: tf.Tensor, length: int = size) -> tf.data.Dataset:
-        order = tf.random.experimental.stateless_shuffle(tf.range(num_examples), seed=seed)
-        return one_pass(order, length)
-
-    def epochs(first_epoch: int, batches_per_element: int) -> tf.data.Dataset:
-        # Epoch e is shuffled by (seed, e) alone: its order does not depend on how
-        # many iterators were made before, so the stream can start at any epoch.
-        seed = tf.constant(int(shuffle_seed), tf.int64)
-        return tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(
-            lambda epoch: shuffled_pass(tf.stack([seed, epoch]), size * batches_per_element)
-        ).apply(
-            tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
-        ).prefetch(tf.data.AUTOTUNE)
+    examples = Examples(features, labels, None if cache else scale_and_flatten)
 
     if shuffle_seed is not None and repeat:
-        return EpochStream(size, elements, epochs)
+        return epoch_stream(examples, batch_size=batch_size, seed=int(shuffle_seed))
     if shuffle_seed is None:
-        dataset = one_pass(None)
+        dataset = one_pass(examples, None, batch_size or 1, batched=batch_size is not None)
     else:
         # Pass p (epoch p of fit) is shuffled by (seed, p): the sequence of orders is
         # fixed by the seed alone.
-        dataset = (
-            pass_seeds(int(shuffle_seed))
-            .flat_map(shuffled_pass)
-            .apply(tf.data.experimental.assert_cardinality(elements))
-        )
+        dataset = reshuffled(examples, batch_size=batch_size, seed=int(shuffle_seed))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -214,33 +182,6 @@ def make_stream(
                  batch_size=batch_size, shuffle_seed=shuffle_seed, cache=cache, repeat=True)
 
 
-def pass_seeds(seed: int) -> tf.data.Dataset:
-    """A dataset of one element, ``[seed, p]``, where ``p`` counts the iterators made
-    of it so far: pass ``p`` of a dataset that ``flat_map``s over it can be shuffled
-    by ``(seed, p)`` alone, with stateless ops.
-
-    Hand-written because ``Dataset.random`` and ``Dataset.shuffle(seed=...)`` mix
-    TensorFlow's global seed into theirs, so a ``keras.utils.set_random_seed`` made
-    anywhere in the process would change the order.
-
-    Example:
-        >>> passes = pass_seeds(7)
-        >>> [[list(map(int, s)) for s in passes] for _ in range(2)]
-        [[[7, 0]], [[7, 1]]]
-    """
-    from pipelines.tf_setup import tf
-
-    passes = itertools.count()
-
-    def next_pass() -> Iterator[int]:
-        yield next(passes)
-
-    seed_tensor = tf.constant(seed, tf.int64)
-    return tf.data.Dataset.from_generator(
-        next_pass, output_signature=tf.TensorSpec((), tf.int64)
-    ).map(lambda p: tf.stack([seed_tensor, p]))
-
-
 @dataclasses.dataclass(frozen=True)
 class Scaling:
     """How :func:`load` scales a source's examples: ``(x - offset) * multiplier``
@@ -290,29 +231,26 @@ def raw_source_and_scaling(
     return raw, _split_and_scaling(raw, validation_split, seed, scale)[1]
 
 
-@dataclasses.dataclass(frozen=True)
-class EpochStream:
-    """An endless training stream of epochs (:func:`make_stream`, ``load(repeat=True)``).
+def train_and_validation(splits: Splits, *, batch_size: int, seed: int) -> EpochStream:
+    """The training and validation examples of ``splits`` (finite, batched:
+    ``pipelines.load(repeat=False)``) as one endless stream of epochs, epoch ``e``
+    shuffled by ``(seed, e)`` alone: what a final retraining on both trains on.
 
-    ``dataset`` is the stream itself: ``batches_per_epoch`` batches of
-    ``batch_size`` examples per epoch (the last one shorter).
-    ``blocks(first_epoch, batches_per_block)`` is the same stream from the start
-    of epoch ``first_epoch`` on, each element ``batches_per_block`` consecutive
-    batches of one epoch concatenated (an epoch's last block holds what is left):
-    cut each block into ``batch_size`` examples and the batches are exactly the
-    stream's.  :mod:`pipelines.feed` uses it to hand the stream to ``fit`` a
-    block per ``tf.data`` call and to resume at an epoch without producing the
-    skipped ones.
+    The examples are stored as one pass of ``splits.train`` (its first order)
+    followed by ``splits.validation``, scaled as ``splits`` scaled them.
+
+    Example:
+        >>> import pipelines
+        >>> splits = pipelines.load("digits", batch_size=100)
+        >>> train_and_validation(splits, batch_size=100, seed=1).batches_per_epoch
+        15
     """
-
-    batch_size: int
-    batches_per_epoch: int
-    blocks: Callable[[int, int], tf.data.Dataset]
-
-    @functools.cached_property
-    def dataset(self) -> tf.data.Dataset:
-        """The stream as a ``tf.data.Dataset`` of batches, from epoch 0 on."""
-        return self.blocks(0, 1)
+    count = splits.info.num_examples["train"] + splits.info.num_examples["validation"]
+    features, labels = (
+        splits.train.unbatch().concatenate(splits.validation.unbatch())
+        .batch(count).get_single_element()
+    )
+    return epoch_stream(Examples(features, labels), batch_size=batch_size, seed=seed)
 
 
 def load(

@@ -13,7 +13,7 @@ So:
   (:func:`host_batches`) that takes ``batches_per_fetch`` batches from
   ``tf.data`` per ``next()``, as one block, and hands them out one by one as
   views, in the same order and with the same shapes.  An
-  :class:`pipelines.builder.EpochStream` (``splits.stream``) is read as its own
+  :class:`pipelines.stream.EpochStream` (``splits.stream``) is read as its own
   blocks (one gather of that many batches' examples each); another endless
   dataset is padded into blocks by ``tf.data``.  With CUDA, PyTorch gets
   :class:`pipelines.device.TorchPrefetchLoader` (copies on a side stream) over it.
@@ -41,8 +41,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipelines.backends import backend_spec
-from pipelines.builder import EpochStream
 from pipelines.device import TorchPrefetchLoader, prefetch_to_device
+from pipelines.stream import EpochStream
 from pipelines.tf_setup import keras_backend, tf
 
 __all__ = ["BATCHES_PER_FETCH", "for_fit", "host_batches", "skipped"]
@@ -56,7 +56,7 @@ def host_batches(dataset: tf.data.Dataset | EpochStream, *,
 
     The batches keep their order, structure and shapes (an epoch's shorter last
     batch included); each is a view into the block it was fetched in.  The first
-    ``skip`` batches are left out.  An :class:`~pipelines.builder.EpochStream`
+    ``skip`` batches are left out.  An :class:`~pipelines.stream.EpochStream`
     (``pipelines.load(repeat=True).stream``) is read as its blocks (one gather
     per block, whole epochs skipped without being produced); a dataset is
     padded into blocks by ``tf.data``.
@@ -92,7 +92,7 @@ def host_batches(dataset: tf.data.Dataset | EpochStream, *,
 
 
 def skipped(dataset: tf.data.Dataset | EpochStream, skip: int) -> tf.data.Dataset:
-    """``dataset.skip(skip)``; an :class:`~pipelines.builder.EpochStream` starts at
+    """``dataset.skip(skip)``; an :class:`~pipelines.stream.EpochStream` starts at
     the epoch instead of producing the skipped ones.
 
     Example:
@@ -110,7 +110,7 @@ def for_fit(dataset: tf.data.Dataset | EpochStream, *, skip: int = 0,
             device_prefetch: bool = True, device: str | None = None) -> Any:
     """What to give ``model.fit`` for the batches of ``dataset`` on the active backend.
 
-    An endless ``dataset`` (an :class:`~pipelines.builder.EpochStream`, or a
+    An endless ``dataset`` (an :class:`~pipelines.stream.EpochStream`, or a
     dataset of infinite cardinality) becomes a Python iterator on the backends
     whose ``feed`` is ``"host"`` (JAX, PyTorch; fit it with ``steps_per_epoch``);
     anything else is what

@@ -19,7 +19,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
-    from pipelines.builder import EpochStream
+    from pipelines.stream import EpochStream
 
 __all__ = ["DatasetInfo", "RawData", "Splits"]
 
@@ -68,7 +68,7 @@ class DatasetInfo:
 class Splits:
     """Three ``tf.data.Dataset`` of ``(x float32, y int32)``, the :class:`DatasetInfo`,
     and, for ``pipelines.load(repeat=True)``, the training stream's
-    :class:`pipelines.builder.EpochStream` (``train`` is then ``stream.dataset``).
+    :class:`pipelines.stream.EpochStream` (``train`` is then ``stream.dataset``).
 
     It unpacks as ``train, validation, test, info``.
 

@@ -4,8 +4,8 @@
 (or a narrowed space) onto a :class:`~kerasdnn.config.ModelConfig` and calls
 :func:`kerasdnn.models.build_model`: the exact model of ``kerasdnn.train``.
 ``fit(hp, model, train_config, **kwargs)`` trains it on the data path of
-``kerasdnn.train`` (:func:`kerasdnn.data.load_splits`, the endless epoch stream
-through :func:`pipelines.feed.for_fit`) with the trial's batch size, for
+``kerasdnn.train`` (:func:`kerasdnn.data.load_splits`, the endless epoch stream,
+and its fit loop :func:`kerasdnn.fitting.fit_stream`) with the trial's batch size, for
 ``epochs`` from ``initial_epoch`` (what Hyperband passes), and returns the
 ``History``, whose logs also hold ``steps_per_epoch`` (the batches actually
 seen per epoch).  A trial whose loss goes non-finite, or whose training steps
@@ -38,7 +38,7 @@ import keras_tuner
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.data import load_splits
 from kerasdnn.faults import fault_point
-from kerasdnn.fitting import steps_per_execution_for
+from kerasdnn.fitting import fit_stream
 from kerasdnn.io import atomic_write_json
 from tuning.chief import write_tuner_state_atomically
 from tuning.options import TUNERS, objective_direction
@@ -136,8 +136,8 @@ class DNNHyperModel(keras_tuner.HyperModel):
         The data are what ``python -m kerasdnn.train`` with those settings and that
         batch size trains and validates on, batch for batch: the endless training
         stream (epoch ``e`` shuffled by the seed and ``e`` alone, so a trial trains
-        the same whatever this process ran before) handed to ``fit`` by
-        :func:`pipelines.feed.for_fit`, ``stream.batches_per_epoch`` steps per epoch.
+        the same whatever this process ran before), fitted by ``kerasdnn.train``'s loop
+        (:func:`kerasdnn.fitting.fit_stream`), ``stream.batches_per_epoch`` steps per epoch.
 
         Args:
             hp: the trial's hyperparameters (``batch_size`` among them).
@@ -153,8 +153,6 @@ class DNNHyperModel(keras_tuner.HyperModel):
             keras_tuner.errors.FatalValueError: ``train_config`` is not a TrainConfig.
             keras_tuner.errors.FailedTrialError: the training diverged.
         """
-        import pipelines.feed
-
         if not isinstance(train_config, TrainConfig):
             raise keras_tuner.errors.FatalValueError(
                 "DNNHyperModel.fit trains on the data a kerasdnn TrainConfig names: "
@@ -163,19 +161,13 @@ class DNNHyperModel(keras_tuner.HyperModel):
         kwargs.pop("batch_size", None)  # the hp decides
         batch_size = int(self.space.declare(hp)["batch_size"])
         splits = trial_splits(train_config.replace(batch_size=batch_size))
-        steps = splits.stream.batches_per_epoch
-        # As kerasdnn.train: Keras takes steps_per_execution batches per call of a stream.
-        model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
-        initial_epoch = kwargs.pop("initial_epoch", 0)
         counter = StepCounter()
-        history = model.fit(
-            pipelines.feed.for_fit(splits.stream, skip=initial_epoch * steps),
-            steps_per_epoch=steps,
-            validation_data=splits.validation,
+        history = fit_stream(
+            model, splits.stream,
             epochs=kwargs.pop("epochs", train_config.epochs),
-            initial_epoch=initial_epoch,
+            initial_epoch=kwargs.pop("initial_epoch", 0),
+            validation_data=splits.validation,
             callbacks=[*(callbacks or []), counter],
-            shuffle=False,  # the pipeline shuffles, reproducibly
             **kwargs,
         )
         self.steps_per_epoch = counter.steps

@@ -125,39 +125,6 @@ def test_train_is_callable_from_python(tmp_path: Path) -> None:
     assert 0.0 <= result.report["accuracy"] <= 1.0
 
 
-def test_steps_per_execution_changes_speed_not_results(tmp_path: Path) -> None:
-    """Several steps per compiled call (TensorFlow's graph loop, the JAX scan, the
-    batches fetched together) train on the same batches as one step per call."""
-    import kerasdnn
-    from kerasdnn.train import steps_per_execution_for
-
-    # 1293 examples in batches of 16: 81 steps per epoch, the last one of 13 examples.
-    settings = dict(dataset="digits", epochs=2, batch_size=16, hidden_units=(32,), verbose=0)
-    assert steps_per_execution_for(81, 10) == 9
-    one = kerasdnn.train(**settings, steps_per_execution=1, out=str(tmp_path / "one"))
-    many = kerasdnn.train(**settings, steps_per_execution=10, out=str(tmp_path / "many"))
-    assert many.model.steps_per_execution == (1 if _torch() else 9)
-    for name in ("loss", "accuracy", "grad_norm", "val_loss"):
-        np.testing.assert_allclose(many.history[name], one.history[name], rtol=1e-5, err_msg=name)
-    for got, want in zip(_weights(tmp_path / "many"), _weights(tmp_path / "one"), strict=True):
-        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
-
-
-def _torch() -> bool:
-    import keras
-
-    return keras.backend.backend() == "torch"
-
-
-def _weights(run_dir: Path) -> list[np.ndarray]:
-    import keras
-
-    import kerasdnn.models  # noqa: F401  (registers kerasdnn>DNN, also when run alone)
-
-    model = keras.saving.load_model(run_dir / "model.keras")
-    return [np.asarray(w) for w in model.get_weights()]
-
-
 def test_resuming_with_other_settings_is_refused(digits_run: Path, tmp_path: Path) -> None:
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()

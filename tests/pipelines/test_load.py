@@ -327,3 +327,30 @@ def test_a_finite_training_set_is_shuffled_by_its_seed_alone() -> None:
         tf.random.set_seed(None)
     assert plain[0] != plain[1]  # reshuffled each pass
     assert seeded == plain
+
+
+def test_train_and_validation_is_every_example_of_both_each_epoch() -> None:
+    """The retraining's stream: each epoch all training and validation examples once,
+    reshuffled by (seed, epoch) alone, in batches of the asked size."""
+    from pipelines.builder import train_and_validation
+
+    examples = pipelines.load("digits", batch_size=None, seed=5)
+    rows = np.concatenate([np.stack([x for x, _ in split.as_numpy_iterator()])
+                           for split in (examples.train, examples.validation)])
+    splits = pipelines.load("digits", batch_size=100, seed=5)
+    stream = train_and_validation(splits, batch_size=100, seed=5)
+    assert stream.batches_per_epoch == -(-len(rows) // 100) == 15
+    batches = list(stream.dataset.take(2 * 15).as_numpy_iterator())
+    assert [len(y) for _, y in batches[:15]] == [100] * 14 + [len(rows) - 1400]
+    epochs = [np.concatenate([x for x, _ in batches[e * 15:(e + 1) * 15]]) for e in range(2)]
+    def sorted_rows(array: np.ndarray) -> np.ndarray:
+        return array[np.lexsort(array.T)]
+
+    for epoch in epochs:
+        np.testing.assert_array_equal(sorted_rows(epoch), sorted_rows(rows))
+    assert not np.array_equal(epochs[0], epochs[1])
+    again = train_and_validation(pipelines.load("digits", batch_size=100, seed=5),
+                                 batch_size=100, seed=5)
+    for got, want in zip(again.blocks(1, 1).take(15).as_numpy_iterator(), batches[15:],
+                         strict=True):
+        np.testing.assert_array_equal(got[0], want[0])
