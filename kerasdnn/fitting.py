@@ -51,10 +51,14 @@ def fit_run(
     import pipelines.feed
     from kerasdnn.callbacks import EpochTimer
     from kerasdnn.checkpoint import RunCheckpoint, restore_checkpoint
+    from kerasdnn.class_weights import weighted_stream
+    from kerasdnn.schedules import attach_schedule, schedule_callbacks
 
     train_data, validation_data, steps = _training_data(splits, train_config, merge_validation)
     # Keras takes steps_per_execution batches per call, across epoch ends of a stream.
     model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
+    attach_schedule(model, train_config.epochs, steps)  # before the optimizer's variables load
+    train_data = weighted_stream(train_data, splits, train_config, merge_validation)
     restored = restore_checkpoint(model, out_dir / BACKUP_DIR)
     epochs_done = restored.epochs_done if restored else 0
     # The timer writes before the checkpoint: a kill between the two leaves it an epoch
@@ -71,7 +75,12 @@ def fit_run(
             patience=train_config.early_stopping, restore_best_weights=True,
         )
         callbacks.append(early_stopping)
-    saver = RunCheckpoint(own_dir / BACKUP_DIR, own_dir / HISTORY_FILE, restored, early_stopping)
+    callbacks += schedule_callbacks(model.model_config,
+                                    "val_loss" if validation_data is not None else "loss")
+    plateau = next((c for c in callbacks if isinstance(c, keras.callbacks.ReduceLROnPlateau)),
+                   None)
+    saver = RunCheckpoint(own_dir / BACKUP_DIR, own_dir / HISTORY_FILE, restored, early_stopping,
+                          plateau)
     if restored is not None and (restored.stopped or epochs_done >= train_config.epochs):
         saver.set_model(model)  # killed after training: only the finishing is missing
         saver.finish_training()

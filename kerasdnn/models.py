@@ -29,6 +29,7 @@ import keras
 from kerasdnn.config import ModelConfig
 from kerasdnn.errors import ConfigError
 from kerasdnn.initializers import NumpyGlorotUniform
+from kerasdnn.schedules import Warmup  # noqa: F401  (registered: a saved optimizer may use it)
 from kerasdnn.step_metrics import LogitsAUC, SkippedSteps
 from kerasdnn.steps import GRAD_NORM, SKIPPED_STEPS, step_class
 from pipelines.backends import backend_spec
