@@ -232,8 +232,8 @@ def confusion_matrix_figure(
 
 def history_figure(history: Mapping[str, Sequence[float]], *, title: str | None = None) -> Figure:
     """Per-epoch curves of a Keras ``History.history`` dict: loss and accuracy,
-    training and validation (``val_`` keys), and the learning rate when logged.  Without loss or accuracy, every
-    metric present gets a panel.
+    training and validation (``val_`` keys), and the learning rate when logged.
+    Without loss or accuracy, every metric present gets a panel.
 
     Example:
         >>> figure = history_figure({"loss": [0.9, 0.5], "val_loss": [1.0, 0.7]})
