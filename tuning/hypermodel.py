@@ -156,21 +156,31 @@ class DNNHyperModel(keras_tuner.HyperModel):
                 "DNNHyperModel.fit trains on the data a kerasdnn TrainConfig names: "
                 f"tuner.search(TrainConfig(dataset=...)); got {type(train_config).__name__}"
             )
+        from kerasdnn.class_weights import weighted_stream
+        from kerasdnn.schedules import attach_schedule, schedule_callbacks
+
         kwargs.pop("batch_size", None)  # the hp decides
-        batch_size = int(self.space.declare(hp)["batch_size"])
+        values = self.space.declare(hp)
+        batch_size = int(values["batch_size"])
         splits = trial_splits(train_config.replace(batch_size=batch_size))
         steps = splits.stream.batches_per_epoch
         # As kerasdnn.train: Keras takes steps_per_execution batches per call of a stream.
         model.steps_per_execution = steps_per_execution_for(steps, model.steps_per_execution)
         initial_epoch = kwargs.pop("initial_epoch", 0)
+        epochs = kwargs.pop("epochs", train_config.epochs)
+        attach_schedule(model, epochs, steps)  # the trial's schedule, warm-up, class weights
+        weighting = values.get("class_weight", "none")
+        stream = weighted_stream(splits.stream, splits, train_config.replace(
+            class_weight=None if weighting == "none" else weighting))
         counter = StepCounter()
         history = model.fit(
-            pipelines.feed.for_fit(splits.stream, skip=initial_epoch * steps),
+            pipelines.feed.for_fit(stream, skip=initial_epoch * steps),
             steps_per_epoch=steps,
             validation_data=splits.validation,
-            epochs=kwargs.pop("epochs", train_config.epochs),
+            epochs=epochs,
             initial_epoch=initial_epoch,
-            callbacks=[*(callbacks or []), counter],
+            callbacks=[*(callbacks or []), *schedule_callbacks(model.model_config, "val_loss"),
+                       counter],
             shuffle=False,  # the pipeline shuffles, reproducibly
             **kwargs,
         )

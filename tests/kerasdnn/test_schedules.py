@@ -132,3 +132,26 @@ def test_the_plateau_callbacks_state_survives_a_resume(tmp_path):
     # the first epoch sets the best loss; each one after it is not better by 1: a drop
     np.testing.assert_allclose(whole, [0.1, 0.1, 0.05, 0.025, 0.0125], rtol=1e-6)
     assert resumed == whole
+
+
+def test_the_search_space_tunes_schedule_warmup_and_class_weight_only_when_asked():
+    keras_tuner = pytest.importorskip("keras_tuner")
+    from kerasdnn.config import TrainConfig
+    from tuning.hypermodel import DNNHyperModel
+    from tuning.space import DEFAULT_SPACE
+
+    hp = keras_tuner.HyperParameters()
+    DEFAULT_SPACE.declare(hp)
+    assert not {"lr_schedule", "warmup_epochs", "class_weight"} & set(hp.values)
+    space = DEFAULT_SPACE.narrow({"num_layers": 1, "units": 8, "batch_size": 256,
+                                  "lr_schedule": ["cosine", "step"], "warmup_epochs": [1, 2],
+                                  "class_weight": "balanced"})
+    hp = keras_tuner.HyperParameters()
+    hypermodel = DNNHyperModel(ModelConfig(input_shape=(64,)), space)
+    model = hypermodel.build(hp)
+    assert (hp.values["lr_schedule"], hp.values["warmup_epochs"], hp.values["class_weight"]) == (
+        "cosine", 1, "balanced")
+    assert model.model_config.lr_schedule == "cosine" and model.model_config.warmup_epochs == 1
+    history = hypermodel.fit(hp, model, TrainConfig(dataset="digits", epochs=2), verbose=0)
+    # 6 steps per epoch: epoch 0 warms up from 0, epoch 1 starts at the full rate
+    np.testing.assert_allclose(history.history[LR_LOG], [0.0, 0.01], rtol=1e-6)
