@@ -89,3 +89,21 @@ def test_a_bad_class_weight_flag_is_one_line(capsys):
         main(["--class-weight", "{not json"])
     assert exit_info.value.code == 2
     assert "--class-weight" in capsys.readouterr().err
+
+
+def test_the_estimators_class_weight_is_scikit_learns():
+    from kerasdnn.estimator import DNNClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    y = np.array(["rare"] * 10 + ["common"] * 50)
+    settings = dict(hidden_units=(4,), epochs=2, batch_size=60, random_state=0)
+    balanced = DNNClassifier(class_weight="balanced", **settings).fit(X, y)
+    # the same as sample weights n / (2 * count): 3 for "rare", 0.6 for "common"
+    weights = np.where(y == "rare", 60 / 20, 60 / 100)
+    by_hand = DNNClassifier(**settings).fit(X, y, sample_weight=weights)
+    np.testing.assert_allclose(balanced.history_["loss"], by_hand.history_["loss"], rtol=1e-6)
+    plain = DNNClassifier(**settings).fit(X, y)
+    assert not np.allclose(plain.history_["loss"], balanced.history_["loss"])
+    mapping = DNNClassifier(class_weight={"rare": 3, "common": 0.6}, **settings).fit(X, y)
+    np.testing.assert_allclose(mapping.history_["loss"], by_hand.history_["loss"], rtol=1e-6)

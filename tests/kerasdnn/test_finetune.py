@@ -167,3 +167,21 @@ def test_a_jax_run_fine_tunes_on_tensorflow_and_torch(tmp_path):
                                  backend, saved], env=env, capture_output=True, text=True,
                                 timeout=300, cwd=REPO_ROOT)
         assert result.returncode == 0, f"{backend}:\n{result.stderr[-3000:]}"
+
+
+def test_the_estimators_warm_start_continues_the_same_training():
+    from sklearn.datasets import load_iris
+
+    from kerasdnn.estimator import DNNClassifier
+
+    X, y = load_iris(return_X_y=True)
+    settings = dict(hidden_units=(8,), batch_size=32, random_state=0, optimizer="sgd")
+    once = DNNClassifier(epochs=4, **settings).fit(X, y)
+    twice = DNNClassifier(epochs=2, warm_start=True, **settings).fit(X, y)
+    first = twice.model_
+    twice.fit(X, y)
+    assert twice.model_ is first and len(twice.history_["loss"]) == 4
+    np.testing.assert_allclose(twice.history_["loss"], once.history_["loss"], rtol=1e-4)
+    np.testing.assert_allclose(twice.predict_proba(X), once.predict_proba(X), atol=1e-5)
+    with pytest.raises(ValueError, match="same classes"):
+        twice.fit(X[y < 2], y[y < 2])

@@ -155,3 +155,21 @@ def test_the_search_space_tunes_schedule_warmup_and_class_weight_only_when_asked
     history = hypermodel.fit(hp, model, TrainConfig(dataset="digits", epochs=2), verbose=0)
     # 6 steps per epoch: epoch 0 warms up from 0, epoch 1 starts at the full rate
     np.testing.assert_allclose(history.history[LR_LOG], [0.0, 0.01], rtol=1e-6)
+
+
+def test_the_estimator_takes_a_schedule_with_warmup():
+    from sklearn.datasets import load_iris
+
+    from kerasdnn.estimator import DNNClassifier
+
+    X, y = load_iris(return_X_y=True)
+    clf = DNNClassifier(hidden_units=(8,), epochs=3, batch_size=50, random_state=0,
+                        learning_rate=0.1, lr_schedule="cosine", warmup_epochs=1).fit(X, y)
+    # 3 steps per epoch over 150 examples
+    np.testing.assert_allclose(clf.history_[LR_LOG], [reference_at(s) for s in (0, 3, 6)],
+                               rtol=1e-6, atol=1e-9)
+
+
+def reference_at(step: int) -> float:
+    """Cosine from 0.1 to 0 over steps 3 to 9, after a warm-up of 3 steps."""
+    return 0.1 * step / 3 if step < 3 else 0.1 * 0.5 * (1 + math.cos(math.pi * (step - 3) / 6))
