@@ -139,7 +139,8 @@ def attach_schedule(model: Any, epochs: int, steps_per_epoch: int) -> None:
         >>> model = kerasdnn.build_model(input_shape=(4,), hidden_units=(3,),
         ...                              lr_schedule="cosine")
         >>> attach_schedule(model, epochs=2, steps_per_epoch=5)
-        >>> type(model.optimizer._learning_rate).__name__, round(float(model.optimizer.learning_rate), 6)
+        >>> rate = float(model.optimizer.learning_rate)  # CosineDecay at step 0
+        >>> type(model.optimizer._learning_rate).__name__, round(rate, 6)
         ('CosineDecay', 0.01)
     """
     schedule = learning_rate_schedule(model.model_config, epochs, steps_per_epoch)
