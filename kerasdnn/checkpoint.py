@@ -5,7 +5,8 @@ completed epochs, written together: ``model.weights.h5`` (weights and optimizer
 slots: what ``model.save_weights`` saves), ``seed_states.npz`` (the states of the
 model's random seed generators, e.g. Dropout's, which ``save_weights`` leaves out),
 ``history.csv`` (one row per completed epoch), with ``--early-stopping`` its state
-and ``early_stopping_best.npz`` (the best weights so far), and
+and ``early_stopping_best.npz`` (the best weights so far), with ``--lr-schedule
+plateau`` the state of its ``ReduceLROnPlateau`` (its rate is an optimizer variable), and
 ``training_metadata.json`` (the epoch count, that state and the SHA-256 of the
 other files, written last).  Each checkpoint is built in a
 scratch folder and renamed into place; the previous one is deleted only after
@@ -62,6 +63,7 @@ METADATA_FILE = "training_metadata.json"
 FINISHED = "finished"
 _REQUIRED = (WEIGHTS_FILE, SEEDS_FILE, HISTORY_FILE)  # with their digests in the metadata
 _EARLY_STOPPING_STATE = ("wait", "best", "best_epoch", "stopped_epoch")
+_PLATEAU_STATE = ("wait", "cooldown_counter", "best")  # ReduceLROnPlateau's
 _EPOCH = re.compile(r"epoch-(\d+)")
 _REMOVING = ".removing-"  # prefix of a backup folder moved aside to be deleted
 
@@ -76,6 +78,7 @@ class Checkpoint:
     finished: bool
     rows: list[dict[str, float]]
     early_stopping: dict[str, Any] | None = None
+    plateau: dict[str, Any] | None = None
 
     @property
     def stopped(self) -> bool:
@@ -148,6 +151,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             EarlyStopping state are carried on).
         early_stopping: the run's EarlyStopping callback, placed before this one in
             ``fit``'s callbacks; its state is checkpointed and restored with the rest.
+        plateau: the run's ``ReduceLROnPlateau`` (``--lr-schedule plateau``), placed
+            before this one; its state is checkpointed and restored likewise.
 
     Example:
         >>> import tempfile
@@ -163,16 +168,23 @@ class RunCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, backup_dir: Path, history_path: Path, restored: Checkpoint | None = None,
-                 early_stopping: keras.callbacks.EarlyStopping | None = None) -> None:
+                 early_stopping: keras.callbacks.EarlyStopping | None = None,
+                 plateau: keras.callbacks.ReduceLROnPlateau | None = None) -> None:
         super().__init__()
         self.backup_dir = Path(backup_dir)
         self.history_path = Path(history_path)
         self.restored = restored
         self.rows: list[dict[str, float]] = list(restored.rows) if restored else []
         self.early_stopping = early_stopping
+        self.plateau = plateau
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        # EarlyStopping (earlier in the list) has just reset itself: give it its state back.
+        # EarlyStopping and ReduceLROnPlateau (earlier in the list) have just reset
+        # themselves: give them their state back.
+        plateau_state = self.restored.plateau if self.restored else None
+        if self.plateau is not None and plateau_state is not None:
+            for key in _PLATEAU_STATE:
+                setattr(self.plateau, key, plateau_state[key])
         state = self.restored.early_stopping if self.restored else None
         if self.early_stopping is None or state is None:
             return
@@ -231,6 +243,9 @@ class RunCheckpoint(keras.callbacks.Callback):
             if stopping.best_weights is not None:
                 with open(scratch / BEST_WEIGHTS_FILE, "wb") as handle:
                     np.savez(handle, *stopping.best_weights)
+        if self.plateau is not None:
+            metadata["plateau"] = {key: _scalar(getattr(self.plateau, key))
+                                   for key in _PLATEAU_STATE}
         metadata["sha256"] = {path.name: _sha256(path) for path in scratch.iterdir()}
         (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
         for path in [*scratch.iterdir(), scratch]:  # the files, then the folder's entries
@@ -267,6 +282,11 @@ def _verified(folder: Path, backup_dir: Path, *, finished: bool) -> Checkpoint:
             state = {key: state[key] for key in _EARLY_STOPPING_STATE}
             for key in ("wait", "best_epoch", "stopped_epoch"):
                 state[key] = int(state[key] or 0)
+        plateau = metadata.get("plateau")
+        if plateau is not None:
+            plateau = {key: plateau[key] for key in _PLATEAU_STATE}
+            for key in ("wait", "cooldown_counter"):
+                plateau[key] = int(plateau[key])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise _damaged(metadata_path, backup_dir, f"unreadable: {error}") from None
     match = _EPOCH.fullmatch(folder.name)
@@ -280,7 +300,7 @@ def _verified(folder: Path, backup_dir: Path, *, finished: bool) -> Checkpoint:
     if [int(row["epoch"]) for row in rows] != list(range(epochs_done)):
         raise _damaged(folder / HISTORY_FILE, backup_dir,
                        f"its rows are not the {epochs_done} epoch(s) {METADATA_FILE} records")
-    return Checkpoint(folder, epochs_done, finished, rows, state)
+    return Checkpoint(folder, epochs_done, finished, rows, state, plateau)
 
 
 def _damaged(path: Path, backup_dir: Path, why: str) -> RunDirectoryError:

@@ -40,6 +40,7 @@ from pipelines.constants import (
 __all__ = [
     "ACTIVATIONS",
     "DATA_FIELDS",
+    "LR_SCHEDULES",
     "METRICS",
     "OPTIMIZERS",
     "SCALES",
@@ -52,6 +53,7 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adam", "adamw")
 ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish", "leaky_relu")
 METRICS = ("accuracy", "auc")
+LR_SCHEDULES = ("constant", "cosine", "step", "plateau")  # kerasdnn.schedules
 DATA_FIELDS = ("input_shape", "num_classes")  # ModelConfig fields the data decides
 
 _Config = TypeVar("_Config", bound="_JSONConfig")
@@ -124,6 +126,16 @@ class ModelConfig(_JSONConfig):
             over them inside one graph call, JAX inside one ``lax.scan``; batch-level
             callbacks and the progress bar see one call.  ``kerasdnn.train`` lowers
             it to a divisor of the steps per epoch; always 1 on PyTorch.
+        lr_schedule: the learning rate over training, one of ``LR_SCHEDULES``
+            (:mod:`kerasdnn.schedules`): ``constant``; ``cosine`` decay to ``min_lr``
+            at the last epoch; ``step``: times ``lr_drop`` every ``lr_drop_every``
+            epochs, not below ``min_lr``; ``plateau``: times ``lr_drop`` after
+            ``lr_drop_every`` epochs without a better validation loss.
+        warmup_epochs: epochs of linear warm-up from 0 to ``learning_rate`` first
+            (not with ``plateau``).
+        min_lr: the lowest rate ``cosine``, ``step`` and ``plateau`` go to.
+        lr_drop: the factor of a ``step`` or ``plateau`` drop, in (0, 1).
+        lr_drop_every: epochs between ``step`` drops; ``plateau``'s patience.
 
     Example:
         >>> ModelConfig().hidden_units
@@ -147,12 +159,23 @@ class ModelConfig(_JSONConfig):
     metrics: tuple[str, ...] = ("accuracy",)
     jit_compile: bool | str = "auto"
     steps_per_execution: int = 10
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    min_lr: float = 0.0
+    lr_drop: float = 0.1
+    lr_drop_every: int = 5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", _int_tuple("input_shape", self.input_shape))
         object.__setattr__(self, "hidden_units", _int_tuple("hidden_units", self.hidden_units))
         object.__setattr__(self, "metrics", _str_tuple("metrics", self.metrics))
         _check_fields(self)
+        if self.lr_schedule == "plateau" and self.warmup_epochs:
+            raise ConfigError("warmup_epochs works with the constant, cosine and step "
+                              f"schedules, not plateau; got {self.warmup_epochs!r}")
+        if self.min_lr >= self.learning_rate and self.lr_schedule != "constant":
+            raise ConfigError(f"min_lr must be below learning_rate ({self.learning_rate!r}), "
+                              f"got {self.min_lr!r}")
 
     @property
     def binary(self) -> bool:
@@ -197,6 +220,15 @@ class TrainConfig(_JSONConfig):
             ``{column: "numeric" | "categorical" | "drop"}`` (``--features FILE.json``).
         test_data: a table (``csv:PATH``, ``parquet:PATH``) of the same columns used as
             the test split instead of ``test_split`` of the rows.
+        class_weight: ``None`` (every class weighs 1), ``"balanced"`` (scikit-learn's
+            ``n_samples / (n_classes * count)`` on the training split's labels) or a
+            mapping ``{class index or name: weight}`` (classes left out weigh 1):
+            each training example's loss is multiplied by its class's weight, as
+            ``fit(class_weight=...)`` does (:mod:`kerasdnn.class_weights`).
+        init_from: a finished run directory whose ``model.keras`` gives the initial
+            weights (:mod:`kerasdnn.finetune`; ``None``: fresh weights).
+        freeze: with ``init_from``, the first this many hidden layers (and their
+            batch normalization) are not trained.
 
     Example:
         >>> TrainConfig(epochs=5).batch_size
@@ -221,11 +253,23 @@ class TrainConfig(_JSONConfig):
     test_split: float = 0.2
     features: dict[str, str] | None = None
     test_data: str | None = None
+    class_weight: str | dict[str, float] | None = None
+    init_from: str | None = None
+    freeze: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.drop, (list, tuple)):
             object.__setattr__(self, "drop", tuple(self.drop))
+        if isinstance(self.class_weight, Mapping):  # JSON keys are strings
+            object.__setattr__(self, "class_weight",
+                               {str(key): value for key, value in self.class_weight.items()})
         _check_fields(self)
+        if self.freeze and self.init_from is None:
+            raise ConfigError(f"freeze needs init_from (--freeze needs --init-from RUN), "
+                              f"got {self.freeze!r}")
+        if self.class_weight is not None and self.data_parallel:
+            raise ConfigError("class_weight does not work with data_parallel yet; "
+                              "leave out --class-weight or --data-parallel")
         if self.devices is not None and not self.data_parallel:
             raise ConfigError("devices must be null unless data_parallel is set "
                               f"(--devices needs --data-parallel), got {self.devices!r}")
@@ -396,6 +440,18 @@ _RULES: dict[str, _Rule] = {
         'a JSON object {column: "numeric" | "categorical" | "drop"}', "inferred"),
     "test_data": _Rule(lambda value: isinstance(value, str) and value.startswith(
         ("csv:", "parquet:")), "csv:PATH or parquet:PATH", "test_split of the rows"),
+    "class_weight": _Rule(
+        lambda value: value == "balanced" or (
+            isinstance(value, Mapping) and bool(value)
+            and all(_is_number(weight) and weight >= 0 for weight in value.values())),
+        '"balanced" or a JSON object {class: weight >= 0}', "every class weighs 1"),
+    "init_from": _path("fresh weights"),
+    "freeze": _integer(0),
+    "lr_schedule": _choice(LR_SCHEDULES),
+    "warmup_epochs": _integer(0),
+    "min_lr": _number(lambda value: value >= 0.0, "a number >= 0"),
+    "lr_drop": _number(lambda value: 0.0 < value < 1.0, "a number in (0, 1)"),
+    "lr_drop_every": _integer(1),
 }
 
 

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -85,6 +86,15 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         random_state: ``int`` (reproducible fits), ``RandomState`` or ``None``
             (a seed drawn from NumPy's global generator at each fit).
         verbose: Keras's ``fit`` verbosity.
+        lr_schedule: ``"constant"``, ``"cosine"``, ``"step"`` or ``"plateau"``
+            (:mod:`kerasdnn.schedules`).
+        warmup_epochs: epochs of linear learning-rate warm-up.
+        class_weight: ``None``, ``"balanced"`` or ``{class label: weight}``, as
+            scikit-learn's ``compute_class_weight`` reads it; multiplies the sample weights.
+        warm_start: ``fit`` continues training the fitted network (weights, optimizer
+            state, its schedule and its epoch order) for ``epochs`` more epochs, as
+            scikit-learn's ``warm_start`` (the same classes and features required);
+            ``False``: every ``fit`` starts afresh.
 
     Attributes:
         classes_: the class labels, sorted.
@@ -116,6 +126,10 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         early_stopping: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int | str = 0,
+        lr_schedule: str = "constant",
+        warmup_epochs: int = 0,
+        class_weight: str | dict[Any, float] | None = None,
+        warm_start: bool = False,
     ) -> None:
         self.hidden_units = hidden_units
         self.activation = activation
@@ -133,6 +147,10 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.random_state = random_state
         self.verbose = verbose
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.class_weight = class_weight
+        self.warm_start = warm_start
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> DNNClassifier:
         """Train a new network on ``X``, ``y`` (any label type; 2 classes → one sigmoid unit).
@@ -147,14 +165,26 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             >>> clf.classes_.tolist()
             ['no', 'yes']
         """
-        self.preprocessing_ = _table_state(X)  # a DataFrame with text or missing values
-        if self.preprocessing_ is not None:
-            X = _encoded(X, self.preprocessing_)
-        X, y = validate_data(self, X, y, dtype=np.float32)
+        warm = bool(self.warm_start) and hasattr(self, "model_")
+        previous = self.classes_ if warm else None
+        preprocessing = self.preprocessing_ if warm else _table_state(X)
+        if preprocessing is not None:  # a DataFrame with text or missing values
+            X = _encoded(X, preprocessing)
+        self.preprocessing_ = preprocessing
+        X, y = validate_data(self, X, y, dtype=np.float32, reset=not warm)
         check_classification_targets(y)
         self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        if warm and not np.array_equal(previous, self.classes_):
+            self.classes_ = previous
+            raise ValueError("warm_start needs y with the same classes as the previous fit "
+                             f"({previous.tolist()}); set warm_start=False to start afresh")
         weights = _check_sample_weight(sample_weight, X, dtype=np.float32,
                                        ensure_non_negative=True)
+        if self.class_weight is not None:  # as scikit-learn's estimators weigh classes
+            from sklearn.utils.class_weight import compute_class_weight
+
+            per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            weights = weights * per_class[y_encoded].astype(np.float32)
         if not np.any(weights > 0):
             raise ValueError("sample_weight is zero for every sample: nothing to learn from")
         # A zero weight means "not there": leave the sample out of every batch.
@@ -165,25 +195,37 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} needs samples of at least 2 classes (of non-zero "
                 f"weight); got 1 class: {self.classes_[y_encoded[0]]!r}"
             )
-        seed = _seed(self.random_state)
+        seed = self.seed_ if warm else _seed(self.random_state)
         model_config, early_stopping = self._configs(X.shape[1], len(self.classes_), seed)
         train, validation = _split(X, y_encoded, weights, self.validation_split, seed)
         batch_size = min(int(self.batch_size), len(train[0]))
+        steps = math.ceil(len(train[1]) / batch_size)
 
         from kerasdnn import fitting
         from kerasdnn.models import build_model
+        from kerasdnn.schedules import attach_schedule, schedule_callbacks
 
-        model = build_model(model_config)
+        done = len(self.history_.get("loss", [])) if warm else 0
+        if warm:  # scikit-learn's warm_start: the fitted network trains on
+            model = self.model_
+        else:
+            model = build_model(model_config)
+            attach_schedule(model, int(self.epochs), steps)
+        monitor = "val_loss" if validation is not None else "loss"
         history = fitting.fit_stream(
             model, _epoch_stream(*train, batch_size=batch_size, seed=seed),
-            epochs=int(self.epochs),
+            initial_epoch=done,
+            epochs=done + int(self.epochs),
             validation_data=None if validation is None else _batches(*validation,
                                                                      batch_size=batch_size),
-            callbacks=[fitting.early_stopping(early_stopping, validation is not None)],
+            callbacks=[fitting.early_stopping(early_stopping, validation is not None),
+                       *schedule_callbacks(model_config, monitor)],
             verbose=self.verbose,
         )
         self.model_ = model
-        self.history_ = {name: [float(v) for v in values]
+        self.seed_ = seed
+        earlier = self.history_ if warm else {}
+        self.history_ = {name: [*earlier.get(name, []), *(float(v) for v in values)]
                          for name, values in history.history.items()}
         return self
 
@@ -241,6 +283,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             jit_compile=self.jit_compile,
             seed=seed,
             steps_per_execution=1,
+            lr_schedule=self.lr_schedule,
+            warmup_epochs=self.warmup_epochs,
         )
         if self.validation_split != 0.0:  # 0 means "none", which TrainConfig does not allow
             TrainConfig(validation_split=self.validation_split)

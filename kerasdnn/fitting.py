@@ -55,8 +55,13 @@ def fit_run(
 
     from kerasdnn.callbacks import EpochTimer
     from kerasdnn.checkpoint import RunCheckpoint, restore_checkpoint
+    from kerasdnn.class_weights import weighted_stream
+    from kerasdnn.schedules import attach_schedule, schedule_callbacks
 
     stream, validation_data = _training_data(splits, train_config, merge_validation)
+    # the schedule replaces the rate variable: before the optimizer's variables load
+    attach_schedule(model, train_config.epochs, stream.batches_per_epoch)
+    stream = weighted_stream(stream, splits, train_config, merge_validation)
     restored = restore_checkpoint(model, out_dir / BACKUP_DIR)
     epochs_done = restored.epochs_done if restored else 0
     # The timer writes before the checkpoint: a kill between the two leaves it an epoch
@@ -65,8 +70,13 @@ def fit_run(
     processes = processes or Processes()
     own_dir = out_dir if processes.writes else _private_dir()
     stopping = early_stopping(train_config.early_stopping, validation_data is not None)
-    callbacks = [EpochTimer(own_dir / EPOCH_TIMES_FILE, epochs_done), stopping]
-    saver = RunCheckpoint(own_dir / BACKUP_DIR, own_dir / HISTORY_FILE, restored, stopping)
+    scheduling = schedule_callbacks(model.model_config,
+                                    "val_loss" if validation_data is not None else "loss")
+    plateau = next((c for c in scheduling if isinstance(c, keras.callbacks.ReduceLROnPlateau)),
+                   None)
+    callbacks = [EpochTimer(own_dir / EPOCH_TIMES_FILE, epochs_done), stopping, *scheduling]
+    saver = RunCheckpoint(own_dir / BACKUP_DIR, own_dir / HISTORY_FILE, restored, stopping,
+                          plateau)
     if restored is not None and (restored.stopped or epochs_done >= train_config.epochs):
         saver.set_model(model)  # killed after training: only the finishing is missing
         _steps_per_epoch(model, stream)  # the model predicts next, as it would have after fit

@@ -27,6 +27,7 @@ from kerasdnn.cli import (
 from kerasdnn.config import (
     ACTIVATIONS,
     DATA_FIELDS,
+    LR_SCHEDULES,
     OPTIMIZERS,
     SCALES,
     ModelConfig,
@@ -99,6 +100,16 @@ def training_parser(prog: str, description: str, epilog: str) -> ArgumentParser:
     run.add_argument("--steps-per-execution", type=setting("steps_per_execution"),
                      help=f"training steps per compiled call, TF and JAX "
                      f"(default: {m.steps_per_execution})")
+    run.add_argument("--class-weight", type=class_weight_flag, metavar="WEIGHTS",
+                     help="none, balanced (n / (classes * count) on the training labels), or "
+                     'a JSON object such as \'{"0": 1, "7": 5}\' (class name or index: weight; '
+                     "default: none)")
+    tune = parser.add_argument_group("fine-tuning (README: Fine-tuning)")
+    tune.add_argument("--init-from", metavar="RUN",
+                      help="start from the weights of a finished run's model.keras (any "
+                      "backend); other classes get a fresh output layer (default: fresh weights)")
+    tune.add_argument("--freeze", type=setting("freeze"), metavar="N",
+                      help="with --init-from, do not train the first N hidden layers (default: 0)")
     scale = parser.add_argument_group("scale out (JAX, TensorFlow; README: Scale out)")
     scale.add_argument("--data-parallel", action="store_true",
                        help="one model replica per device, each batch split across them "
@@ -134,6 +145,21 @@ def training_parser(prog: str, description: str, epilog: str) -> ArgumentParser:
                        help=f"learning rate (default: {m.learning_rate})")
     optim.add_argument("--momentum", type=setting("momentum", float),
                        help=f"SGD momentum (default: {m.momentum})")
+    optim.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                       help="constant; cosine (to --min-lr at the last epoch); step (times "
+                       "--lr-drop every --lr-drop-every epochs); plateau (times --lr-drop after "
+                       f"--lr-drop-every epochs without a better val_loss) (default: "
+                       f"{m.lr_schedule})")
+    optim.add_argument("--warmup-epochs", type=setting("warmup_epochs"), metavar="N",
+                       help="linear warm-up from 0 over the first N epochs "
+                       f"(default: {m.warmup_epochs})")
+    optim.add_argument("--min-lr", type=setting("min_lr", float), metavar="LR",
+                       help=f"lowest rate of cosine, step and plateau (default: {m.min_lr})")
+    optim.add_argument("--lr-drop", type=setting("lr_drop", float), metavar="FACTOR",
+                       help=f"factor of a step or plateau drop (default: {m.lr_drop})")
+    optim.add_argument("--lr-drop-every", type=setting("lr_drop_every"), metavar="EPOCHS",
+                       help="epochs between step drops; plateau's patience "
+                       f"(default: {m.lr_drop_every})")
     optim.add_argument("--clipnorm", type=setting("clipnorm", float),
                        help="clip gradients to this global norm (default: off)")
     output = parser.add_argument_group("output")
@@ -158,6 +184,9 @@ def configs_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
     With ``--resume`` and no ``--config``, the settings saved in the run are the base.
     """
     given = vars(args)
+    if "init_from" in given and given.get("resume"):
+        raise ConfigError("--init-from starts a new run and --resume continues one from "
+                          "its own checkpoint: leave out --init-from (the run remembers it)")
     train_values: dict[str, Any] = {}
     model_values: dict[str, Any] = {}
     if "config" in given:
@@ -170,6 +199,29 @@ def configs_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
     if isinstance(flag_train.get("features"), str):  # --features FILE.json: its mapping
         flag_train["features"] = _read_features(Path(flag_train["features"]))
     return {**train_values, **flag_train}, {**model_values, **flag_model}
+
+
+def class_weight_flag(text: str) -> str | dict[str, float] | None:
+    """argparse type of ``--class-weight``: ``none``, ``balanced`` or a JSON object.
+
+    Example:
+        >>> class_weight_flag("none"), class_weight_flag('{"0": 2}')
+        (None, {'0': 2})
+    """
+    if text == "none":
+        return None
+    value: Any = text
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise argparse.ArgumentTypeError(f"is not a valid JSON object ({error.msg})") from None
+    if isinstance(value, dict):
+        value = {str(key): weight for key, weight in value.items()}
+    problem = setting_problem("class_weight", value, null=False)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem} or none, got {text}")
+    return value
 
 
 def _comma_names(text: str) -> tuple[str, ...]:

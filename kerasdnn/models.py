@@ -29,6 +29,7 @@ import keras
 from kerasdnn.config import ModelConfig
 from kerasdnn.errors import ConfigError
 from kerasdnn.initializers import NumpyGlorotUniform
+from kerasdnn.schedules import Warmup  # noqa: F401  (registered: a saved optimizer may use it)
 from kerasdnn.step_metrics import LogitsAUC, SkippedSteps
 from kerasdnn.steps import GRAD_NORM, SKIPPED_STEPS, step_class
 from pipelines.backends import backend_spec
@@ -110,12 +111,18 @@ class DNN(step_class(), keras.Model):
         super().compile_from_config(config)
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "model_config": self.model_config.to_dict()}
+        config = {"name": self.name, "model_config": self.model_config.to_dict()}
+        frozen = [layer.name for layer in self.layers if not layer.trainable]
+        if frozen:  # fine-tuning's --freeze: the optimizer's slots depend on it
+            config["frozen"] = frozen
+        return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], custom_objects: Any = None) -> DNN:
-        return cls(ModelConfig.from_dict(config["model_config"]),
-                   name=config.get("name", "dnn"))
+        model = cls(ModelConfig.from_dict(config["model_config"]), name=config.get("name", "dnn"))
+        for name in config.get("frozen", ()):
+            model.get_layer(name).trainable = False
+        return model
 
 
 def build_model(config: ModelConfig | Mapping[str, Any] | None = None,

@@ -49,6 +49,7 @@ from kerasdnn.rundir import (
     check_writable_dir,
     dataset_record,
     default_run_dir,
+    read_run_config,
     run_record,
     write_predictions,
     write_run_config,
@@ -285,9 +286,19 @@ def _build(run: _Run, info: Any, quiet: bool) -> Any:
     from kerasdnn.models import build_model
 
     model = build_model(run.model_config)
+    source = None
+    if run.train_config.init_from is not None:  # fine-tuning: weights of a finished run
+        from kerasdnn.finetune import initialize_from
+
+        recorded = read_run_config(run.out_dir).get("init_from") if run.resume else None
+        source = initialize_from(model, run.train_config.init_from, info.class_names,
+                                 freeze=run.train_config.freeze, recorded=recorded,
+                                 note=None if quiet or run.resume else print)
     if not run.resume and run.processes.writes:
         record = run_record(run.model_config, run.train_config, backend=run.backend,
                             dataset=dataset_record(info), merge_validation=run.merge_validation)
+        if source is not None:
+            record["init_from"] = source
         record["distribution"] = distribution_record(
             run.train_config.data_parallel, run.replicas, run.processes.count)
         write_run_config(run.out_dir, record)

@@ -158,16 +158,27 @@ class DNNHyperModel(keras_tuner.HyperModel):
                 "DNNHyperModel.fit trains on the data a kerasdnn TrainConfig names: "
                 f"tuner.search(TrainConfig(dataset=...)); got {type(train_config).__name__}"
             )
+        from kerasdnn.class_weights import weighted_stream
+        from kerasdnn.schedules import attach_schedule, schedule_callbacks
+
         kwargs.pop("batch_size", None)  # the hp decides
-        batch_size = int(self.space.declare(hp)["batch_size"])
+        values = self.space.declare(hp)
+        batch_size = int(values["batch_size"])
         splits = trial_splits(train_config.replace(batch_size=batch_size))
+        epochs = kwargs.pop("epochs", train_config.epochs)
+        # the trial's schedule, warm-up and class weights
+        attach_schedule(model, epochs, splits.stream.batches_per_epoch)
+        weighting = values.get("class_weight", "none")
+        stream = weighted_stream(splits.stream, splits, train_config.replace(
+            class_weight=None if weighting == "none" else weighting))
         counter = StepCounter()
         history = fit_stream(
-            model, splits.stream,
-            epochs=kwargs.pop("epochs", train_config.epochs),
+            model, stream,
+            epochs=epochs,
             initial_epoch=kwargs.pop("initial_epoch", 0),
             validation_data=splits.validation,
-            callbacks=[*(callbacks or []), counter],
+            callbacks=[*(callbacks or []), *schedule_callbacks(model.model_config, "val_loss"),
+                       counter],
             **kwargs,
         )
         self.steps_per_epoch = counter.steps

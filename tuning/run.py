@@ -217,7 +217,9 @@ def retrain(best: Any, options: SearchOptions, space: Space, base_config: ModelC
     _say(f"retraining trial {best.trial_id} ({options.objective} {best.score:.4f}) on "
          f"train + validation for {options.train_epochs} epoch(s)")
     result = train(
-        options.train_config(batch_size=int(values["batch_size"]), out=str(scratch / BEST_DIR)),
+        options.train_config(batch_size=int(values["batch_size"]), out=str(scratch / BEST_DIR),
+                             **({"class_weight": values["class_weight"]}
+                                if values.get("class_weight", "none") != "none" else {})),
         model_config,
         merge_validation=True,
         verbose=0,

@@ -36,6 +36,9 @@ from kerasdnn.io import read_json_file
 __all__ = ["DEFAULT_SPACE", "MAX_LAYERS", "Param", "Space", "check_value", "load_space"]
 
 MAX_LAYERS = 8  # units_0 … units_7 at most; the default space goes up to 4
+# Off unless a space file widens them: fixed at their default, they are not declared
+# (trials, their hyperparameters and the stored space stay what they were without them).
+OPT_IN = {"lr_schedule": "constant", "warmup_epochs": 0, "class_weight": "none"}
 _RANGE_KEYS = ("min", "max", "sampling")
 
 
@@ -197,9 +200,19 @@ class Space:
     def names(self) -> list[str]:
         return [param.name for param in self.params]
 
+    def active(self) -> list[Param]:
+        """The parameters a trial declares: all but the :data:`OPT_IN` ones left off.
+
+        Example:
+            >>> "lr_schedule" in [param.name for param in DEFAULT_SPACE.active()]
+            False
+        """
+        return [param for param in self.params
+                if not (param.name in OPT_IN and param.values == (OPT_IN[param.name],))]
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (stored in the search directory to detect changes)."""
-        return {param.name: param.to_dict() for param in self.params}
+        return {param.name: param.to_dict() for param in self.active()}
 
     def narrow(self, changes: Mapping[str, Any]) -> Space:
         """A copy with some parameters narrowed; unknown names are refused."""
@@ -227,7 +240,7 @@ class Space:
         ``units_i`` is active only when ``num_layers > i``; ``momentum`` only with SGD.
         """
         values: dict[str, Any] = {}
-        for param in self.params:
+        for param in self.active():
             if param.name == "units":
                 counts = self.layer_counts()
                 # Defaults: the seed network's layer sizes (500, 250), then the param's own.
@@ -294,6 +307,9 @@ def check_value(name: str, value: Any) -> None:
         ModelConfig(hidden_units=(value,))
     elif name == "batch_size":
         TrainConfig(batch_size=value)
+    elif name == "class_weight":  # "none" stands for None (a KerasTuner choice is no None)
+        if value not in ("none", "balanced"):
+            raise ConfigError(f'class_weight must be "none" or "balanced", got {value!r}')
     else:
         ModelConfig(**{name: value})
 
@@ -318,6 +334,11 @@ DEFAULT_SPACE = Space((
     Param("learning_rate", "float", 0.01, min=1e-4, max=0.1, sampling="log"),
     Param("momentum", "float", 0.9, min=0.0, max=0.99),
     Param("batch_size", "choice", TrainConfig.batch_size, values=(32, 64, 100, 128, 256)),
+    # OPT_IN: e.g. {"lr_schedule": ["constant", "cosine"], "warmup_epochs": [0, 1],
+    # "class_weight": ["none", "balanced"]} in a --space file
+    Param("lr_schedule", "choice", "constant", values=("constant",)),
+    Param("warmup_epochs", "choice", 0, values=(0,)),
+    Param("class_weight", "choice", "none", values=("none",)),
 ))
 
 

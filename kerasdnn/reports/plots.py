@@ -232,8 +232,8 @@ def confusion_matrix_figure(
 
 def history_figure(history: Mapping[str, Sequence[float]], *, title: str | None = None) -> Figure:
     """Per-epoch curves of a Keras ``History.history`` dict: loss and accuracy,
-    training and validation (``val_`` keys).  Without loss or accuracy, every
-    metric present gets a panel.
+    training and validation (``val_`` keys), and the learning rate when logged.
+    Without loss or accuracy, every metric present gets a panel.
 
     Example:
         >>> figure = history_figure({"loss": [0.9, 0.5], "val_loss": [1.0, 0.7]})
@@ -241,8 +241,8 @@ def history_figure(history: Mapping[str, Sequence[float]], *, title: str | None 
         ['loss']
     """
     series = _check_history(history)
-    bases = [name for name in ("loss", "accuracy") if name in series]
-    if not bases:
+    bases = [name for name in ("loss", "accuracy", "learning_rate") if name in series]
+    if not bases or bases == ["learning_rate"]:
         bases = sorted({name.removeprefix("val_") for name in series})
     figure = Figure(figsize=(6.0 * len(bases), 4.5), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(bases)))
