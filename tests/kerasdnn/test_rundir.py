@@ -20,6 +20,7 @@ README_FILES = {
     "confusion_matrix.png", "history.png", "pr.png", "calibration.png", "misclassified.png",
     "epoch_times.json", "predictions.npz", "backup", "tensorboard", "saved_model",
     "model.onnx", "compare.json", "compare.md", "compare.png", "settings.json",
+    "preprocessing.json",
 }
 PACKAGES = ("kerasdnn", "pipelines", "tuning", "benchmarks")
 
