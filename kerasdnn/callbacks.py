@@ -26,7 +26,7 @@ class EpochTimer(keras.callbacks.Callback):
         >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         >>> model.compile(optimizer="sgd", loss="mse")
         >>> _ = model.fit(np.ones((4, 2)), np.ones(4), epochs=2, verbose=0, callbacks=[timer])
-        >>> len(json.loads(timer.path.read_text())["epoch_seconds"])
+        >>> len(read_json(timer.path)["epoch_seconds"])
         2
     """
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,11 +41,10 @@ from typing import Any
 
 from kerasdnn.config import ModelConfig
 from kerasdnn.errors import ConfigError, RunDirectoryError
+from kerasdnn.io import read_json
+from kerasdnn.rundir import CONFIG_FILE, MODEL_FILE
 
 __all__ = ["freeze_layers", "initialize_from", "model_file", "network_plan", "source_record"]
-
-MODEL_FILE = "model.keras"
-
 
 def model_file(source: str | Path) -> Path:
     """The ``model.keras`` of a finished run directory (or that file itself).
@@ -162,7 +160,7 @@ def _plan_key(config: ModelConfig) -> tuple[Any, ...]:
 def _class_names(run_dir: Path, config: ModelConfig) -> list[str] | None:
     """The class names the source run recorded (``None`` when it has no config.json)."""
     try:
-        record = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        record = read_json(run_dir / CONFIG_FILE)
         return [str(name) for name in record["dataset"]["class_names"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None

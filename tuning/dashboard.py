@@ -33,9 +33,8 @@ from typing import Any
 
 import keras
 
-__all__ = ["BOARD_DIR", "TrialBoard", "read_trial_rows", "write_experiment"]
+__all__ = ["TrialBoard", "read_trial_rows", "write_experiment"]
 
-BOARD_DIR = "tensorboard"
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc")
 
 

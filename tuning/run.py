@@ -35,7 +35,7 @@ from kerasdnn.errors import ConfigError, KerasDNNError
 from kerasdnn.faults import fault_point
 from kerasdnn.io import atomic_write_json, read_json_file
 from kerasdnn.run import train
-from kerasdnn.rundir import changed_keys, check_writable_dir
+from kerasdnn.rundir import TENSORBOARD_DIR, changed_keys, check_writable_dir
 from kerasdnn.runtime import check_backend, quiet_tensorflow
 from tuning.chief import guard_worker, serve, set_distributed_environment
 from tuning.options import SearchOptions
@@ -52,7 +52,6 @@ from tuning.space import Space
 __all__ = ["check_resume", "retrain", "search"]
 
 SETTINGS_FILE = "search.json"
-BOARD_DIR = "tensorboard"  # --tensorboard: tuning.dashboard's runs
 DECISIONS_FILE = "pruning.json"  # each pruning decision: trial, epoch, value, the others'
 BEST_DIR = "best"
 SCRATCH_PREFIX = ".best-"  # the retraining's scratch folder, removed by the next search
@@ -131,7 +130,8 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         factor=options.factor,
         executions_per_trial=options.executions_per_trial,
         pruner=options.pruner(),
-        board_dir=str(options.project_dir / BOARD_DIR) if options.tensorboard else None,
+        board_dir=(str(options.project_dir / TENSORBOARD_DIR) if options.tensorboard
+                   else None),
     )
     if options.role != "worker" and getattr(tuner.oracle, "pruner", None) is not None:
         tuner.oracle.decisions_path = options.project_dir / DECISIONS_FILE
@@ -144,7 +144,7 @@ def search(options: SearchOptions, space: Space) -> Path | None:
         if options.tensorboard:
             from tuning.dashboard import write_experiment
 
-            write_experiment(options.project_dir / BOARD_DIR,
+            write_experiment(options.project_dir / TENSORBOARD_DIR,
                              [hp.name for hp in tuner.oracle.hyperparameters.space],
                              options.objective)
         tuner.oracle.verbose = 0  # one line per trial instead of KerasTuner's tables
