@@ -46,6 +46,7 @@ __all__ = [
     "SCALES",
     "ModelConfig",
     "TrainConfig",
+    "check_warmup",
     "config_sections",
     "setting_problem",
 ]
@@ -276,6 +277,22 @@ class TrainConfig(_JSONConfig):
 
 
 _SECTION_EXAMPLE = '{"train": {"epochs": 5}, "model": {"dropout": 0.1}}'
+
+
+def check_warmup(model_config: ModelConfig, epochs: int) -> None:
+    """The one rule joining the two configs: a warm-up shorter than the training
+    (a warm-up of every epoch never reaches the rate; cosine needs steps to decay over).
+
+    Example:
+        >>> check_warmup(ModelConfig(warmup_epochs=1), epochs=2)
+        >>> check_warmup(ModelConfig(warmup_epochs=2), epochs=2)
+        Traceback (most recent call last):
+        kerasdnn.errors.ConfigError: warmup_epochs (2) must be fewer than the epochs (2); \
+lower --warmup-epochs or raise --epochs
+    """
+    if model_config.warmup_epochs and model_config.warmup_epochs >= epochs:
+        raise ConfigError(f"warmup_epochs ({model_config.warmup_epochs}) must be fewer than the "
+                          f"epochs ({epochs}); lower --warmup-epochs or raise --epochs")
 
 
 def config_sections(record: Any) -> tuple[dict[str, Any], dict[str, Any]]:

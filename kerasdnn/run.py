@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kerasdnn import __version__
-from kerasdnn.config import ModelConfig, TrainConfig
+from kerasdnn.config import ModelConfig, TrainConfig, check_warmup
 from kerasdnn.data import load_splits
 from kerasdnn.distribute import (
     Processes,
@@ -188,8 +188,10 @@ def merge_configs(
     """Both configs from objects, dicts and keyword overrides routed by field name
     (:func:`split_settings`)."""
     train_values, model_values = split_settings(overrides)
-    return (TrainConfig.from_dict({**_as_dict(config, TrainConfig), **train_values}),
-            ModelConfig.from_dict({**_as_dict(model_config, ModelConfig), **model_values}))
+    train_config = TrainConfig.from_dict({**_as_dict(config, TrainConfig), **train_values})
+    model_config = ModelConfig.from_dict({**_as_dict(model_config, ModelConfig), **model_values})
+    check_warmup(model_config, train_config.epochs)  # before anything is written
+    return train_config, model_config
 
 
 def split_settings(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -37,8 +37,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from kerasdnn.config import ModelConfig
-from kerasdnn.errors import ConfigError
+from kerasdnn.config import ModelConfig, check_warmup
 
 __all__ = [
     "LR_LOG",
@@ -108,9 +107,7 @@ def learning_rate_schedule(config: ModelConfig, epochs: int, steps_per_epoch: in
     """
     lr, name = config.learning_rate, config.lr_schedule
     warmup_steps = config.warmup_epochs * steps_per_epoch
-    if config.warmup_epochs and config.warmup_epochs >= epochs:
-        raise ConfigError(f"warmup_epochs ({config.warmup_epochs}) must be fewer than the "
-                          f"epochs ({epochs}); lower --warmup-epochs or raise --epochs")
+    check_warmup(config, epochs)
     if name == "plateau" or (name == "constant" and not warmup_steps):
         return float(lr)
     if name == "cosine":

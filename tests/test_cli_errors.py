@@ -235,6 +235,8 @@ CASES = [
       setup=text("c.json", '{"model": {"metrics": 5}}')),
     T("seed-too-large", ("--seed", str(2**32), *OUT), "--seed: must be an integer 0 .. 4294967295"),
     T("batch-size-huge", ("--batch-size", str(2**64), *OUT), "(at most 2147483647)"),
+    T("warmup-as-long-as-the-run", ("--warmup-epochs", "2", "--epochs", "2", *OUT),
+      "warmup_epochs (2) must be fewer than the epochs (2)"),
     T("config-unknown-key", ("--config", "c.json", *OUT), "unknown TrainConfig key(s) epoch",
       setup=text("c.json", '{"train": {"epoch": 3}}')),
     # kerasdnn.train: where it writes

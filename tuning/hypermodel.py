@@ -37,6 +37,7 @@ import keras_tuner
 
 from kerasdnn.config import ModelConfig, TrainConfig
 from kerasdnn.data import load_splits
+from kerasdnn.errors import ConfigError
 from kerasdnn.faults import fault_point
 from kerasdnn.fitting import fit_stream
 from kerasdnn.io import atomic_write_json
@@ -167,7 +168,10 @@ class DNNHyperModel(keras_tuner.HyperModel):
         splits = trial_splits(train_config.replace(batch_size=batch_size))
         epochs = kwargs.pop("epochs", train_config.epochs)
         # the trial's schedule, warm-up and class weights
-        attach_schedule(model, epochs, splits.stream.batches_per_epoch)
+        try:
+            attach_schedule(model, epochs, splits.stream.batches_per_epoch)
+        except ConfigError as error:  # e.g. a warm-up as long as a short Hyperband trial
+            raise keras_tuner.errors.FailedTrialError(str(error)) from None
         weighting = values.get("class_weight", "none")
         stream = weighted_stream(splits.stream, splits, train_config.replace(
             class_weight=None if weighting == "none" else weighting))

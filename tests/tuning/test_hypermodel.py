@@ -45,6 +45,19 @@ def test_fit_refuses_anything_but_a_train_config() -> None:
         hypermodel.fit(hp, model, examples, epochs=1, verbose=0)
 
 
+def test_a_warm_up_as_long_as_the_trial_fails_that_trial_only() -> None:
+    # Hyperband's first brackets train 1 or 2 epochs: a sampled warm-up of as many
+    # epochs cannot run, and must fail the trial (KerasTuner goes on), not the search.
+    hp = keras_tuner.HyperParameters()
+    space = DEFAULT_SPACE.narrow({"num_layers": 1, "units": 8, "warmup_epochs": [2]})
+    hypermodel = DNNHyperModel(BASE, space)
+    model = hypermodel.build(hp)
+    assert model.model_config.warmup_epochs == 2
+    with pytest.raises(keras_tuner.errors.FailedTrialError, match="warmup_epochs"):
+        hypermodel.fit(hp, model, TrainConfig(dataset="digits", seed=SEED), epochs=2,
+                       verbose=0)
+
+
 def test_a_trial_trains_on_what_kerasdnn_train_trains_on(tmp_path: Path) -> None:
     # The same settings, batch size and seed: a trial's losses and weights are those of
     # `python -m kerasdnn.train`, also when it continues from an initial_epoch (Hyperband).
