@@ -66,7 +66,10 @@ class TorchStep:
         return self._native()[0]
 
     def _native(self) -> tuple[NativePlan | None, NativeMetrics | None]:
-        if not self.native_step:
+        # Under torch.compile (jit_compile=True, e.g. a model saved where XLA compiled
+        # it) the Keras path is compiled: the plan's checks read layer configs, which
+        # dynamo cannot trace, and the two paths compute the same numbers.
+        if not self.native_step or torch.compiler.is_compiling():
             return None, None
         compiled_metrics = getattr(self, "_compile_metrics", None)
         # The objects themselves, not their id(): a new one cannot take a freed one's id.

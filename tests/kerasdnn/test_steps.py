@@ -291,6 +291,19 @@ def test_the_native_path_equals_the_keras_path(start, backend, overrides):
         np.testing.assert_array_equal(got, want)
 
 
+def test_a_jit_compiled_model_trains_on_the_keras_path(backend):
+    # A model saved where XLA compiled it (TensorFlow, JAX) loads on PyTorch with
+    # jit_compile=True: torch.compile traces the step, which must not build the plan
+    # (its checks read layer configs, which dynamo cannot trace).
+    if backend != "torch":
+        pytest.skip("the native path is the PyTorch step's")
+    model = build_model(**SMALL, jit_compile=True)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, *SMALL["input_shape"]), dtype=np.float32)
+    logs = model.train_on_batch(x, rng.integers(0, 10, 8).astype(np.int32), return_dict=True)
+    assert np.isfinite(logs["loss"]) and int(model.optimizer.iterations) == 1
+
+
 def test_what_the_native_path_does_not_cover_takes_the_keras_path(start, backend, monkeypatch):
     if backend != "torch":
         pytest.skip("the native path is the PyTorch step's")
