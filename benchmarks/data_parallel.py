@@ -66,7 +66,7 @@ TIMED_EPOCHS = 2
 def run_worker(name: str, args: argparse.Namespace) -> None:
     """Time one epoch per steps-per-execution value in setting ``name``; append each
     row as a JSON line to ``args.result``."""
-    from kerasdnn.distribute import configure_devices, padded_iterator, strategy_scope
+    from kerasdnn.training.distribute import configure_devices, padded_iterator, strategy_scope
 
     label, devices, distributed = SETTINGS[name]
     replicas = configure_devices("jax", devices)  # before JAX starts its devices
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{machine_line(machine)}\n")
     print(format_table(rows))
     if args.json:
-        from kerasdnn.io import atomic_write_json
+        from kerasdnn.core.io import atomic_write_json
 
         atomic_write_json(args.json, {"command": command_line("benchmarks.data_parallel", argv),
                                       "machine": machine, "rows": rows})

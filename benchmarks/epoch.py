@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"machine floor {best or 0:,.1f} GFLOP/s; {machine_line(machine)}\n")
     print(format_table(rows))
     if args.json:
-        from kerasdnn.io import atomic_write_json
+        from kerasdnn.core.io import atomic_write_json
 
         atomic_write_json(args.json, report)
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import compiled, summarize
-from kerasdnn.config import ModelConfig
+from kerasdnn.core.config import ModelConfig
 from pipelines.backends import TABLE
 from pipelines.constants import BATCH_SIZE, SEED
 
@@ -166,7 +166,7 @@ def time_stock_keras(images: Any, labels: Any, repeats: int,
 
 def kerasdnn_stream(images: Any, labels: Any, workdir: Path) -> tuple[Any, int]:
     """``(splits, steps_per_epoch)``: the endless stream of the uint8 images, loaded
-    as ``kerasdnn.train`` loads them (:func:`kerasdnn.data.load_splits`), from an
+    as ``kerasdnn.train`` loads them (:func:`kerasdnn.training.data.load_splits`), from an
     ``npz:`` file in ``workdir``.
 
     The file holds the images plus a tenth more, so that the validation split
@@ -174,8 +174,8 @@ def kerasdnn_stream(images: Any, labels: Any, workdir: Path) -> tuple[Any, int]:
     """
     import numpy as np
 
-    from kerasdnn.config import TrainConfig
-    from kerasdnn.data import load_splits
+    from kerasdnn.core.config import TrainConfig
+    from kerasdnn.training.data import load_splits
 
     extra = max(len(images) // 10, NUM_CLASSES)
     more_images, more_labels = make_data(extra, seed=SEED + 1)

@@ -90,7 +90,7 @@ def pipeline_rates(backend: str, epochs: int) -> dict[str, float]:
 
 def _seed_model():
     try:
-        from kerasdnn.models import build_model
+        from kerasdnn.network.models import build_model
 
         return build_model(), "kerasdnn.build_model"
     except ImportError:

@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nStart-up, {args.repeats} runs each after one untimed run; {machine_line(machine)}\n")
     print(format_table(rows))
     if args.json:
-        from kerasdnn.io import atomic_write_json
+        from kerasdnn.core.io import atomic_write_json
 
         atomic_write_json(args.json, {"machine": machine, "repeats": args.repeats,
                                       "target_help_seconds": HELP_TARGET_SECONDS, "rows": rows})

@@ -205,8 +205,8 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
     from torch import nn
 
     import kerasdnn
-    from kerasdnn.steps import is_finite
-    from kerasdnn.steps.torch import fused_global_norm
+    from kerasdnn.network.steps import is_finite
+    from kerasdnn.network.steps.torch import fused_global_norm
 
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"thread(s); {machine_line(machine)}\n")
     print(format_table(results))
     if args.json:
-        from kerasdnn.io import atomic_write_json
+        from kerasdnn.core.io import atomic_write_json
 
         atomic_write_json(args.json, {"machine": machine, "results": results,
                                       "command": command_line("benchmarks.step_profile",

@@ -23,7 +23,7 @@ import keras
 
 import kerasdnn
 import pipelines
-from kerasdnn.reports import (
+from kerasdnn.evaluation.reports import (
     classification_report,
     confusion_matrix_figure,
     format_table,
@@ -52,9 +52,9 @@ model.summary()"""),
 )"""),
     ("markdown", """## Report
 
-`kerasdnn.predict.collect` predicts the test split (probabilities, softmax applied) and
+`kerasdnn.evaluation.predict.collect` predicts the test split (probabilities, softmax applied) and
 returns the labels in the same order; scikit-learn computes the metrics."""),
-    ("code", """from kerasdnn.predict import collect
+    ("code", """from kerasdnn.evaluation.predict import collect
 
 y_true, y_prob = collect(model, splits.test)
 report = classification_report(y_true, y_prob, class_names=info.class_names)

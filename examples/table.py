@@ -92,7 +92,7 @@ def logistic_regression_accuracy(csv: Path, seed: int = 1337) -> float:
 def main(out: str = "runs/table", epochs: int = 40, rows: int = 3000) -> dict[str, Any]:
     """Write the table, train on it, export it, compare; returns what it prints."""
     import kerasdnn
-    from kerasdnn.table_export import serve_rows
+    from kerasdnn.serving.table_export import serve_rows
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

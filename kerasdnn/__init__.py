@@ -5,9 +5,9 @@ The public names are imported lazily, so that ``python -m kerasdnn.train --help`
 and ``import kerasdnn`` stay fast and do not start a backend before it is needed.
 
 ``kerasdnn.train``, ``kerasdnn.evaluate``, ``kerasdnn.compare`` and
-``kerasdnn.export`` are the library functions (:func:`kerasdnn.run.train`,
-:func:`kerasdnn.evaluation.evaluate`, :func:`kerasdnn.crossbackend.compare`,
-:func:`kerasdnn.serving.export`).  The commands of the same names
+``kerasdnn.export`` are the library functions (:func:`kerasdnn.training.run.train`,
+:func:`kerasdnn.evaluation.saved_run.evaluate`, :func:`kerasdnn.training.crossbackend.compare`,
+:func:`kerasdnn.serving.artifact.export`).  The commands of the same names
 (``python -m kerasdnn.train``, ...) are modules reached by their import path only
 (``from kerasdnn.train import main``).
 
@@ -31,23 +31,23 @@ import pipelines  # noqa: F401  (TensorFlow's log level, and a quiet first TF im
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ModelConfig": "kerasdnn.config",
-    "TrainConfig": "kerasdnn.config",
-    "KerasDNNError": "kerasdnn.errors",
-    "ConfigError": "kerasdnn.errors",
-    "DNN": "kerasdnn.models",
-    "DNNClassifier": "kerasdnn.estimator",
-    "build_model": "kerasdnn.models",
-    "classification_report": "kerasdnn.reports",
-    "predict_proba": "kerasdnn.predict",
+    "ModelConfig": "kerasdnn.core.config",
+    "TrainConfig": "kerasdnn.core.config",
+    "KerasDNNError": "kerasdnn.core.errors",
+    "ConfigError": "kerasdnn.core.errors",
+    "DNN": "kerasdnn.network.models",
+    "DNNClassifier": "kerasdnn.training.estimator",
+    "build_model": "kerasdnn.network.models",
+    "classification_report": "kerasdnn.evaluation.reports",
+    "predict_proba": "kerasdnn.evaluation.predict",
 }
 
 # The library function behind each command's name.
 _RUNS = {
-    "compare": "kerasdnn.crossbackend",
-    "evaluate": "kerasdnn.evaluation",
-    "export": "kerasdnn.serving",
-    "train": "kerasdnn.run",
+    "compare": "kerasdnn.training.crossbackend",
+    "evaluate": "kerasdnn.evaluation.saved_run",
+    "export": "kerasdnn.serving.artifact",
+    "train": "kerasdnn.training.run",
 }
 
 __all__ = sorted([*_EXPORTS, *_RUNS])

@@ -1,8 +1,8 @@
 """One configuration on every backend, side by side: ``python -m kerasdnn.compare``.
 
-The command line over :func:`kerasdnn.crossbackend.compare` (what
+The command line over :func:`kerasdnn.training.crossbackend.compare` (what
 ``kerasdnn.compare(...)`` runs): every flag of ``python -m kerasdnn.train``
-(:mod:`kerasdnn.flags`) plus ``--backends`` and ``--check``.  Exit status 0 done,
+(:mod:`kerasdnn.cli.flags`) plus ``--backends`` and ``--check``.  Exit status 0 done,
 1 ``--check`` failed, 2 bad input or no backend finished.
 """
 
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kerasdnn.cli import ArgumentParser, non_negative_float
-from kerasdnn.crossbackend import checked_backends, compare
-from kerasdnn.errors import EXIT_USER_ERROR, ConfigError, exit_on_user_error
-from kerasdnn.flags import configs_from_args, training_parser
-from kerasdnn.rundir import COMPARE_MD
+from kerasdnn.cli.flags import configs_from_args, training_parser
+from kerasdnn.core.errors import EXIT_USER_ERROR, ConfigError, exit_on_user_error
+from kerasdnn.core.rundir import COMPARE_MD
+from kerasdnn.training.crossbackend import checked_backends, compare
 from pipelines.backends import BACKENDS
 
 __all__ = ["build_parser", "compare", "main"]
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {summary['out_dir']}")
     check = summary["check"]
     if check and not check["passed"]:
-        from kerasdnn.reports.comparison import check_failure
+        from kerasdnn.evaluation.reports.comparison import check_failure
 
         print(f"{PROG}: check failed: {check_failure(check)}", file=sys.stderr)
         return EXIT_CHECK_FAILED

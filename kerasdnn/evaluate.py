@@ -1,6 +1,6 @@
 """Rebuild the report of a saved model, on any backend: ``python -m kerasdnn.evaluate``.
 
-The command line over :func:`kerasdnn.evaluation.evaluate` (what
+The command line over :func:`kerasdnn.evaluation.saved_run.evaluate` (what
 ``kerasdnn.evaluate(...)`` runs): a model trained on JAX evaluates on TensorFlow
 or PyTorch; the report goes to a new folder, never over the training report.
 """
@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from kerasdnn.cli import ArgumentParser, positive_int
-from kerasdnn.config import TrainConfig
-from kerasdnn.errors import exit_on_user_error
-from kerasdnn.evaluation import evaluate
+from kerasdnn.core.config import TrainConfig
+from kerasdnn.core.errors import exit_on_user_error
+from kerasdnn.evaluation.saved_run import evaluate
 
 __all__ = ["build_parser", "evaluate", "main"]
 
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           batch_size=args.batch_size)
     meta = report["metadata"]
     if not args.quiet:
-        from kerasdnn.reports import format_table
+        from kerasdnn.evaluation.reports import format_table
 
         data = meta["dataset"]
         trained = f" (trained on {meta['trained_on']})" if meta["trained_on"] else ""

@@ -1,6 +1,6 @@
 """Export a run for serving, preprocessing inside: ``python -m kerasdnn.export``.
 
-The command line over :func:`kerasdnn.serving.export` (what
+The command line over :func:`kerasdnn.serving.artifact.export` (what
 ``kerasdnn.export(...)`` runs): the artifact takes the run's raw examples and is
 checked in its own runtime against the run's predictions.
 """
@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from kerasdnn.cli import ArgumentParser
-from kerasdnn.errors import exit_on_user_error
-from kerasdnn.rundir import EXPORT_NAMES
-from kerasdnn.serving import FORMATS, INPUT_NAME, OUTPUT_NAME, export
+from kerasdnn.core.errors import exit_on_user_error
+from kerasdnn.core.rundir import EXPORT_NAMES
+from kerasdnn.serving.artifact import FORMATS, INPUT_NAME, OUTPUT_NAME, export
 
 __all__ = ["build_parser", "export", "main"]
 

@@ -1,9 +1,9 @@
 """Train a dense classifier and write a run directory: ``python -m kerasdnn.train``.
 
-The command line over :func:`kerasdnn.run.train`: every flag
-(:mod:`kerasdnn.flags`) is a field of :class:`~kerasdnn.config.TrainConfig` or
-:class:`~kerasdnn.config.ModelConfig` (its ``dest``), checked by that field's own
-rule.  ``kerasdnn.train(...)`` is :func:`~kerasdnn.run.train` itself; ``train``,
+The command line over :func:`kerasdnn.training.run.train`: every flag
+(:mod:`kerasdnn.cli.flags`) is a field of :class:`~kerasdnn.core.config.TrainConfig` or
+:class:`~kerasdnn.core.config.ModelConfig` (its ``dest``), checked by that field's own
+rule.  ``kerasdnn.train(...)`` is :func:`~kerasdnn.training.run.train` itself; ``train``,
 ``RunResult`` and ``steps_per_execution_for`` are importable from here too.
 
 Example:
@@ -18,10 +18,10 @@ import sys
 from collections.abc import Sequence
 
 from kerasdnn.cli import ArgumentParser
-from kerasdnn.errors import exit_on_user_error
-from kerasdnn.fitting import steps_per_execution_for
-from kerasdnn.flags import configs_from_args, training_parser
-from kerasdnn.run import RunResult, train
+from kerasdnn.cli.flags import configs_from_args, training_parser
+from kerasdnn.core.errors import exit_on_user_error
+from kerasdnn.training.fitting import steps_per_execution_for
+from kerasdnn.training.run import RunResult, train
 
 __all__ = [
     "RunResult",

@@ -1,7 +1,7 @@
 """The one table of Keras backends: what each one takes from the rest of the project.
 
 Every module that treats backends differently reads this table, so a fourth
-backend is one row here, its step file (``kerasdnn/steps/<name>.py``), its extra
+backend is one row here, its step file (``kerasdnn/network/steps/<name>.py``), its extra
 in ``setup.cfg`` and its env in ``tox.ini``.  It lives in :mod:`pipelines`, the
 bottom package, because both ``pipelines`` and ``kerasdnn`` read it (``pipelines``
 may not import ``kerasdnn``).  It imports nothing heavy.
@@ -43,7 +43,7 @@ class BackendSpec:
 
     Attributes:
         name: the ``KERAS_BACKEND`` value.
-        step: ``"module:Class"`` of its custom-step mixin (:mod:`kerasdnn.steps`).
+        step: ``"module:Class"`` of its custom-step mixin (:mod:`kerasdnn.network.steps`).
         steps_per_execution: whether Keras runs several steps per compiled call
             (Keras 3.15: not on PyTorch).
         feed: how :func:`pipelines.feed.for_fit` hands an endless stream to
@@ -53,12 +53,12 @@ class BackendSpec:
             (:func:`pipelines.device.prefetch_to_device`): ``"tf"``
             (``prefetch_to_device``), ``"keras"`` (Keras's trainer already
             does it) or ``"torch_loader"`` (a side-stream copy loader).
-        data_parallel: the data-parallel engine (``kerasdnn.distribute``), or
+        data_parallel: the data-parallel engine (``kerasdnn.training.distribute``), or
             ``None`` where this Keras has none.
         module: the framework's own import name (for versions and memory).
         label: the framework's name in messages.
         multi_process: whether a run can span processes (``--coordinator``; its
-            engine's ``initialize``, :func:`kerasdnn.distribute.initialize_processes`).
+            engine's ``initialize``, :func:`kerasdnn.training.distribute.initialize_processes`).
         tensorflow_gpu: whether TensorFlow may claim the GPU (it is the backend's
             own engine); elsewhere the input pipeline's TensorFlow is kept off it.
         exports: whether Keras's ``model.export`` writes every serving format
@@ -86,16 +86,18 @@ class BackendSpec:
 TABLE: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in (
-        BackendSpec("tensorflow", "kerasdnn.steps.tensorflow:TensorFlowStep", True, "dataset",
-                    "tf", "tf.distribute.MirroredStrategy", "tensorflow", label="TensorFlow",
+        BackendSpec("tensorflow", "kerasdnn.network.steps.tensorflow:TensorFlowStep", True,
+                    "dataset", "tf", "tf.distribute.MirroredStrategy", "tensorflow",
+                    label="TensorFlow",
                     multi_process=False, tensorflow_gpu=True, exports=True,
                     jit="tensorflow:function", keras_iterator="get_tf_dataset"),
-        BackendSpec("jax", "kerasdnn.steps.jax:JAXStep", True, "host", "keras",
+        BackendSpec("jax", "kerasdnn.network.steps.jax:JAXStep", True, "host", "keras",
                     "keras.distribution.DataParallel", "jax", label="JAX",
                     multi_process=True, tensorflow_gpu=False, exports=False,
                     jit="jax:jit", keras_iterator="get_jax_iterator"),
-        BackendSpec("torch", "kerasdnn.steps.torch:TorchStep", False, "host", "torch_loader",
-                    None, "torch", label="PyTorch", multi_process=False, tensorflow_gpu=False,
+        BackendSpec("torch", "kerasdnn.network.steps.torch:TorchStep", False, "host",
+                    "torch_loader", None, "torch", label="PyTorch", multi_process=False,
+                    tensorflow_gpu=False,
                     exports=False, jit=None, keras_iterator="get_torch_dataloader"),
     )
 }
@@ -107,7 +109,7 @@ def backend_spec(name: str) -> BackendSpec:
 
     Example:
         >>> backend_spec("jax").step
-        'kerasdnn.steps.jax:JAXStep'
+        'kerasdnn.network.steps.jax:JAXStep'
     """
     try:
         return TABLE[name]
@@ -132,7 +134,7 @@ def step_files(name: str) -> str:
 
     Example:
         >>> step_files("torch")
-        'kerasdnn/steps/torch*.py'
+        'kerasdnn/network/steps/torch*.py'
     """
     return backend_spec(name).step.split(":")[0].replace(".", "/") + "*.py"
 

@@ -2,7 +2,7 @@
 
 ``pipelines`` may not import ``kerasdnn``, so what both validate or default to
 lives here, in a module that imports only the standard library's ``numbers``:
-:class:`kerasdnn.config.TrainConfig`, :class:`kerasdnn.config.ModelConfig`,
+:class:`kerasdnn.core.config.TrainConfig`, :class:`kerasdnn.core.config.ModelConfig`,
 :func:`pipelines.load` and the search (:mod:`tuning.options`) read it.
 
 Example:

@@ -104,8 +104,8 @@ def run_dir(name: str = "run", *, model: bytes | None = b"not a zip",
     """A finished-looking run of digits: a real config.json, and a model.keras that is
     a zip archive of garbage (``model_zip``) or the raw bytes ``model``."""
     def setup(folder: Path) -> None:
-        from kerasdnn.config import ModelConfig, TrainConfig
-        from kerasdnn.rundir import run_record
+        from kerasdnn.core.config import ModelConfig, TrainConfig
+        from kerasdnn.core.rundir import run_record
 
         run = folder / name
         run.mkdir()

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.control import currently_in_test_context  # noqa: E402
 
-from kerasdnn.config import ModelConfig, TrainConfig  # noqa: E402
+from kerasdnn.core.config import ModelConfig, TrainConfig  # noqa: E402
 
 PROPERTY_SETTINGS = settings(
     max_examples=30, deadline=None, derandomize=True,
@@ -200,10 +200,10 @@ def _write_json(path: Path, value: Any) -> Path:
 
 @pytest.fixture
 def train_main(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], int]:
-    import kerasdnn.run
     import kerasdnn.train
+    import kerasdnn.training.run
 
-    monkeypatch.setattr(kerasdnn.run, "_settle", _stop)  # the data is loaded, no model yet
+    monkeypatch.setattr(kerasdnn.training.run, "_settle", _stop)  # the data is loaded, no model yet
     return sys.modules["kerasdnn.train"].main
 
 
@@ -230,10 +230,10 @@ def test_train_refuses_the_documents_that_crashed_it(train_main: Callable, docum
 
 @pytest.fixture
 def compare_main(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], int]:
-    import kerasdnn.crossbackend
+    import kerasdnn.training.crossbackend
     from kerasdnn.compare import main
 
-    monkeypatch.setattr(kerasdnn.crossbackend, "_run_backend", _stop)
+    monkeypatch.setattr(kerasdnn.training.crossbackend, "_run_backend", _stop)
     return main
 
 
@@ -257,7 +257,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Path:
     read besides config.json."""
     if backend != "jax":
         pytest.skip("backend-independent: runs in the jax env")
-    from kerasdnn.run import train
+    from kerasdnn.training.run import train
 
     out = tmp_path_factory.mktemp("real") / "run"
     train({"dataset": "digits", "epochs": 1, "out": str(out)}, {"hidden_units": (8,)},
@@ -279,13 +279,13 @@ def _run_folder(folder: Path, real_run: Path, drawn: Any) -> Path:
 def stop_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
     import keras
 
-    import kerasdnn.serving
+    import kerasdnn.serving.artifact
 
     monkeypatch.setattr(keras.saving, "load_model", _stop)
     monkeypatch.setattr(keras.models, "load_model", _stop)
     # export: its work starts with the data (TensorFlow) or a TensorFlow subprocess (others)
-    monkeypatch.setattr(kerasdnn.serving, "_source", _stop)
-    monkeypatch.setattr(kerasdnn.serving, "_export_in_subprocess", _stop)
+    monkeypatch.setattr(kerasdnn.serving.artifact, "_source", _stop)
+    monkeypatch.setattr(kerasdnn.serving.artifact, "_export_in_subprocess", _stop)
 
 
 @PROPERTY_SETTINGS

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
-from kerasdnn.errors import ConfigError
-from kerasdnn.io import atomic_write_text
+from kerasdnn.core.errors import ConfigError
+from kerasdnn.core.io import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from tuning.options import SearchOptions

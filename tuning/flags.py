@@ -1,5 +1,5 @@
 """The argument types of ``python -m tuning.search``'s own flags (command support,
-as :mod:`kerasdnn.flags` is for a run's): each parses one flag's text or refuses it
+as :mod:`kerasdnn.cli.flags` is for a run's): each parses one flag's text or refuses it
 with the message argparse prints.  The search's rules on settings and their
 combinations are the library's, in :mod:`tuning.options`.
 

@@ -1,11 +1,11 @@
 """The KerasTuner hypermodel of kerasdnn: :class:`DNNHyperModel`, and its tuners.
 
 ``build(hp)`` maps the hyperparameters of :data:`tuning.space.DEFAULT_SPACE`
-(or a narrowed space) onto a :class:`~kerasdnn.config.ModelConfig` and calls
-:func:`kerasdnn.models.build_model`: the exact model of ``kerasdnn.train``.
+(or a narrowed space) onto a :class:`~kerasdnn.core.config.ModelConfig` and calls
+:func:`kerasdnn.network.models.build_model`: the exact model of ``kerasdnn.train``.
 ``fit(hp, model, train_config, **kwargs)`` trains it on the data path of
-``kerasdnn.train`` (:func:`kerasdnn.data.load_splits`, the endless epoch stream,
-and its fit loop :func:`kerasdnn.fitting.fit_stream`) with the trial's batch size, for
+``kerasdnn.train`` (:func:`kerasdnn.training.data.load_splits`, the endless epoch stream,
+and its fit loop :func:`kerasdnn.training.fitting.fit_stream`) with the trial's batch size, for
 ``epochs`` from ``initial_epoch`` (what Hyperband passes), and returns the
 ``History``, whose logs also hold ``steps_per_epoch`` (the batches actually
 seen per epoch).  A trial whose loss goes non-finite, or whose training steps
@@ -13,7 +13,7 @@ are mostly skipped by the non-finite guard, raises
 ``keras_tuner.errors.FailedTrialError``.
 
 Example:
-    >>> from kerasdnn.config import TrainConfig
+    >>> from kerasdnn.core.config import TrainConfig
     >>> hypermodel = DNNHyperModel(ModelConfig(input_shape=(64,)), DEFAULT_SPACE.narrow(
     ...     {"num_layers": 1, "units": 8, "optimizer": "adam", "batch_size": 256}))
     >>> hp = keras_tuner.HyperParameters()
@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Any
 import keras
 import keras_tuner
 
-from kerasdnn.config import ModelConfig, TrainConfig
-from kerasdnn.data import load_splits
-from kerasdnn.errors import ConfigError
-from kerasdnn.faults import fault_point
-from kerasdnn.fitting import fit_stream
-from kerasdnn.io import atomic_write_json
+from kerasdnn.core.config import ModelConfig, TrainConfig
+from kerasdnn.core.errors import ConfigError
+from kerasdnn.core.io import atomic_write_json
+from kerasdnn.training.data import load_splits
+from kerasdnn.training.faults import fault_point
+from kerasdnn.training.fitting import fit_stream
 from tuning.chief import write_tuner_state_atomically
 from tuning.options import TUNERS, objective_direction
 from tuning.pruning import EPOCH, Pruner, epoch_values
@@ -125,7 +125,7 @@ class DNNHyperModel(keras_tuner.HyperModel):
         return config.replace(seed=self.base_config.seed + self.execution)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        from kerasdnn.models import build_model
+        from kerasdnn.network.models import build_model
 
         return build_model(self.model_config(hp))
 
@@ -138,7 +138,8 @@ class DNNHyperModel(keras_tuner.HyperModel):
         batch size trains and validates on, batch for batch: the endless training
         stream (epoch ``e`` shuffled by the seed and ``e`` alone, so a trial trains
         the same whatever this process ran before), fitted by ``kerasdnn.train``'s loop
-        (:func:`kerasdnn.fitting.fit_stream`), ``stream.batches_per_epoch`` steps per epoch.
+        (:func:`kerasdnn.training.fitting.fit_stream`), ``stream.batches_per_epoch`` steps per
+        epoch.
 
         Args:
             hp: the trial's hyperparameters (``batch_size`` among them).
@@ -159,8 +160,8 @@ class DNNHyperModel(keras_tuner.HyperModel):
                 "DNNHyperModel.fit trains on the data a kerasdnn TrainConfig names: "
                 f"tuner.search(TrainConfig(dataset=...)); got {type(train_config).__name__}"
             )
-        from kerasdnn.class_weights import weighted_stream
-        from kerasdnn.schedules import attach_schedule, schedule_callbacks
+        from kerasdnn.training.class_weights import weighted_stream
+        from kerasdnn.training.schedules import attach_schedule, schedule_callbacks
 
         kwargs.pop("batch_size", None)  # the hp decides
         values = self.space.declare(hp)
@@ -198,7 +199,7 @@ class DNNHyperModel(keras_tuner.HyperModel):
 @functools.lru_cache(maxsize=4)
 def trial_splits(train_config: TrainConfig) -> Splits:
     """The data of ``kerasdnn.train`` for ``train_config``, its training split an endless
-    stream (:func:`kerasdnn.data.load_splits` with ``repeat=True``), kept for reuse:
+    stream (:func:`kerasdnn.training.data.load_splits` with ``repeat=True``), kept for reuse:
     the stream holds no state (each ``for_fit`` starts it afresh at an epoch).
 
     Example:

@@ -1,6 +1,6 @@
 """The settings of a search, once: the tuners, the objectives and their direction,
 the defaults, the rules of the search's own flags (beside the run's rules in
-:mod:`kerasdnn.config`, which a search's dataset, seed and patience also meet), and
+:mod:`kerasdnn.core.config`, which a search's dataset, seed and patience also meet), and
 :class:`SearchOptions` (what ``python -m tuning.search`` checked).
 
 The seed of a search: the one seed rule (:func:`pipelines.constants.is_seed`,
@@ -23,8 +23,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.config import TrainConfig
-from kerasdnn.errors import ConfigError
+from kerasdnn.core.config import TrainConfig
+from kerasdnn.core.errors import ConfigError
 from pipelines.constants import SEED_MAX
 
 __all__ = [

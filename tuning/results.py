@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.io import atomic_path, atomic_write_json, atomic_write_text, read_json
+from kerasdnn.core.io import atomic_path, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
     "FIXED_COLUMNS",

@@ -30,13 +30,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.config import ModelConfig
-from kerasdnn.errors import ConfigError, KerasDNNError
-from kerasdnn.faults import fault_point
-from kerasdnn.io import atomic_write_json, read_json_file
-from kerasdnn.run import train
-from kerasdnn.rundir import TENSORBOARD_DIR, changed_keys, check_writable_dir
-from kerasdnn.runtime import check_backend, quiet_tensorflow
+from kerasdnn.core.config import ModelConfig
+from kerasdnn.core.errors import ConfigError, KerasDNNError
+from kerasdnn.core.io import atomic_write_json, read_json_file
+from kerasdnn.core.rundir import TENSORBOARD_DIR, changed_keys, check_writable_dir
+from kerasdnn.core.runtime import check_backend, quiet_tensorflow
+from kerasdnn.training.faults import fault_point
+from kerasdnn.training.run import train
 from tuning.chief import guard_worker, serve, set_distributed_environment
 from tuning.options import SearchOptions
 from tuning.results import (

@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kerasdnn.cli import ArgumentParser, check_backend, non_negative_int, positive_int
-from kerasdnn.config import TrainConfig
-from kerasdnn.errors import exit_on_user_error
-from kerasdnn.rundir import check_writable_dir, path_safe_name
+from kerasdnn.core.config import TrainConfig
+from kerasdnn.core.errors import exit_on_user_error
+from kerasdnn.core.rundir import check_writable_dir, path_safe_name
 from tuning.chief import CHIEF_TIMEOUT
 from tuning.flags import chief_address, reduction_factor, search_seed, seconds, worker_id
 from tuning.options import (

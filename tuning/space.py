@@ -6,7 +6,7 @@ value, a list of values, or a range ``{"min": …, "max": …}`` (and optionally
 ``"sampling": "linear" | "log"`` for numbers).  :meth:`Space.declare` registers
 the space on a KerasTuner ``HyperParameters`` object and
 :meth:`Space.model_config` maps the values of a trial onto a
-:class:`~kerasdnn.config.ModelConfig`.
+:class:`~kerasdnn.core.config.ModelConfig`.
 
 This module imports neither Keras nor KerasTuner: the search CLI validates a
 space file before any heavy import.
@@ -29,9 +29,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from kerasdnn.config import OPTIMIZERS, ModelConfig, TrainConfig
-from kerasdnn.errors import ConfigError
-from kerasdnn.io import read_json_file
+from kerasdnn.core.config import OPTIMIZERS, ModelConfig, TrainConfig
+from kerasdnn.core.errors import ConfigError
+from kerasdnn.core.io import read_json_file
 
 __all__ = ["DEFAULT_SPACE", "MAX_LAYERS", "Param", "Space", "check_value", "load_space"]
 
@@ -297,7 +297,7 @@ def check_value(name: str, value: Any) -> None:
     Example:
         >>> check_value("dropout", 1.0)
         Traceback (most recent call last):
-        kerasdnn.errors.ConfigError: dropout must be a number in [0, 1), got 1.0
+        kerasdnn.core.errors.ConfigError: dropout must be a number in [0, 1), got 1.0
     """
     if name == "num_layers":  # the space's own bound: units_0 … units_7 are declared
         if not (_is_int(value) and 1 <= value <= MAX_LAYERS):

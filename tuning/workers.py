@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from kerasdnn.errors import KerasDNNError
+from kerasdnn.core.errors import KerasDNNError
 
 __all__ = [
     "WorkerPlan",

@@ -19,13 +19,14 @@ from tests.conftest import REPO_ROOT
 
 COMMANDS = ("kerasdnn.train", "kerasdnn.evaluate", "kerasdnn.export", "kerasdnn.compare",
             "tuning.search", "pipelines.__main__")
-COMMAND_SUPPORT = ("kerasdnn.cli", "kerasdnn.flags", "tuning.flags", "pipelines.cli")
-FUNCTIONS = {"train": "kerasdnn.run", "evaluate": "kerasdnn.evaluation",
-             "compare": "kerasdnn.crossbackend", "export": "kerasdnn.serving"}
+COMMAND_SUPPORT = ("kerasdnn.cli", "kerasdnn.cli.flags", "tuning.flags", "pipelines.cli")
+FUNCTIONS = {"train": "kerasdnn.training.run", "evaluate": "kerasdnn.evaluation.saved_run",
+             "compare": "kerasdnn.training.crossbackend", "export": "kerasdnn.serving.artifact"}
 
 
 def _path(module: str) -> Path:
-    return REPO_ROOT / (module.replace(".", "/") + ".py")
+    package = REPO_ROOT / module.replace(".", "/") / "__init__.py"
+    return package if package.exists() else REPO_ROOT / (module.replace(".", "/") + ".py")
 
 
 def _imports(module: str) -> set[str]:
@@ -74,12 +75,23 @@ def test_the_library_imports_no_command_and_no_command_support() -> None:
     for package in ("kerasdnn", "pipelines", "tuning"):
         for path in (REPO_ROOT / package).rglob("*.py"):
             module = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
+            module = module.removesuffix(".__init__")
             if module in commands or module.endswith(".__main__"):  # python -m <package>
                 continue
             found = _imports(module) & commands
             if found:
                 offenders[module] = sorted(found)
     assert offenders == {}
+
+
+def test_the_paths_tell_commands_from_library() -> None:
+    """README "Layout": kerasdnn's top level is its public face and its commands;
+    ``kerasdnn/cli/`` is what they share; every other folder is library."""
+    top = {f"kerasdnn.{path.stem}" for path in (REPO_ROOT / "kerasdnn").glob("*.py")}
+    assert top - {"kerasdnn.__init__"} == {c for c in COMMANDS if c.startswith("kerasdnn.")}
+    cli = {f"kerasdnn.cli.{path.stem}".removesuffix(".__init__")
+           for path in (REPO_ROOT / "kerasdnn" / "cli").glob("*.py")}
+    assert cli == {c for c in COMMAND_SUPPORT if c.startswith("kerasdnn.")}
 
 
 def test_kerasdnn_train_and_co_are_the_library_functions_even_after_the_commands_load():
@@ -94,7 +106,7 @@ def test_kerasdnn_train_and_co_are_the_library_functions_even_after_the_commands
         assert inspect.isfunction(function) and function.__module__ == module, name
         assert function is getattr(sys.modules[module], name)
         assert inspect.ismodule(sys.modules[f"kerasdnn.{name}"])
-    with pytest.raises(AttributeError, match=r"is the function kerasdnn\.run\.train"):
+    with pytest.raises(AttributeError, match=r"is the function kerasdnn\.training\.run\.train"):
         kerasdnn.train = print
 
 
@@ -132,7 +144,7 @@ def test_the_backend_is_read_as_keras_reads_it(tmp_path: Path,
 
 def test_once_keras_is_imported_its_backend_is_the_answer(backend: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from kerasdnn.runtime import check_backend
+    from kerasdnn.core.runtime import check_backend
 
     monkeypatch.setenv("KERAS_BACKEND", "mxnet")  # too late to change anything
     assert check_backend() == backend

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kerasdnn.reports import comparison
+from kerasdnn.evaluation.reports import comparison
 from tests.conftest import REPO_ROOT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -81,10 +81,10 @@ def test_summary_matches_the_run_directories(tmp_path: Path) -> None:
 def test_missing_backends_get_rows_and_nothing_finished_is_status_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    import kerasdnn.crossbackend
+    import kerasdnn.training.crossbackend
     from kerasdnn.compare import main
 
-    monkeypatch.setattr(kerasdnn.crossbackend, "_installed", lambda backend: False)
+    monkeypatch.setattr(kerasdnn.training.crossbackend, "_installed", lambda backend: False)
     out = tmp_path / "cmp"
     status = main(["--dataset", "digits", "--backends", "jax,torch",
                                     "--out", str(out), "--quiet"])
@@ -126,7 +126,7 @@ def test_bad_input_is_one_line_and_status_2(
 
 def test_a_folder_in_use_is_refused(tmp_path: Path) -> None:
     import kerasdnn
-    from kerasdnn.errors import RunDirectoryError
+    from kerasdnn.core.errors import RunDirectoryError
 
     (tmp_path / "old.txt").write_text("keep me")
     with pytest.raises(RunDirectoryError, match="not empty"):
@@ -135,7 +135,7 @@ def test_a_folder_in_use_is_refused(tmp_path: Path) -> None:
 
 
 def test_failure_reason_is_the_child_error_line() -> None:
-    from kerasdnn.crossbackend import _failure_reason
+    from kerasdnn.training.crossbackend import _failure_reason
 
     noise = "I0000 absl::InitializeLog() noise\n"
     assert _failure_reason(2, [noise, "kerasdnn.train: error: unknown dataset 'x'\n"]) == (
@@ -192,7 +192,7 @@ def test_check_fails_when_probabilities_differ_more_than_the_tolerance(
     tolerance: str, status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    import kerasdnn.crossbackend
+    import kerasdnn.training.crossbackend
     from kerasdnn.compare import main
 
     rng = np.random.default_rng(9)
@@ -201,7 +201,7 @@ def test_check_fails_when_probabilities_differ_more_than_the_tolerance(
         _fake_run(out / backend, rng, 2)
         return {"status": "finished", "wall_seconds": 1.0, "peak_rss_mib": 1.0}
 
-    monkeypatch.setattr(kerasdnn.crossbackend, "_run_backend", fake_backend)
+    monkeypatch.setattr(kerasdnn.training.crossbackend, "_run_backend", fake_backend)
     out = tmp_path / "cmp"
     assert main(["--backends", "jax,torch", "--check", tolerance,
                                   "--out", str(out), "--quiet"]) == status
@@ -221,7 +221,7 @@ def test_check_fails_when_a_requested_backend_did_not_finish(
 ) -> None:
     """Two backends agree, the third never finished: --check must not pass (CI would
     go green with a broken backend)."""
-    import kerasdnn.crossbackend
+    import kerasdnn.training.crossbackend
     from kerasdnn.compare import main
 
     rng = np.random.default_rng(9)
@@ -232,7 +232,7 @@ def test_check_fails_when_a_requested_backend_did_not_finish(
         _fake_run(out / backend, rng, 2)
         return {"status": "finished", "wall_seconds": 1.0, "peak_rss_mib": 1.0}
 
-    monkeypatch.setattr(kerasdnn.crossbackend, "_run_backend", fake_backend)
+    monkeypatch.setattr(kerasdnn.training.crossbackend, "_run_backend", fake_backend)
     out = tmp_path / "cmp"
     assert main(["--backends", "jax,torch,tensorflow", "--check", "2",
                                   "--out", str(out), "--quiet"]) == 1

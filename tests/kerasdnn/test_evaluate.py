@@ -17,7 +17,7 @@ import pytest
 from sklearn import metrics
 from sklearn.datasets import load_digits
 
-from kerasdnn.errors import ConfigError, KerasDNNError, RunDirectoryError
+from kerasdnn.core.errors import ConfigError, KerasDNNError, RunDirectoryError
 from tests.conftest import REPO_ROOT
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -51,9 +51,9 @@ def trained_run(tmp_path_factory, digits) -> tuple[Path, object]:
     with the config.json that ``python -m kerasdnn.train`` writes."""
     import keras
 
-    from kerasdnn.config import TrainConfig
-    from kerasdnn.models import build_model
-    from kerasdnn.rundir import run_record, write_run_config
+    from kerasdnn.core.config import TrainConfig
+    from kerasdnn.core.rundir import run_record, write_run_config
+    from kerasdnn.network.models import build_model
 
     model = build_model(input_shape=(64,), hidden_units=(32,), optimizer="adam",
                         learning_rate=0.01, seed=7)
@@ -93,7 +93,7 @@ def fake_load(monkeypatch, digits):
     load.input_shape = (64,)
     monkeypatch.setattr(pipelines, "load", load, raising=False)
     # The gallery's images: the same rows as the fake test split.
-    monkeypatch.setattr("kerasdnn.evaluation.load_test_images",
+    monkeypatch.setattr("kerasdnn.evaluation.saved_run.load_test_images",
                         lambda name, **_: load_digits().images[1200:])
     return calls
 
@@ -102,7 +102,7 @@ def fake_load(monkeypatch, digits):
 
 
 def test_evaluate_run_dir_matches_scikit_learn(trained_run, digits, fake_load, backend) -> None:
-    from kerasdnn.evaluation import evaluate
+    from kerasdnn.evaluation.saved_run import evaluate
 
     run_dir, model = trained_run
     before = sorted(path.name for path in run_dir.iterdir())
@@ -152,7 +152,7 @@ def test_evaluate_a_bare_keras_file(tmp_path, trained_run, fake_load) -> None:
 
 
 def test_evaluate_refuses_models_that_do_not_fit_the_data(tmp_path, trained_run, fake_load):
-    from kerasdnn.evaluation import evaluate
+    from kerasdnn.evaluation.saved_run import evaluate
 
     run_dir, _ = trained_run
     fake_load.clear()
@@ -168,7 +168,7 @@ def test_evaluate_refuses_models_that_do_not_fit_the_data(tmp_path, trained_run,
 def test_corrupt_model_is_a_user_error(tmp_path, trained_run, fake_load, damage) -> None:
     import zipfile
 
-    from kerasdnn.evaluation import evaluate
+    from kerasdnn.evaluation.saved_run import evaluate
 
     run_dir, _ = trained_run
     target = tmp_path / "run"
@@ -188,13 +188,13 @@ def test_corrupt_model_is_a_user_error(tmp_path, trained_run, fake_load, damage)
 
 
 def test_failed_write_leaves_no_eval_folder(tmp_path, trained_run, fake_load, monkeypatch):
-    import kerasdnn.reports
-    from kerasdnn.evaluation import evaluate
+    import kerasdnn.evaluation.reports
+    from kerasdnn.evaluation.saved_run import evaluate
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(kerasdnn.reports, "write_report", broken)
+    monkeypatch.setattr(kerasdnn.evaluation.reports, "write_report", broken)
     run_dir, _ = trained_run
     with pytest.raises(OSError, match="disk full"):
         evaluate(run_dir, out=tmp_path / "eval")

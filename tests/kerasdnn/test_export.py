@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from kerasdnn.export import main
-from kerasdnn.serving import INPUT_NAME, OUTPUT_NAME, ExportError, export, verify
+from kerasdnn.serving.artifact import INPUT_NAME, OUTPUT_NAME, ExportError, export, verify
 from tests.conftest import REPO_ROOT
 
 BACKENDS = ("tensorflow", "jax", "torch")

@@ -210,8 +210,8 @@ def test_a_flag_refuses_what_its_config_field_refuses(
 ) -> None:
     """One rule per setting: a flag accepts and refuses what its config field does,
     and says what to give in one line."""
-    from kerasdnn.config import ModelConfig, TrainConfig
-    from kerasdnn.errors import ConfigError
+    from kerasdnn.core.config import ModelConfig, TrainConfig
+    from kerasdnn.core.errors import ConfigError
     from kerasdnn.train import build_parser
 
     with pytest.raises(SystemExit) as exit_info:

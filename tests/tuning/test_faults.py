@@ -1,9 +1,9 @@
 """Crash safety of a search: killed during a trial and while retraining ``best/``
-(``KERASDNN_FAULT``, kerasdnn.faults), the rerun of the same command ends with the
+(``KERASDNN_FAULT``, kerasdnn.training.faults), the rerun of the same command ends with the
 trials and ``best/`` of an uninterrupted search: no trial lost or repeated, no scratch left.
 
 Run on the JAX env only: the retraining is ``kerasdnn.train``, whose crash safety
-tests/kerasdnn/test_faults.py checks on every backend.
+tests/kerasdnn/training/test_faults.py checks on every backend.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kerasdnn.faults import ENV
+from kerasdnn.training.faults import ENV
 from tests.conftest import REPO_ROOT
 from tests.tuning.conftest import run_search, search_args, write_space
 from tuning.results import read_trials_csv
@@ -51,7 +51,7 @@ def _trials(project: Path) -> list[dict[str, str]]:
 def _best_weights(project: Path) -> list[np.ndarray]:
     import keras
 
-    import kerasdnn.models  # noqa: F401  (registers the DNN class model.keras names)
+    import kerasdnn.network.models  # noqa: F401  (registers the DNN class model.keras names)
 
     model = keras.saving.load_model(project / "best" / "model.keras")
     return [np.asarray(v) for v in model.weights]
@@ -93,7 +93,7 @@ def test_a_killed_search_reruns_to_the_uninterrupted_result(tmp_path: Path, whol
         np.testing.assert_array_equal(mine, theirs)
 
 
-# A serial search of 2 trials writes through kerasdnn.io in this order (1-based):
+# A serial search of 2 trials writes through kerasdnn.core.io in this order (1-based):
 # search.json, trial.json, oracle.json, workers.json, build_config.json, trial.json,
 # trial.json (trial 0 ended), oracle.json, oracle.json (trial 0 in its end order), …
 # KerasTuner's own writes among them go through tuning.chief's patched save_json.

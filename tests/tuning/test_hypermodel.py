@@ -8,7 +8,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from kerasdnn.config import ModelConfig, TrainConfig
+from kerasdnn.core.config import ModelConfig, TrainConfig
 from tests.tuning.conftest import SEED, TINY, steps, train_examples
 from tuning.hypermodel import DNNHyperModel, make_tuner
 from tuning.space import DEFAULT_SPACE

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kerasdnn.config import ModelConfig
+from kerasdnn.core.config import ModelConfig
 from tests.tuning.conftest import run_search, search_args, write_space
 from tuning.hypermodel import DNNHyperModel, make_tuner
 from tuning.pruning import Pruner

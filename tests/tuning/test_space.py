@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras_tuner
 import pytest
 
-from kerasdnn.config import ModelConfig
-from kerasdnn.errors import ConfigError
+from kerasdnn.core.config import ModelConfig
+from kerasdnn.core.errors import ConfigError
 from tuning.space import DEFAULT_SPACE, load_space
 
 

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from kerasdnn.faults import ENV
+from kerasdnn.training.faults import ENV
 from tests.conftest import REPO_ROOT
 from tests.tuning.conftest import run_search, search_args, user_error, write_space
 from tuning.results import read_trials_csv, record_workers, trial_rows

@@ -1,0 +1,174 @@
+"""The PyTorch training step (eager unless ``jit_compile=True``).
+
+Laid out like ``keras/src/backend/torch/trainer.py``: forward, loss, ``backward``,
+then ``optimizer.apply`` under ``torch.no_grad``.  Deciding between the update
+and the skip reads one boolean from the device per step (as
+``torch.amp.GradScaler`` and Keras's ``LossScaleOptimizer`` do on PyTorch).
+
+Two ways to the loss and gradients, same numbers within float rounding:
+
+* **native** (the models :func:`kerasdnn.build_model` makes, and any chain of the
+  layers and options :mod:`kerasdnn.network.steps.torch_native` lists): forward, loss and
+  backward written in torch on the torch tensors behind the Keras variables;
+  Keras's per-op Python is skipped, and the batch-norm statistics are assigned only
+  when the step is kept;
+* **Keras**: ``self(x, training=True)`` and ``compute_loss`` (any other model or
+  compile option, sample weights, ``native_step = False``).
+
+Either way the optimizer (Keras's, already fused with ``torch._foreach_*``), the
+metrics and the guard are the same code.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import torch
+
+from kerasdnn.network.steps import (
+    guard_gradients,
+    handles_overflow,
+    loss_scale,
+    lower_loss_scale,
+    update_metrics,
+    validation_logs,
+)
+from kerasdnn.network.steps.torch_native import NativeMetrics, NativePlan, metrics_for, plan_for
+
+__all__ = ["TorchStep", "fused_global_norm"]
+
+# model -> (key, plan, metrics).  Outside the model, so that a copy of it (deepcopy,
+# pickle) builds its own plan instead of one bound to the original's layers.
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class TorchStep:
+    """``train_step``/``test_step`` for ``keras.Model`` subclasses on PyTorch.
+
+    The model provides ``clipnorm``, ``grad_norm_tracker`` and
+    ``skipped_steps_tracker`` (see :class:`kerasdnn.network.models.DNN`).
+
+    Attributes:
+        native_step: take the PyTorch-native path when the model allows it
+            (``False``: always Keras's forward pass and ``compute_loss``).
+    """
+
+    native_step: bool = True
+
+    def native_plan(self) -> NativePlan | None:
+        """The native plan the next step will use (``None``: the Keras path).
+
+        Rebuilt when the compiled loss or metrics or a layer's ``trainable`` flag changes.
+        """
+        return self._native()[0]
+
+    def _native(self) -> tuple[NativePlan | None, NativeMetrics | None]:
+        # Under torch.compile (jit_compile=True, e.g. a model saved where XLA compiled
+        # it) the Keras path is compiled: the plan's checks read layer configs, which
+        # dynamo cannot trace, and the two paths compute the same numbers.
+        if not self.native_step or torch.compiler.is_compiling():
+            return None, None
+        compiled_metrics = getattr(self, "_compile_metrics", None)
+        # The objects themselves, not their id(): a new one cannot take a freed one's id.
+        key = (getattr(self, "_compile_loss", None), compiled_metrics,
+               getattr(compiled_metrics, "built", None), self.trainable,
+               tuple(layer.trainable for layer in self.layers))
+        cached = _PLANS.get(self)
+        if cached is None or cached[0] != key:
+            plan = plan_for(self)
+            cached = _PLANS[self] = (key, plan, None if plan is None else metrics_for(self, plan))
+        return cached[1], cached[2]
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        plan, metrics = self._native()
+        if plan is not None and plan.accepts(x, y, sample_weight):
+            return self._native_train_step(plan, metrics, x, y)
+        return self._keras_train_step(x, y, sample_weight)
+
+    def _native_train_step(self, plan: NativePlan, metrics: NativeMetrics | None, x: Any,
+                           y: Any) -> dict[str, Any]:
+        seeds = plan.save_seeds()
+        y_pred, updates = plan.forward(x)
+        loss = plan.loss(y, y_pred)
+        scaled_loss = self.optimizer.scale_loss(loss)
+        trainable_weights = self.trainable_weights[:]
+        gradients = list(torch.autograd.grad(scaled_loss, [v.value for v in trainable_weights]))
+        with torch.no_grad():
+            return self._update_or_skip(
+                loss, y_pred, gradients, trainable_weights, x, y, None,
+                keep=lambda: plan.apply_updates(updates),
+                put_back=lambda: plan.restore_seeds(seeds),
+                metrics=metrics)
+
+    def _keras_train_step(self, x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:
+        non_trainable = self.non_trainable_variables
+        saved = [v.value.detach().clone() for v in non_trainable] if non_trainable else []
+
+        # Forward pass
+        y_pred = self(x, training=True)
+        self.zero_grad()
+        loss = self.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+        )
+        scaled_loss = self.optimizer.scale_loss(loss)
+
+        # Compute gradients (their global norm is taken unscaled, before clipping)
+        scaled_loss.backward()
+        trainable_weights = self.trainable_weights[:]
+        gradients = [v.value.grad for v in trainable_weights]
+
+        def put_back() -> None:
+            for variable, value in zip(non_trainable, saved, strict=True):
+                variable.assign(value)
+
+        with torch.no_grad():
+            return self._update_or_skip(loss, y_pred, gradients, trainable_weights, x, y,
+                                        sample_weight, keep=lambda: None, put_back=put_back)
+
+    def _update_or_skip(self, loss: Any, y_pred: Any, gradients: list[Any],
+                        trainable_weights: Sequence[Any], x: Any, y: Any, sample_weight: Any,
+                        keep: Callable[[], None], put_back: Callable[[], None],
+                        metrics: NativeMetrics | None = None) -> dict[str, Any]:
+        """The step after the gradients: norm, guard, clipping, update, metrics.
+
+        ``keep()`` runs before a kept step's update, ``put_back()`` on a skipped
+        step (the non-trainable state each path has to finish or restore);
+        ``metrics``: native metric updates instead of Keras's ``update_state``.
+        """
+        gradients, norm, finite = guard_gradients(
+            gradients, loss, fused_global_norm(gradients), loss_scale(self.optimizer),
+            self.clipnorm)
+        finite = bool(finite)
+
+        # Leave everything as it was, or update the weights
+        if not finite:
+            put_back()
+            self.skipped_steps_tracker.update_state()
+            if handles_overflow(self.optimizer) and bool(torch.isfinite(loss)):
+                lower_loss_scale(self.optimizer)
+            return self.get_metrics_result()
+        keep()
+        self.optimizer.apply(gradients, trainable_weights)
+        if metrics is not None:
+            metrics.update(loss, norm, y, y_pred)
+            return self.get_metrics_result()
+        return update_metrics(self, loss, norm, x, y, y_pred, sample_weight)
+
+    def test_step(self, data: Any) -> dict[str, Any]:
+        return validation_logs(super().test_step(data))
+
+
+def fused_global_norm(grads: Sequence[Any]) -> Any:
+    """:func:`kerasdnn.network.steps.global_norm` in two fused calls (``_foreach_norm``)
+    instead of two per gradient: the eager step pays per op.
+
+    Example:
+        >>> float(fused_global_norm([torch.ones(3), None, torch.ones(1)]))
+        2.0
+    """
+    return torch.nn.utils.get_total_norm([g.float() for g in grads if g is not None],
+                                         norm_type=2.0)

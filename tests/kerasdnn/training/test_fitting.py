@@ -1,0 +1,131 @@
+"""``kerasdnn.training.fitting``: the one fit loop (``fit_stream``) and a run's use of it
+(``fit_run``): steps per execution, a fit that continues from an epoch, the
+retraining on train + validation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pipelines
+from kerasdnn.training.fitting import early_stopping, fit_stream, steps_per_execution_for
+
+
+@pytest.fixture(scope="module")
+def splits():
+    # 1293 training examples in batches of 256: 6 steps per epoch.
+    return pipelines.load("digits", batch_size=256, seed=2, repeat=True)
+
+
+def _model(**overrides):
+    from kerasdnn.network.models import build_model
+
+    return build_model(input_shape=(64,), hidden_units=(8,), optimizer="sgd",
+                       learning_rate=0.05, momentum=0.9, seed=4, **overrides)
+
+
+def _iterations(model) -> int:
+    import keras
+
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def test_a_fit_from_an_epoch_continues_the_unbroken_fit(splits) -> None:
+    """What a resumed run and a Hyperband trial rely on: epochs 0-1 then 2, in two
+    fits of the same model, train on the batches of one fit of epochs 0-2."""
+    whole = _model()
+    history = fit_stream(whole, splits.stream, epochs=3, validation_data=splits.validation,
+                         verbose=0).history
+    parts = _model()
+    first = fit_stream(parts, splits.stream, epochs=2, validation_data=splits.validation,
+                       verbose=0).history
+    last = fit_stream(parts, splits.stream, epochs=3, initial_epoch=2,
+                      validation_data=splits.validation, verbose=0).history
+    assert _iterations(whole) == _iterations(parts) == 3 * splits.stream.batches_per_epoch
+    for name in ("loss", "val_loss", "grad_norm"):
+        np.testing.assert_allclose([*first[name], *last[name]], history[name], rtol=1e-6,
+                                   err_msg=name)
+    for got, want in zip(parts.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_steps_per_execution_divide_an_epoch_and_callbacks_keep_their_order(
+        splits, backend) -> None:
+    import keras
+
+    seen: list[str] = []
+
+    class Note(keras.callbacks.Callback):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def on_train_begin(self, logs=None) -> None:
+            seen.append(self.name)
+
+    model = _model(steps_per_execution=4)  # 6 steps per epoch: 3 per call
+    fit_stream(model, splits.stream, epochs=1, callbacks=[Note("a"), None, Note("b")],
+               verbose=0)
+    assert model.steps_per_execution == (1 if backend == "torch" else 3)
+    assert steps_per_execution_for(13, 10) == 1 and steps_per_execution_for(540, 10) == 10
+    assert seen == ["a", "b"]
+
+
+def test_early_stopping_watches_the_validation_loss_when_there_is_one() -> None:
+    stopping = early_stopping(2, validated=True)
+    assert (stopping.monitor, stopping.patience, stopping.restore_best_weights) == (
+        "val_loss", 2, True)
+    assert early_stopping(2, validated=False).monitor == "loss"
+    assert early_stopping(None, validated=True) is None
+
+
+def test_merge_validation_trains_on_train_and_validation(tmp_path: Path) -> None:
+    """The retraining after a search: every epoch covers both splits, nothing is validated."""
+    import kerasdnn
+
+    result = kerasdnn.train(dataset="digits", epochs=2, batch_size=100, hidden_units=(8,),
+                            seed=2, out=str(tmp_path / "run"), verbose=0,
+                            merge_validation=True)
+    examples = pipelines.load("digits", batch_size=None, seed=2).info.num_examples
+    steps = math.ceil((examples["train"] + examples["validation"]) / 100)
+    assert steps > math.ceil(examples["train"] / 100)
+    assert _iterations(result.model) == 2 * steps
+    assert not [name for name in result.history if name.startswith("val_")]
+    assert len(result.history["loss"]) == 2
+
+
+def test_steps_per_execution_changes_speed_not_results(tmp_path: Path) -> None:
+    """Several steps per compiled call (TensorFlow's graph loop, the JAX scan, the
+    batches fetched together) train on the same batches as one step per call."""
+    import kerasdnn
+
+    # 1293 examples in batches of 16: 81 steps per epoch, the last one of 13 examples.
+    settings = dict(dataset="digits", epochs=2, batch_size=16, hidden_units=(32,), verbose=0)
+    assert steps_per_execution_for(81, 10) == 9
+    one = kerasdnn.train(**settings, steps_per_execution=1, out=str(tmp_path / "one"))
+    many = kerasdnn.train(**settings, steps_per_execution=10, out=str(tmp_path / "many"))
+    assert many.model.steps_per_execution == (1 if _torch() else 9)
+    for name in ("loss", "accuracy", "grad_norm", "val_loss"):
+        np.testing.assert_allclose(many.history[name], one.history[name], rtol=1e-5, err_msg=name)
+    for got, want in zip(_weights(tmp_path / "many"), _weights(tmp_path / "one"), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+def _torch() -> bool:
+    import keras
+
+    return keras.backend.backend() == "torch"
+
+
+def _weights(run_dir: Path) -> list[np.ndarray]:
+    import keras
+
+    import kerasdnn.network.models  # noqa: F401  (registers kerasdnn>DNN, also when run alone)
+
+    model = keras.saving.load_model(run_dir / "model.keras")
+    return [np.asarray(w) for w in model.get_weights()]
+
+
