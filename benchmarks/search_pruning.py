@@ -197,6 +197,8 @@ def summarize_search(rows: Sequence[Mapping[str, str]], epochs: int,
         "best_trial": best["trial_id"] if best else None,
         "best_score": float(best["score"]) if best else None,
         "trial_seconds": sum(float(row["seconds"]) for row in rows if row.get("seconds")),
+        "scores": {row["trial_id"]: float(row["score"]) for row in scored},
+        "pruned_trials": [row["trial_id"] for row in pruned],
     }
 
 
@@ -296,9 +298,21 @@ def format_table(results: Sequence[Mapping[str, Any]], objective: str = "val_acc
     return markdown_table(header, rows)
 
 
-def notes(results: Sequence[Mapping[str, Any]]) -> list[str]:
+def notes(results: Sequence[Mapping[str, Any]], top: int = 5) -> list[str]:
     """The lines under a backend's table: where the pruned trials stopped, whether the
-    searches drew the same trials, and the best objectives' difference."""
+    searches drew the same trials, the best objectives' difference, which of the
+    unpruned search's ``top`` trials pruning stopped, and the machine's load.
+
+    Example:
+        >>> none = {"prune": "none", "best_score": 0.9, "best_trial": "00",
+        ...         "scores": {"00": 0.9, "01": 0.8, "02": 0.5}}
+        >>> median = {"prune": "median", "best_score": 0.9, "best_trial": "00", "pruned": 1,
+        ...           "pruned_at": [2], "pruned_trials": ["01"], "scores": {"00": 0.9}}
+        >>> print("\\n".join(notes([none, median], top=2)))
+        --prune median: pruned trials stopped at epochs 2
+        --prune median: best objective +0.0000 against none (trial 00 vs 00)
+        --prune median: pruned 1 of the unpruned search's top 2: 01 (0.8000, rank 2)
+    """
     lines = []
     for result in results:
         if result.get("pruned"):
@@ -316,10 +330,18 @@ def notes(results: Sequence[Mapping[str, Any]]) -> list[str]:
         lines.append(f"--prune {result['prune']}: best objective "
                      f"{result['best_score'] - reference['best_score']:+.4f} against none "
                      f"(trial {result['best_trial']} vs {reference['best_trial']})")
+        ranked = sorted(reference["scores"].items(), key=lambda item: -item[1])[:top]
+        lost = [(rank, trial, score) for rank, (trial, score) in enumerate(ranked, start=1)
+                if trial in result.get("pruned_trials", [])]
+        if lost:
+            lines.append(f"--prune {result['prune']}: pruned {len(lost)} of the unpruned "
+                         f"search's top {top}: " + ", ".join(
+                             f"{trial} ({score:.4f}, rank {rank})" for rank, trial, score in lost))
+    loads = [f"{r['prune']} {r['load_before']:.1f} → {r['load_after']:.1f}"
+             for r in results if "load_before" in r]
+    if loads:
+        lines.append("load average (1 min) before → after each search: " + "; ".join(loads))
     return lines
-
-
-# --------------------------------------------------------------------------- main
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -362,6 +384,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.max_trials, args.epochs, args.train_examples, args.test_examples) < 1:
         parser.error("--max-trials, --epochs and the example counts must be >= 1")
+    if any(flag.startswith("--objective") for flag in args.search_args):
+        parser.error("the tables rank val_accuracy (maximized): leave --objective out")
     try:
         args.interpreters = _interpreters(args.python, args.backends)
     except ValueError as error:
