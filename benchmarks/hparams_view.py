@@ -120,6 +120,26 @@ def view_rows(groups: Sequence[Mapping[str, Any]], metrics: Sequence[str]
     return rows
 
 
+def domains(experiment: Mapping[str, Any]) -> str:
+    """How the experiment declares its hyperparameters: each type (and domain kind)
+    and how many have it.  The dashboard offers a filter only for a discrete domain
+    or a ``DATA_TYPE_FLOAT64`` (an interval); others it still shows, with a console
+    warning.
+
+    Example:
+        >>> domains({"hparamInfos": [{"name": "a", "type": "DATA_TYPE_UNSET"},
+        ...     {"name": "b", "type": "DATA_TYPE_STRING", "domainDiscrete": ["x"]}]})
+        'DATA_TYPE_STRING discrete: 1, DATA_TYPE_UNSET: 1'
+    """
+    kinds: dict[str, int] = {}
+    for info in experiment.get("hparamInfos", []):
+        domain = " discrete" if "domainDiscrete" in info else \
+            " interval" if "domainInterval" in info else ""
+        kind = f"{info.get('type', 'DATA_TYPE_UNSET')}{domain}"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items())) or "none"
+
+
 def check(rows: Sequence[Mapping[str, Any]], trials: Sequence[Mapping[str, str]],
           hparams: Sequence[str], objective: str) -> list[str]:
     """What is wrong with the view (empty: nothing): a session per trial of
@@ -278,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n/ and /data/plugins_listing['hparams']: {json.dumps(listing, sort_keys=True)}")
     print(f"experiment: {len(hparams)} hyperparameter(s): {', '.join(hparams)}")
     print(f"            {len(metrics)} metric(s): {', '.join(metrics)}")
+    print(f"            hyperparameter types and domains: {domains(experiment)}")
     rows = view_rows(groups, metrics)
     objective = metrics[0] if metrics else "val_accuracy"
     shown = [name for name in metrics if any(name in row for row in rows)]

@@ -13,8 +13,12 @@ subprocess with ``KERAS_BACKEND`` set::
 ``trials.csv`` and the command's last lines, and prints one Markdown table per
 backend: trials completed / pruned / failed, epochs trained, the best objective
 and its trial, the test accuracy of the retrained ``best/``, the trials' own
-seconds and the whole command's wall time.  Same seed, same trials: each table
-says whether both searches drew the same hyperparameters, trial by trial.
+seconds and the whole command's wall time.  Under each table: the epochs the
+pruned trials stopped at, whether the searches drew the same hyperparameters
+trial by trial (same seed: they should), the difference of their best
+objectives, which of the unpruned search's five best trials pruning stopped, and
+the load average around each search (the wall times are only as steady as the
+machine; the epochs and objectives do not depend on it).
 
 Epochs trained: a completed or failed trial trains ``--epochs`` (divergence is
 checked after ``fit``), a pruned one the epochs it reached (``pruned_at_epoch``).
@@ -24,9 +28,10 @@ command line, as a user runs it.  Each backend needs an interpreter with it
 installed: this one (``sys.executable``) unless ``--python BACKEND=PATH`` names
 another (e.g. one tox environment per backend).
 
-Example:
+Example (``--threads 1`` on a machine other work loads: PyTorch's default thread
+pool slowed its searches tenfold on 2 busy cores, BENCHMARKS.md):
     python -m benchmarks.search_pruning --backends jax,tensorflow,torch --epochs 5 \\
-        --max-trials 20 --json search.json
+        --max-trials 20 --threads 1 --json search.json
 """
 
 from __future__ import annotations
