@@ -28,8 +28,8 @@ command line, as a user runs it.  Each backend needs an interpreter with it
 installed: this one (``sys.executable``) unless ``--python BACKEND=PATH`` names
 another (e.g. one tox environment per backend).
 
-Example (``--threads 1`` on a machine other work loads: PyTorch's default thread
-pool slowed its searches tenfold on 2 busy cores, BENCHMARKS.md):
+Example (``--threads 1`` on a machine other work loads: with the libraries' default
+threads on 2 busy cores, PyTorch's searches ran about ten times slower; BENCHMARKS.md):
     python -m benchmarks.search_pruning --backends jax,tensorflow,torch --epochs 5 \\
         --max-trials 20 --threads 1 --json search.json
 """
