@@ -252,3 +252,21 @@ def test_limit_threads_asks_every_library(monkeypatch: pytest.MonkeyPatch) -> No
     assert os.environ["OMP_NUM_THREADS"] == os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
     assert os.environ["XLA_FLAGS"] == ("--xla_dump_to=/tmp/x --xla_cpu_multi_thread_eigen=false "
                                        "intra_op_parallelism_threads=1")
+
+
+def test_search_benchmark_data_are_mnist_shaped_seeded_and_learnable() -> None:
+    import numpy as np
+
+    from benchmarks.search_pruning import make_digits_mnist
+
+    data = make_digits_mnist(600, 300, seed=5)
+    assert data["x_train"].shape == (600, 28, 28) and data["x_train"].dtype.name == "uint8"
+    assert data["x_test"].shape == (300, 28, 28) and data["y_test"].shape == (300,)
+    assert set(data["y_train"].tolist()) == set(range(10))
+    assert all((data[key] == make_digits_mnist(600, 300, seed=5)[key]).all() for key in data)
+    # learnable, on digits the training images never used: nearest class mean >> chance
+    x_train = data["x_train"].reshape(600, -1) / 255.0
+    x_test = data["x_test"].reshape(300, -1) / 255.0
+    means = np.stack([x_train[data["y_train"] == k].mean(0) for k in range(10)])
+    guess = ((x_test[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+    assert (guess == data["y_test"]).mean() > 0.35
