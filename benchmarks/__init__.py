@@ -4,6 +4,10 @@
   through kerasdnn, stock Keras ``fit`` and a pure PyTorch loop, against the FLOP floor.
 - ``python -m benchmarks.startup``: wall time of ``python -m kerasdnn.train --help``
   and ``import kerasdnn``, and a check that ``--help`` imports no backend.
+- ``python -m benchmarks.search_pruning``: the same random search with and without
+  ``--prune`` on every backend (epochs trained, best objective, wall time).
+- ``python -m benchmarks.hparams_view``: a ``--tensorboard`` search opened in a real
+  TensorBoard server, its HParams view read over HTTP (exits 1 if it is empty).
 - ``benchmarks/gpu_check.sh``: the epoch benchmark on an NVIDIA GPU, device
   prefetch on and off.
 
