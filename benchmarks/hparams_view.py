@@ -18,7 +18,8 @@ Prints what the view shows next to the search's ``trials.csv``, and exits 1 when
 the view is empty or does not list one session per trial with every
 hyperparameter and the objective.
 
-This process imports no backend, no TensorBoard and no kerasdnn module.
+This process imports no backend and no TensorBoard; of kerasdnn, only the run
+directory's layout (:data:`kerasdnn.core.rundir.TENSORBOARD_DIR`).
 
 Example:
     python -m benchmarks.hparams_view --backend jax --max-trials 5 --epochs 2
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import BACKENDS, REPO_ROOT, markdown_table
+from kerasdnn.core.rundir import TENSORBOARD_DIR
 
 PROJECT = "hparams-view"
 STATUSES = ("STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING")
@@ -216,7 +218,7 @@ def run_search(args: argparse.Namespace, directory: Path) -> Path:
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
         raise SystemExit(f"the search failed: exit status {done.returncode}")
-    return directory / PROJECT / "tensorboard"
+    return directory / PROJECT / TENSORBOARD_DIR
 
 
 def open_view(logdir: Path, args: argparse.Namespace) -> tuple[dict, dict, list[dict]]:
