@@ -227,8 +227,9 @@ class Completed:
 
 
 def run_python(args: Sequence[str], *, backend: str | None = None, timeout: float | None = None,
-               env: dict[str, str] | None = None) -> Completed:
-    """Run ``python ARGS`` from the repository root with ``KERAS_BACKEND`` set.
+               env: dict[str, str] | None = None, python: str = sys.executable) -> Completed:
+    """Run ``python ARGS`` (this interpreter unless ``python`` names another) from the
+    repository root with ``KERAS_BACKEND`` set.
 
     Example:
         >>> run_python(["-c", "print(1)"]).stdout
@@ -240,7 +241,7 @@ def run_python(args: Sequence[str], *, backend: str | None = None, timeout: floa
     start = time.perf_counter()
     try:
         process = subprocess.run(
-            [sys.executable, *args], cwd=REPO_ROOT, env=environment,
+            [python, *args], cwd=REPO_ROOT, env=environment,
             capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired as error:

@@ -31,7 +31,6 @@ import argparse
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from typing import Any
 
 from benchmarks._common import BACKENDS, REPO_ROOT, markdown_table
 from kerasdnn.core.rundir import TENSORBOARD_DIR
+from tuning.workers import free_port
 
 PROJECT = "hparams-view"
 STATUSES = ("STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING")
@@ -67,13 +67,6 @@ def search_command(args: argparse.Namespace, directory: Path) -> list[str]:
               else []),
             "--tensorboard", "--directory", str(directory), "--project-name", PROJECT,
             "--overwrite"]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def get_page(url: str, timeout: float = 30.0) -> tuple[int, str]:

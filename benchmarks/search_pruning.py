@@ -42,24 +42,21 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks._common import (
     BACKENDS,
-    REPO_ROOT,
-    Completed,
     command_line,
     limit_threads,
     machine_info,
     machine_line,
     markdown_table,
     parse_backends,
+    run_python,
 )
 
 IMAGE_SIDE = 28
@@ -155,22 +152,6 @@ def search_command(*, prune: str, data: str | Path, directory: str | Path, proje
             "--overwrite", *extra]
 
 
-def run_command(python: str, args: Sequence[str], *, backend: str,
-                timeout: float | None) -> Completed:
-    """``python ARGS`` from the repository root with ``KERAS_BACKEND=backend``, timed."""
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": backend,
-                   "MPLBACKEND": "Agg"}
-    start = time.perf_counter()
-    try:
-        process = subprocess.run([python, *args], cwd=REPO_ROOT, env=environment,
-                                 capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        return Completed(None, time.perf_counter() - start, _text(error.stdout),
-                         _text(error.stderr))
-    return Completed(process.returncode, time.perf_counter() - start, process.stdout,
-                     process.stderr)
-
-
 def summarize_search(rows: Sequence[Mapping[str, str]], epochs: int,
                      direction: str = "max") -> dict[str, Any]:
     """What a ``trials.csv`` says: trials by status, epochs trained, the best trial.
@@ -224,7 +205,8 @@ def run_search(python: str, backend: str, prune: str, args: argparse.Namespace,
                              extra=args.search_args)
     print(f"[{backend}] python {' '.join(command)}", flush=True)
     load_before = os.getloadavg()[0]
-    done = run_command(python, command, backend=backend, timeout=args.timeout)
+    done = run_python(command, backend=backend, timeout=args.timeout,
+                      env={"MPLBACKEND": "Agg"}, python=python)
     result: dict[str, Any] = {"backend": backend, "prune": prune,
                               "command": "python " + " ".join(command),
                               "wall_seconds": done.seconds, "load_before": load_before,
@@ -458,12 +440,6 @@ def _outcome(result: Mapping[str, Any]) -> str:
     return (f"{result['completed']} completed, {result['pruned']} pruned, "
             f"{result['failed']} failed, {result['epochs_trained']} epochs, best "
             f"{result['best_score']} (trial {result['best_trial']})")
-
-
-def _text(output: str | bytes | None) -> str:
-    if isinstance(output, bytes):
-        return output.decode(errors="replace")
-    return output or ""
 
 
 if __name__ == "__main__":
