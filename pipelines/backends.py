@@ -54,7 +54,7 @@ class BackendSpec:
             (``prefetch_to_device``), ``"keras"`` (Keras's trainer already
             does it) or ``"torch_loader"`` (a side-stream copy loader).
         data_parallel: the data-parallel engine (``kerasdnn.training.distribute``), or
-            ``None`` where this Keras has none.
+            ``None`` where there is none.
         module: the framework's own import name (for versions and memory).
         label: the framework's name in messages.
         multi_process: whether a run can span processes (``--coordinator``; its
@@ -96,7 +96,8 @@ TABLE: dict[str, BackendSpec] = {
                     multi_process=True, tensorflow_gpu=False, exports=False,
                     jit="jax:jit", keras_iterator="get_jax_iterator"),
         BackendSpec("torch", "kerasdnn.network.steps.torch:TorchStep", False, "host",
-                    "torch_loader", None, "torch", label="PyTorch", multi_process=False,
+                    "torch_loader", "torch.distributed", "torch", label="PyTorch",
+                    multi_process=True,
                     tensorflow_gpu=False,
                     exports=False, jit=None, keras_iterator="get_torch_dataloader"),
     )
@@ -122,7 +123,7 @@ def with_feature(field: str) -> tuple[str, ...]:
 
     Example:
         >>> with_feature("multi_process"), with_feature("data_parallel")
-        (('jax',), ('tensorflow', 'jax'))
+        (('jax', 'torch'), ('tensorflow', 'jax', 'torch'))
     """
     return tuple(name for name, spec in TABLE.items() if getattr(spec, field))
 

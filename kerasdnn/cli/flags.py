@@ -110,20 +110,21 @@ def training_parser(prog: str, description: str, epilog: str) -> ArgumentParser:
                       "backend); other classes get a fresh output layer (default: fresh weights)")
     tune.add_argument("--freeze", type=setting("freeze"), metavar="N",
                       help="with --init-from, do not train the first N hidden layers (default: 0)")
-    scale = parser.add_argument_group("scale out (JAX, TensorFlow; README: Scale out)")
+    scale = parser.add_argument_group("scale out (README: Scale out)")
     scale.add_argument("--data-parallel", action="store_true",
                        help="one model replica per device, each batch split across them "
-                       "(JAX, TensorFlow; default: off)")
+                       "(PyTorch: one device per process, under torchrun; default: off)")
     scale.add_argument("--devices", type=setting("devices"), metavar="N",
                        help="with --data-parallel, the first N devices; without accelerators, "
                        "N virtual CPU devices (default: all devices)")
     scale.add_argument("--coordinator", metavar="HOST:PORT",
-                       help="multi-process JAX run: process 0's address, the same in every "
-                       "process (with --num-processes, --process-id, --data-parallel, --out)")
+                       help="multi-process run (JAX, PyTorch): process 0's address, the same "
+                       "in every process (with --num-processes, --process-id, "
+                       "--data-parallel, --out)")
     scale.add_argument("--num-processes", type=positive_int, metavar="N",
-                       help="multi-process JAX run: how many processes")
+                       help="multi-process run: how many processes")
     scale.add_argument("--process-id", type=non_negative_int, metavar="I",
-                       help="multi-process JAX run: this process's index, 0 to N-1")
+                       help="multi-process run: this process's index, 0 to N-1")
     model = parser.add_argument_group("model")
     model.add_argument("--hidden", dest="hidden_units", metavar="UNITS",
                        type=setting("hidden_units", comma_ints),

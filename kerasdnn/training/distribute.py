@@ -8,7 +8,10 @@ evenly across them:
   shards the batch and all-reduces the gradients inside the one jitted step);
 * TensorFlow: ``tf.distribute.MirroredStrategy`` over the first N GPUs, or N
   logical CPU devices;
-* PyTorch: Keras 3.15 has none; refused with one line.
+* PyTorch: one device per process, over ``torch.distributed`` (gloo on CPUs,
+  NCCL on GPUs): launched by ``torchrun --nproc-per-node N -m kerasdnn.train
+  --data-parallel`` or with ``--coordinator/--num-processes/--process-id``; the
+  step averages the gradients itself (:mod:`kerasdnn.network.steps.torch_parallel`).
 
 On a host without accelerators, N > 1 splits the CPU into N virtual devices
 (:func:`configure_devices`, before the backend starts its devices).
@@ -26,11 +29,13 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
+import datetime
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,15 +47,26 @@ __all__ = [
     "configure_devices",
     "distribution_record",
     "initialize_processes",
+    "launched_processes",
     "pad_batch",
     "padded_dataset",
     "padded_iterator",
+    "process_group_setup",
     "replicas",
+    "replication_callback",
     "strategy_scope",
 ]
 
-_PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
-                "KERAS_DISTRIBUTION_PROCESS_ID")
+# Variables that launch a process into a multi-process run, by engine; the first
+# one that says how many processes there are.
+_PROCESS_ENV = {
+    "keras.distribution.DataParallel": ("KERAS_DISTRIBUTION_NUM_PROCESSES",
+                                        "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+                                        "KERAS_DISTRIBUTION_PROCESS_ID"),
+    "torch.distributed": ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"),  # torchrun's
+}
+# How long a process waits for the others to join (or to answer) before it gives up.
+JOIN_TIMEOUT = datetime.timedelta(minutes=5)
 
 def _refusal(backend: str) -> str:
     """The one line for a backend whose row in :mod:`pipelines.backends` has no
@@ -78,26 +94,48 @@ class Processes:
 def initialize_processes(backend: str, coordinator: str | None = None,
                          num_processes: int | None = None,
                          process_id: int | None = None) -> Processes:
-    """Join a multi-process JAX run through ``keras.distribution.initialize`` (which
-    also reads ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` / ``_NUM_PROCESSES`` /
-    ``_PROCESS_ID``) before JAX starts its devices; CPU devices talk over gloo.
-    Without any of the three, a single process: nothing is started.
+    """Join a multi-process run before the backend starts its devices, by the
+    backend's engine: JAX through ``keras.distribution.initialize`` (which also
+    reads ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` / ``_NUM_PROCESSES`` /
+    ``_PROCESS_ID``; CPU devices talk over gloo), PyTorch through
+    ``torch.distributed.init_process_group`` (the three flags, or torchrun's
+    ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``).  Without flags or
+    variables, a single process: nothing is started.
 
     Example:
         >>> initialize_processes("jax")
         Processes(index=0, count=1)
     """
+    spec = backend_spec(backend)
     given = (coordinator, num_processes, process_id)
     if all(value is None for value in given) and not any(
-            os.environ.get(name) for name in _PROCESS_ENV):
+            os.environ.get(name) for name in _PROCESS_ENV.get(spec.data_parallel, ())):
         return Processes()
-    if not backend_spec(backend).multi_process:
+    if not spec.multi_process:
         needs = " or ".join(f"KERAS_BACKEND={name}" for name in with_feature("multi_process"))
         raise ConfigError(
             f"multi-process training (--coordinator/--num-processes/--process-id) needs "
             f"{needs}, not {backend}; on one host use --data-parallel, which "
             "spans all its devices"
         )
+    return _ENGINES[spec.data_parallel].join(coordinator, num_processes, process_id)
+
+
+def launched_processes(backend: str) -> int:
+    """How many processes the launcher's variables say this run has (1 without them):
+    ``WORLD_SIZE`` (torchrun) on PyTorch, ``KERAS_DISTRIBUTION_NUM_PROCESSES`` on JAX.
+
+    Example:
+        >>> launched_processes("tensorflow")
+        1
+    """
+    names = _PROCESS_ENV.get(backend_spec(backend).data_parallel)
+    value = os.environ.get(names[0], "") if names else ""
+    return int(value) if value.strip().isdigit() else 1
+
+
+def _join_jax(coordinator: str | None, num_processes: int | None,
+              process_id: int | None) -> Processes:
     import jax
     import keras
     from jax._src import xla_bridge
@@ -112,13 +150,76 @@ def initialize_processes(backend: str, coordinator: str | None = None,
     try:
         keras.distribution.initialize(coordinator, num_processes, process_id)
     except (RuntimeError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ConfigError(
-            f"could not join the multi-process run at {coordinator or 'the coordinator'} "
-            f"({type(error).__name__}: {first_line}); check --coordinator, "
-            "--num-processes and --process-id, and that every process was started"
-        ) from None
+        raise _not_joined(coordinator, error) from None
     return Processes(jax.process_index(), jax.process_count())
+
+
+def _join_torch(coordinator: str | None, num_processes: int | None,
+                process_id: int | None) -> Processes:
+    # Keras 3.15 has no data parallelism on PyTorch. When a Keras release brings its
+    # own (keras-team/keras#23316 wraps the model in DistributedDataParallel), this
+    # engine defers to it: join through keras.distribution.initialize, drop the step's
+    # all-reduce (kerasdnn.network.steps.torch_parallel) and keep the padding rule.
+    import torch
+    import torch.distributed as dist
+
+    given = (coordinator, num_processes, process_id)
+    if any(value is not None for value in given):
+        if any(value is None for value in given):
+            raise ConfigError("on PyTorch a multi-process run needs all of --coordinator "
+                              "HOST:PORT, --num-processes N and --process-id I (or launch "
+                              "it with torchrun, whose variables say the same)")
+        join = {"init_method": f"tcp://{coordinator}", "world_size": num_processes,
+                "rank": process_id}
+    else:
+        missing = [name for name in _PROCESS_ENV["torch.distributed"] if not os.environ.get(name)]
+        if missing:
+            raise ConfigError(f"launched without {', '.join(missing)}: start the processes "
+                              "with torchrun, or give --coordinator, --num-processes and "
+                              "--process-id")
+        join = {"init_method": "env://"}
+    rank = process_id if process_id is not None else int(os.environ.get("RANK", "0"))
+    group_backend, device = process_group_setup(
+        torch.cuda.device_count(), os.environ.get("LOCAL_RANK"), rank)
+    if device is not None:
+        torch.cuda.set_device(device)
+    try:
+        dist.init_process_group(group_backend, timeout=JOIN_TIMEOUT, **join)
+    except (RuntimeError, ValueError) as error:
+        raise _not_joined(coordinator, error) from None
+    atexit.register(_leave_process_group)
+    return Processes(dist.get_rank(), dist.get_world_size())
+
+
+def process_group_setup(cuda_devices: int, local_rank: str | None,
+                        rank: int) -> tuple[str, int | None]:
+    """``(torch.distributed backend, CUDA device index or None)`` of a PyTorch
+    process: NCCL on the GPU its launcher's ``LOCAL_RANK`` names (else its rank
+    modulo the host's GPUs) where there are GPUs, gloo on the CPU where not.
+
+    Example:
+        >>> process_group_setup(0, None, 3), process_group_setup(4, "1", 5)
+        (('gloo', None), ('nccl', 1))
+    """
+    if cuda_devices == 0:
+        return "gloo", None
+    return "nccl", int(local_rank) if local_rank is not None else rank % cuda_devices
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _not_joined(coordinator: str | None, error: Exception) -> ConfigError:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return ConfigError(
+        f"could not join the multi-process run at {coordinator or 'the coordinator'} "
+        f"({type(error).__name__}: {first_line[:200]}); check --coordinator, "
+        "--num-processes and --process-id, and that every process was started"
+    )
 
 
 def configure_devices(backend: str, devices: int | None) -> int:
@@ -133,7 +234,7 @@ def configure_devices(backend: str, devices: int | None) -> int:
     engine = backend_spec(backend).data_parallel
     if engine is None:
         raise ConfigError(_refusal(backend))
-    return _ENGINES[engine][0](devices)
+    return _ENGINES[engine].devices(devices)
 
 
 def _jax_devices(devices: int | None) -> int:
@@ -187,11 +288,25 @@ def _tensorflow_devices(devices: int | None) -> int:
     return devices
 
 
+def _torch_devices(devices: int | None) -> int:
+    """One device per process: the replicas are the processes."""
+    import torch.distributed as dist
+
+    if devices is not None and devices > 1:
+        raise ConfigError(
+            f"--devices {devices}: on PyTorch each process trains on one device; start "
+            f"{devices} processes instead (torchrun --nproc-per-node {devices} -m "
+            "kerasdnn.train --data-parallel ...) and leave out --devices"
+        )
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
 def strategy_scope(backend: str, devices: int) -> contextlib.AbstractContextManager[None]:
     """Where to build, compile, fit and evaluate the model: the first ``devices``
     devices as one data-parallel distribution, by the backend's engine
-    (``keras.distribution`` on JAX, a ``MirroredStrategy`` on TensorFlow)."""
-    return _ENGINES[backend_spec(backend).data_parallel][1](devices)
+    (``keras.distribution`` on JAX, a ``MirroredStrategy`` on TensorFlow, the
+    processes' ``torch.distributed`` group on PyTorch)."""
+    return _ENGINES[backend_spec(backend).data_parallel].scope(devices)
 
 
 @contextlib.contextmanager
@@ -218,12 +333,50 @@ def _mirrored_strategy_scope(devices: int) -> Iterator[None]:
         yield
 
 
-# Each data-parallel engine of the backend table: (make the devices visible and
-# count the replicas, the scope the model is built, compiled and fitted in).
+@contextlib.contextmanager
+def _torch_scope(devices: int) -> Iterator[None]:
+    from kerasdnn.network.steps import torch_parallel
+
+    with torch_parallel.scope():
+        yield
+
+
+class _Engine(NamedTuple):
+    """A data-parallel engine of the backend table."""
+
+    join: Callable[[str | None, int | None, int | None], Processes] | None
+    """Join a multi-process run (``None``: one process only)."""
+    devices: Callable[[int | None], int]
+    """Make the devices visible and count the replicas."""
+    scope: Callable[[int], contextlib.AbstractContextManager[None]]
+    """The scope the model is built, compiled and fitted in."""
+
+
 _ENGINES = {
-    "keras.distribution.DataParallel": (_jax_devices, _keras_distribution_scope),
-    "tf.distribute.MirroredStrategy": (_tensorflow_devices, _mirrored_strategy_scope),
+    "keras.distribution.DataParallel": _Engine(_join_jax, _jax_devices,
+                                               _keras_distribution_scope),
+    "tf.distribute.MirroredStrategy": _Engine(None, _tensorflow_devices,
+                                              _mirrored_strategy_scope),
+    "torch.distributed": _Engine(_join_torch, _torch_devices, _torch_scope),
 }
+
+
+def replication_callback(backend: str, model: Any) -> Any:
+    """A Keras callback that makes every process's ``model`` process 0's when training
+    begins, where the engine does not (PyTorch's); ``None`` elsewhere.
+
+    Example:
+        >>> replication_callback("jax", model=None) is None
+        True
+    """
+    if backend_spec(backend).data_parallel != "torch.distributed":
+        return None
+    import keras
+
+    from kerasdnn.network.steps import torch_parallel
+
+    return keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: torch_parallel.replicate_first(model))
 
 
 def replicas() -> int:
@@ -263,16 +416,21 @@ def pad_batch(x: np.ndarray, y: np.ndarray, replicas: int) -> tuple[Any, Any, np
 
 
 def padded_iterator(batches: Iterator[Any], replicas: int,
-                    processes: Processes = Processes()) -> Iterator[Any]:
+                    processes: Processes = Processes(),
+                    full_weights: bool = True) -> Iterator[Any]:
     """:func:`pad_batch` over an iterator of ``(x, y)`` NumPy batches; with several
     processes, this process's equal share of each padded global batch (every
-    process reads the same batches, the seed decides them, and keeps its rows)."""
+    process reads the same batches, the seed decides them, and keeps its rows).
+    ``full_weights=False`` leaves a batch that needs no padding ``(x, y)`` (its
+    weights would all be 1): for an eager step, which may take either."""
     for x, y in batches:
         padded = pad_batch(x, y, replicas)
+        if not full_weights and len(padded[2]) == len(y):
+            padded = padded[:2]
         if processes.count == 1:
             yield padded
             continue
-        share = len(padded[2]) // processes.count
+        share = len(padded[0]) // processes.count
         rows = slice(processes.index * share, (processes.index + 1) * share)
         yield tuple(array[rows] for array in padded)
 

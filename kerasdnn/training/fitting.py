@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from kerasdnn.core.config import TrainConfig
 from kerasdnn.core.rundir import BACKUP_DIR, EPOCH_TIMES_FILE, HISTORY_FILE, TENSORBOARD_DIR
-from kerasdnn.training.distribute import Processes, padded_dataset, padded_iterator
+from kerasdnn.training.distribute import (
+    Processes,
+    padded_dataset,
+    padded_iterator,
+    replication_callback,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.stream import EpochStream
@@ -126,7 +131,8 @@ def fit_stream(
       epoch up to its own (:func:`steps_per_execution_for`);
     * ``data_parallel=(replicas, processes)`` pads every training and validation
       batch to a multiple of the replicas (zero-weight rows) and keeps this
-      process's share;
+      process's share; where the engine does not replicate the model itself
+      (PyTorch), every process starts from process 0's weights;
     * ``callbacks`` in their order (``None`` entries left out), ``verbose`` and
       ``fit_kwargs`` go to ``fit``.
 
@@ -140,16 +146,25 @@ def fit_stream(
         >>> len(history.history["loss"]), steps % model.steps_per_execution
         (1, 0)
     """
+    import keras
+
     import pipelines.feed
+    from pipelines.backends import backend_spec
 
     steps = _steps_per_epoch(model, stream)
     fed = pipelines.feed.for_fit(stream, skip=initial_epoch * steps)
+    callbacks = list(callbacks)
     if data_parallel is not None:  # every batch divisible by the devices, exactly
         replicas, processes = data_parallel
+        backend = keras.backend.backend()
+        # A compiled step needs one batch structure; the eager PyTorch step takes its
+        # native path on unweighted batches only, so only padded batches get weights.
         fed = (padded_dataset(fed, replicas, processes) if hasattr(fed, "element_spec")
-               else padded_iterator(fed, replicas, processes))
+               else padded_iterator(fed, replicas, processes,
+                                    full_weights=backend_spec(backend).jit is not None))
         if validation_data is not None:
             validation_data = padded_dataset(validation_data, replicas, processes)
+        callbacks.insert(0, replication_callback(backend, model))
     return model.fit(
         fed,
         steps_per_epoch=steps,

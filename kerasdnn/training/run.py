@@ -51,6 +51,7 @@ from kerasdnn.training.distribute import (
     configure_devices,
     distribution_record,
     initialize_processes,
+    launched_processes,
     strategy_scope,
 )
 from kerasdnn.training.faults import fault_point
@@ -127,9 +128,10 @@ def train(
             metrics, early stopping on the training loss), as a final
             retraining after a search.
         verbose: Keras's ``fit`` verbosity; 0 also silences the summaries.
-        coordinator, num_processes, process_id: join a multi-process JAX run
-            (``keras.distribution.initialize``; the ``KERAS_DISTRIBUTION_*``
-            variables work too); needs ``data_parallel`` and ``out``.  Every
+        coordinator, num_processes, process_id: join a multi-process run
+            (JAX: ``keras.distribution.initialize``, whose ``KERAS_DISTRIBUTION_*``
+            variables work too; PyTorch: ``torch.distributed``, or torchrun's
+            variables); needs ``data_parallel`` and ``out``.  Every
             process runs the same call; only process 0 writes the run directory
             (the others return a result with an empty report).
         **overrides: fields of either config, e.g. ``epochs=5, hidden_units=(64,)``
@@ -232,6 +234,10 @@ def _start_distribution(
     if not train_config.data_parallel:
         if (coordinator, num_processes, process_id) != (None, None, None):
             raise ConfigError("--coordinator/--num-processes/--process-id need --data-parallel")
+        launched = launched_processes(backend)
+        if launched > 1:  # each would train alone, into the same run directory
+            raise ConfigError(f"started as one of {launched} processes (a launcher such "
+                              "as torchrun) without --data-parallel; add --data-parallel")
         return Processes(), 1
     processes = initialize_processes(backend, coordinator, num_processes, process_id)
     if processes.count > 1 and train_config.out is None:

@@ -175,8 +175,9 @@ def metric_weights(sample_weight: Any) -> Any:
 
 
 def distributed() -> bool:
-    """Whether batches may be data-parallel padded: a ``keras.distribution`` (JAX) or a
-    ``tf.distribute`` strategy (TensorFlow) is in force; decided at trace time.
+    """Whether batches may be data-parallel padded: a ``keras.distribution`` (JAX), a
+    ``tf.distribute`` strategy (TensorFlow) or a ``torch.distributed`` scope of
+    several processes (PyTorch) is in force; decided at trace time.
 
     Example:
         >>> distributed()
@@ -188,17 +189,21 @@ def distributed() -> bool:
         import tensorflow as tf
 
         return tf.distribute.has_strategy()
+    if backend_spec(keras.backend.backend()).data_parallel == "torch.distributed":
+        from kerasdnn.network.steps import torch_parallel
+
+        return torch_parallel.processes() > 1
     return False
 
 
 def update_metrics(model: Any, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,
-                   sample_weight: Any, whole: Any = None) -> dict[str, Any]:
+                   sample_weight: Any, whole: Any = None, rows: Any = None) -> dict[str, Any]:
     """A kept step's (or, ``norm`` ``None``, a validation batch's) metric updates:
     the loss counted for the batch's real rows (:func:`batch_rows`, ``whole`` as
-    there), the gradient
-    norm, and the compiled metrics with :func:`metric_weights` (stateful: the JAX
-    step maps the metrics' variables with a ``StatelessScope``); the model's
-    metric results after them.
+    there; ``rows`` when the step knows them: the PyTorch data-parallel step's
+    loss is all processes'), the gradient norm, and the compiled metrics with
+    :func:`metric_weights` (stateful: the JAX step maps the metrics' variables with
+    a ``StatelessScope``); the model's metric results after them.
 
     Example:
         >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -208,7 +213,9 @@ def update_metrics(model: Any, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any
         >>> float(logs["loss"])
         3.0
     """
-    model._loss_tracker.update_state(loss, sample_weight=batch_rows(y_pred, sample_weight, whole))
+    if rows is None:
+        rows = batch_rows(y_pred, sample_weight, whole)
+    model._loss_tracker.update_state(loss, sample_weight=rows)
     if norm is not None:
         model.grad_norm_tracker.update_state(norm)
     return model.compute_metrics(x, y, y_pred, sample_weight=metric_weights(sample_weight))

@@ -17,6 +17,10 @@ Two ways to the loss and gradients, same numbers within float rounding:
 
 Either way the optimizer (Keras's, already fused with ``torch._foreach_*``), the
 metrics and the guard are the same code.
+
+In a data-parallel run (``--data-parallel`` over ``torch.distributed``) each
+process's gradients, loss and real rows are averaged across the processes before
+the guard reads them (:mod:`kerasdnn.network.steps.torch_parallel`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from kerasdnn.network.steps import (
     handles_overflow,
     loss_scale,
     lower_loss_scale,
+    torch_parallel,
     update_metrics,
     validation_logs,
 )
@@ -139,6 +144,10 @@ class TorchStep:
         step (the non-trainable state each path has to finish or restore);
         ``metrics``: native metric updates instead of Keras's ``update_state``.
         """
+        rows = None
+        if torch_parallel.processes() > 1:  # the global batch's, identical everywhere
+            real = _real_rows(y_pred, sample_weight)
+            gradients, loss, rows = torch_parallel.average_step(gradients, loss, real)
         gradients, norm, finite = guard_gradients(
             gradients, loss, fused_global_norm(gradients), loss_scale(self.optimizer),
             self.clipnorm)
@@ -153,13 +162,44 @@ class TorchStep:
             return self.get_metrics_result()
         keep()
         self.optimizer.apply(gradients, trainable_weights)
+        if rows is not None:
+            torch_parallel.average_state(_moving_statistics(self))
         if metrics is not None:
-            metrics.update(loss, norm, y, y_pred)
+            metrics.update(loss, norm, y, y_pred, rows)
             return self.get_metrics_result()
-        return update_metrics(self, loss, norm, x, y, y_pred, sample_weight)
+        return update_metrics(self, loss, norm, x, y, y_pred, sample_weight, rows=rows)
 
     def test_step(self, data: Any) -> dict[str, Any]:
-        return validation_logs(super().test_step(data))
+        if torch_parallel.processes() == 1:
+            return validation_logs(super().test_step(data))
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                 training=False)
+        _, loss, rows = torch_parallel.average_step([], loss, _real_rows(y_pred, sample_weight))
+        return validation_logs(
+            update_metrics(self, loss, None, x, y, y_pred, sample_weight, rows=rows))
+
+    def get_metrics_result(self) -> dict[str, Any]:
+        """Keras's results; in a data-parallel run, the compiled metrics' counts summed
+        over the processes first (the loss and the step's trackers are already global)."""
+        compiled = getattr(self, "_compile_metrics", None)
+        if torch_parallel.processes() == 1 or compiled is None:
+            return super().get_metrics_result()
+        with torch_parallel.summed(compiled.variables):
+            return super().get_metrics_result()
+
+
+def _real_rows(y_pred: Any, sample_weight: Any) -> Any:
+    """The rows of a share that are not data-parallel filler (weight 0)."""
+    if sample_weight is None:
+        return y_pred.shape[0]
+    return torch.count_nonzero(keras.ops.convert_to_tensor(sample_weight))
+
+
+def _moving_statistics(model: Any) -> list[Any]:
+    """The float non-trainable weights (batch normalization's moving statistics)."""
+    return [v for v in model.non_trainable_weights if v.dtype.startswith(("float", "bfloat"))]
 
 
 def fused_global_norm(grads: Sequence[Any]) -> Any:

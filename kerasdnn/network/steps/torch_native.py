@@ -183,11 +183,13 @@ class NativeMetrics:
     binary: bool
 
     def update(self, loss: torch.Tensor, norm: torch.Tensor, y: Any,
-               logits: torch.Tensor) -> None:
-        """What ``loss.update_state(loss, sample_weight=batch)``,
-        ``grad_norm.update_state(norm)`` and ``accuracy.update_state(y, logits)`` add."""
+               logits: torch.Tensor, rows: Any = None) -> None:
+        """What ``loss.update_state(loss, sample_weight=rows)``,
+        ``grad_norm.update_state(norm)`` and ``accuracy.update_state(y, logits)`` add
+        (``rows``: the batch's, unless a data-parallel step knows all processes')."""
         batch = logits.shape[0]
-        _add(self.loss, loss.float() * batch, batch)
+        rows = batch if rows is None else rows
+        _add(self.loss, loss.float() * rows, rows)
         _add(self.grad_norm, norm.float(), 1)
         if self.accuracy is not None:
             y = keras.ops.convert_to_tensor(y).reshape(-1)

@@ -20,6 +20,10 @@ padded to 8, so the fourth replica holds filler rows only.  Batches of 10 on 10
 devices, the most the batch allows, give 130 steps (10 per call) and last
 batches of 3 and 4: 7 and 6 replicas of filler only.
 
+On PyTorch each process trains on one device: two processes on loopback
+(gloo) against the plain one-process run, the first started with the flags and
+killed after epoch 1, the second resumed by ``torchrun``.
+
 Tolerance: the replicas' partial sums are added in another order than the one
 device's, so per-epoch metrics and final weights agree to float32 reordering
 error: relative 1e-5 (measured: equal to the last printed digit).
@@ -50,14 +54,14 @@ BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 ARGS = ("--dataset", "digits", "--epochs", "2", "--hidden", "32", "--quiet")
 RTOL = 1e-5
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(BACKEND == "torch", reason="no data parallelism on torch (Keras 3.15)"),
-]
+pytestmark = pytest.mark.slow
+ONE_DEVICE_PER_PROCESS = "PyTorch trains on one device per process: the two-process tests"
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if BACKEND == "torch":
+        pytest.skip(ONE_DEVICE_PER_PROCESS)
     root = tmp_path_factory.mktemp("data-parallel")
     outs = {"one": root / "one", "two": root / "two", "three": root / "three"}
     for name, extra in (("one", ()), ("two", ("--data-parallel", "--devices", "2")),
@@ -132,6 +136,8 @@ FILLER_CASES = {"4-devices": (23, 4, 2), "10-devices": (10, 10, 1)}
 @pytest.fixture(scope="module")
 def filler_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
     """Per case, the one-device run and the data-parallel run (all four at once)."""
+    if BACKEND == "torch":
+        pytest.skip(ONE_DEVICE_PER_PROCESS)
     root = tmp_path_factory.mktemp("filler")
     commands = {}
     for case, (batch, devices, epochs) in FILLER_CASES.items():
@@ -214,11 +220,12 @@ def _free_port() -> int:
 
 def run_two_processes(out: Path, *extra: str, fault: str | None = None,
                       timeout: float = 300) -> list[subprocess.CompletedProcess]:
-    """The same train command in two JAX processes on loopback (one CPU device each).
-    With ``fault``, process 0 kills itself there (``KERASDNN_FAULT``) and process 1,
-    left waiting for it, is then stopped as a job scheduler would."""
+    """The same train command in two processes of this backend on loopback (one CPU
+    device each), joined by the flags.  With ``fault``, process 0 kills itself there
+    (``KERASDNN_FAULT``); on JAX process 1, left waiting for it, is then stopped as a
+    job scheduler would, on PyTorch it stops by itself."""
     port = _free_port()
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env = {**os.environ, "KERAS_BACKEND": BACKEND}
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "kerasdnn.train", *ARGS, "--data-parallel",
@@ -231,7 +238,7 @@ def run_two_processes(out: Path, *extra: str, fault: str | None = None,
     ]
     try:
         first_out, first_err = procs[0].communicate(timeout=timeout)
-        if fault:
+        if fault and BACKEND == "jax":
             procs[1].kill()
         second_out, second_err = procs[1].communicate(timeout=timeout)
     finally:
@@ -266,4 +273,36 @@ def test_two_processes_killed_and_resumed_train_as_two_devices_into_one_run(
     for key, values in _history(runs["two"]).items():
         np.testing.assert_allclose(_history(out)[key], values, rtol=RTOL, err_msg=key)
     for mine, theirs in zip(_weights(out), _weights(runs["two"]), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's torch.distributed engine")
+def test_two_torch_processes_killed_and_resumed_by_torchrun_train_as_one_process(
+        tmp_path: Path) -> None:
+    """Two PyTorch processes with half of each global batch of 100 (the last one, 93,
+    padded to 94): process 0 killed in epoch 2 (its 7th of 13 steps), process 1 stops
+    with one line at the next all-reduce, ``torchrun --nproc-per-node 2 ... --resume``
+    finishes the run; losses, metrics (validation's too: their batches of 100 and 44
+    are split in two) and final weights are the plain one-process run's."""
+    one, out = tmp_path / "one", tmp_path / "run"
+    result = run_train(*ARGS, "--out", str(one))
+    assert result.returncode == 0, result.stderr
+    killed = run_two_processes(out, fault="batch:20")  # epoch 1 checkpointed
+    assert killed[0].returncode == -signal.SIGKILL
+    assert killed[1].returncode == 2, killed[1].stderr
+    lines = killed[1].stderr.strip().splitlines()
+    assert len(lines) == 1 and "another process of the data-parallel run stopped" in lines[0]
+    assert (out / "backup").is_dir() and not (out / "model.keras").exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+         "2", "-m", "kerasdnn.train", *ARGS, "--data-parallel", "--out", str(out), "--resume"],
+        cwd=REPO_ROOT, text=True, capture_output=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["one", "run"]
+    assert (out / "model.keras").is_file() and not (out / "backup").exists()
+    record = json.loads((out / "config.json").read_text())
+    assert record["distribution"] == {"kind": "data_parallel", "devices": 2, "processes": 2}
+    for key, values in _history(one).items():
+        np.testing.assert_allclose(_history(out)[key], values, rtol=RTOL, err_msg=key)
+    for mine, theirs in zip(_weights(out), _weights(one), strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=RTOL, atol=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -11,10 +13,13 @@ from kerasdnn.network.steps import batch_rows, metric_weights, padded_rows
 from kerasdnn.training.distribute import (
     Processes,
     configure_devices,
+    initialize_processes,
+    launched_processes,
     pad_batch,
     padded_dataset,
     padded_iterator,
 )
+from pipelines.backends import backend_spec
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +116,46 @@ def test_the_dataset_padding_is_the_array_padding(batch) -> None:
             np.testing.assert_allclose(a, b, rtol=1e-7)
 
 
-def test_torch_has_no_data_parallelism() -> None:
-    with pytest.raises(ConfigError, match="no data parallelism for PyTorch"):
+def test_an_eager_step_gets_full_batches_unweighted(batch) -> None:
+    """PyTorch's native step path takes unweighted batches: only a padded batch is weighted."""
+    x, y = batch
+    got = list(padded_iterator(iter([(x[:4], y[:4]), (x[4:], y[4:])]), 2, Processes(1, 2),
+                               full_weights=False))
+    assert [len(share) for share in got] == [2, 3]
+    np.testing.assert_array_equal(got[0][0], x[2:4])
+    np.testing.assert_allclose(got[1][2], [4 / 3, 0.0], rtol=1e-7)  # 3 rows padded to 4
+
+
+def test_torch_trains_on_one_device_per_process() -> None:
+    pytest.importorskip("torch")
+    with pytest.raises(ConfigError, match="each process trains on one device; start 2 processes"):
         configure_devices("torch", 2)
+
+
+def test_a_backend_without_an_engine_is_refused(monkeypatch) -> None:
+    import kerasdnn.training.distribute as distribute
+
+    spec = dataclasses.replace(backend_spec("jax"), data_parallel=None)
+    monkeypatch.setattr(distribute, "backend_spec", lambda name: spec)
+    with pytest.raises(ConfigError, match="--data-parallel is not available on the jax backend"):
+        configure_devices("jax", 2)
+
+
+@pytest.mark.parametrize(("backend", "variable"), [("torch", "WORLD_SIZE"),
+                                                   ("jax", "KERAS_DISTRIBUTION_NUM_PROCESSES")])
+def test_a_launched_process_without_data_parallel_is_refused(monkeypatch, backend,
+                                                             variable) -> None:
+    """Under torchrun (or with Keras's variables) each process would train alone."""
+    from kerasdnn.core.config import TrainConfig
+    from kerasdnn.training.run import _start_distribution
+
+    monkeypatch.setenv(variable, "2")
+    assert launched_processes(backend) == 2
+    with pytest.raises(ConfigError, match=r"one of 2 processes .* add --data-parallel"):
+        _start_distribution(backend, TrainConfig(), None, None, None)
+
+
+def test_a_torch_run_needs_all_three_flags() -> None:
+    pytest.importorskip("torch")
+    with pytest.raises(ConfigError, match="needs all of --coordinator HOST:PORT"):
+        initialize_processes("torch", "127.0.0.1:1", None, 0)
