@@ -87,7 +87,7 @@ def fit_run(
         _steps_per_epoch(model, stream)  # the model predicts next, as it would have after fit
         saver.finish_training()
         return saver.history()
-    if train_config.tensorboard:
+    if train_config.tensorboard and processes.writes:  # the others' logs are process 0's
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / TENSORBOARD_DIR)))
     callbacks.append(saver)  # last: it sees EarlyStopping's state and restored weights
     fit_stream(

@@ -278,7 +278,7 @@ def test_two_processes_killed_and_resumed_train_as_two_devices_into_one_run(
 
 @pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's torch.distributed engine")
 def test_two_torch_processes_killed_and_resumed_by_torchrun_train_as_one_process(
-        tmp_path: Path) -> None:
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Two PyTorch processes with half of each global batch of 100 (the last one, 93,
     padded to 94): process 0 killed in epoch 2 (its 7th of 13 steps), process 1 stops
     with one line at the next all-reduce, ``torchrun --nproc-per-node 2 ... --resume``
@@ -287,7 +287,7 @@ def test_two_torch_processes_killed_and_resumed_by_torchrun_train_as_one_process
     one, out = tmp_path / "one", tmp_path / "run"
     result = run_train(*ARGS, "--out", str(one))
     assert result.returncode == 0, result.stderr
-    killed = run_two_processes(out, fault="batch:20")  # epoch 1 checkpointed
+    killed = run_two_processes(out, "--tensorboard", fault="batch:20")  # epoch 1 checkpointed
     assert killed[0].returncode == -signal.SIGKILL
     assert killed[1].returncode == 2, killed[1].stderr
     lines = killed[1].stderr.strip().splitlines()
@@ -295,13 +295,18 @@ def test_two_torch_processes_killed_and_resumed_by_torchrun_train_as_one_process
     assert (out / "backup").is_dir() and not (out / "model.keras").exists()
     resumed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-         "2", "-m", "kerasdnn.train", *ARGS, "--data-parallel", "--out", str(out), "--resume"],
-        cwd=REPO_ROOT, text=True, capture_output=True, timeout=300)
+         "2", "-m", "kerasdnn.train", *ARGS, "--data-parallel", "--out", str(out), "--resume",
+         "--tensorboard"],
+        cwd=REPO_ROOT, text=True, capture_output=True, timeout=300,
+        env={**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("torchrun"))})  # its files
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["one", "run"]
     assert (out / "model.keras").is_file() and not (out / "backup").exists()
     record = json.loads((out / "config.json").read_text())
     assert record["distribution"] == {"kind": "data_parallel", "devices": 2, "processes": 2}
+    # TensorBoard's event files name their writer's process: process 0 of each launch only
+    writers = {path.name.split(".")[-3] for path in (out / "tensorboard").rglob("events.*")}
+    assert len(writers) == 2, sorted(writers)
     for key, values in _history(one).items():
         np.testing.assert_allclose(_history(out)[key], values, rtol=RTOL, err_msg=key)
     for mine, theirs in zip(_weights(out), _weights(one), strict=True):
