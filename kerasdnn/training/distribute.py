@@ -65,8 +65,9 @@ _PROCESS_ENV = {
                                         "KERAS_DISTRIBUTION_PROCESS_ID"),
     "torch.distributed": ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"),  # torchrun's
 }
-# How long a process waits for the others to join (or to answer) before it gives up.
-JOIN_TIMEOUT = datetime.timedelta(minutes=5)
+# How long a PyTorch process waits for the others to join, or to reach the same
+# collective, before it gives up (torch's own default for gloo is 30 minutes).
+JOIN_TIMEOUT = datetime.timedelta(minutes=10)
 
 def _refusal(backend: str) -> str:
     """The one line for a backend whose row in :mod:`pipelines.backends` has no
