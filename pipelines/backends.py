@@ -64,7 +64,9 @@ class BackendSpec:
         exports: whether Keras's ``model.export`` writes every serving format
             (SavedModel and ONNX) here: ``python -m kerasdnn.export`` runs on it.
         jit: ``"module:function"`` that compiles a function as Keras's
-            ``jit_compile="auto"`` does (``None``: eager), for the benchmarks.
+            ``jit_compile="auto"`` does, for the benchmarks; ``None``: the step is
+            eager, so its batches may change structure (data-parallel padding
+            weights only the padded ones there).
         keras_iterator: the method of Keras's data adapter that ``fit`` iterates.
     """
 
