@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -163,7 +164,8 @@ def configured_backend() -> str:
 
 
 def check_backend() -> str:
-    """:func:`configured_backend`, refused with one line unless it is in :data:`BACKENDS`:
+    """:func:`configured_backend`, refused with one line unless it is in :data:`BACKENDS`
+    and its framework is installed (else importing Keras fails with a traceback):
     what ``config.json`` records is the backend that runs.
 
     Example:
@@ -179,6 +181,13 @@ def check_backend() -> str:
             if os.environ.get("KERAS_BACKEND") else
             f"unknown backend {name!r} in {keras_json_path()}; set KERAS_BACKEND to one of {known}"
         )
+    spec = backend_spec(name)
+    if "keras" not in sys.modules and importlib.util.find_spec(spec.module) is None:
+        where = "KERAS_BACKEND is" if os.environ.get("KERAS_BACKEND") else (
+            f"the backend in {keras_json_path()} is")
+        raise InvalidArgumentError(
+            f"{where} {name}, but {spec.label} is not installed; install it "
+            f"(pip install -e \".[{name}]\") or set KERAS_BACKEND to an installed backend")
     return name
 
 

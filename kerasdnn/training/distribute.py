@@ -291,14 +291,14 @@ def _tensorflow_devices(devices: int | None) -> int:
 
 def _torch_devices(devices: int | None) -> int:
     """One device per process: the replicas are the processes."""
-    import torch.distributed as dist
-
     if devices is not None and devices > 1:
         raise ConfigError(
             f"--devices {devices}: on PyTorch each process trains on one device; start "
             f"{devices} processes instead (torchrun --nproc-per-node {devices} -m "
             "kerasdnn.train --data-parallel ...) and leave out --devices"
         )
+    import torch.distributed as dist
+
     return dist.get_world_size() if dist.is_initialized() else 1
 
 
