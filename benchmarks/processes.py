@@ -81,6 +81,7 @@ from benchmarks._common import (
     summarize,
 )
 from benchmarks.search_pruning import _interpreters
+from kerasdnn.core.rundir import CONFIG_FILE, EPOCH_TIMES_FILE
 from pipelines.constants import BATCH_SIZE
 
 MODULE = "benchmarks.processes"
@@ -288,14 +289,14 @@ def run_once(python: str, backend: str, run: str, data: dict[str, Path], work: P
     # a process that failed first, not one that run_pair stopped after it (SIGKILL)
     failures = [d.failure for d in sorted(done, key=lambda d: d.returncode == -9)
                 if d.failure]
-    times = out / "run" / "epoch_times.json"
+    times = out / "run" / EPOCH_TIMES_FILE
     if failures or not times.exists():
         row["error"] = failures[0] if failures else "no epoch_times.json written"
         for completed in done:
             sys.stderr.write(completed.stderr[-3000:])
     else:
         seconds = json.loads(times.read_text())["epoch_seconds"]
-        record = json.loads((out / "run" / "config.json").read_text())
+        record = json.loads((out / "run" / CONFIG_FILE).read_text())
         train_examples = record["dataset"]["num_examples"]["train"]
         row.update(first_epoch=seconds[0], seconds=seconds[1:], train_examples=train_examples,
                    steps=math.ceil(train_examples / run_plan["batch"]),

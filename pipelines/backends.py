@@ -15,11 +15,11 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 from dataclasses import dataclass
+from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Literal
 
@@ -182,7 +182,9 @@ def check_backend() -> str:
             f"unknown backend {name!r} in {keras_json_path()}; set KERAS_BACKEND to one of {known}"
         )
     spec = backend_spec(name)
-    if "keras" not in sys.modules and importlib.util.find_spec(spec.module) is None:
+    # On sys.path, past the meta-path finders: the one of pipelines.tf_import_log
+    # quiets the first import of TensorFlow, and a look-up here must not use it up.
+    if "keras" not in sys.modules and PathFinder.find_spec(spec.module) is None:
         where = "KERAS_BACKEND is" if os.environ.get("KERAS_BACKEND") else (
             f"the backend in {keras_json_path()} is")
         raise InvalidArgumentError(
