@@ -215,12 +215,11 @@ CASES = [
     # TABLE_BACKEND's env installs its own backend only
     T("backend-not-installed", OUT, "KERAS_BACKEND is torch, but PyTorch is not installed",
       env=(("KERAS_BACKEND", "torch"),)),
-    T("devices-torch", (*OUT, "--data-parallel", "--devices", "2"),
-      "on PyTorch each process trains on one device; start 2 processes",
-      env=(("KERAS_BACKEND", "torch"),)),
+    # Keras's launcher variable on JAX (this env has no PyTorch for torchrun's WORLD_SIZE;
+    # that one and --devices 2 on PyTorch: tests/kerasdnn/training/test_distribute.py)
     T("launched-without-data-parallel", OUT,
       "started as one of 2 processes (a launcher such as torchrun) without --data-parallel",
-      env=(("KERAS_BACKEND", "torch"), ("WORLD_SIZE", "2"))),
+      env=(("KERAS_BACKEND", "jax"), ("KERAS_DISTRIBUTION_NUM_PROCESSES", "2"))),
     T("devices-without-data-parallel", (*OUT, "--devices", "2"), "needs --data-parallel"),
     T("dataset-unknown", ("--dataset", "no_such_data", *OUT), "unknown dataset 'no_such_data'"),
     T("config-missing", ("--config", "c.json", *OUT), "--config c.json: no such file; give"),

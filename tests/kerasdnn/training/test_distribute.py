@@ -127,7 +127,6 @@ def test_an_eager_step_gets_full_batches_unweighted(batch) -> None:
 
 
 def test_torch_trains_on_one_device_per_process() -> None:
-    pytest.importorskip("torch")
     with pytest.raises(ConfigError, match="each process trains on one device; start 2 processes"):
         configure_devices("torch", 2)
 
