@@ -32,6 +32,7 @@ __all__ = [
     "backend_spec",
     "check_backend",
     "configured_backend",
+    "installed",
     "keras_json_path",
     "step_files",
     "with_feature",
@@ -182,15 +183,25 @@ def check_backend() -> str:
             f"unknown backend {name!r} in {keras_json_path()}; set KERAS_BACKEND to one of {known}"
         )
     spec = backend_spec(name)
-    # On sys.path, past the meta-path finders: the one of pipelines.tf_import_log
-    # quiets the first import of TensorFlow, and a look-up here must not use it up.
-    if "keras" not in sys.modules and PathFinder.find_spec(spec.module) is None:
+    if "keras" not in sys.modules and not installed(name):
         where = "KERAS_BACKEND is" if os.environ.get("KERAS_BACKEND") else (
             f"the backend in {keras_json_path()} is")
         raise InvalidArgumentError(
             f"{where} {name}, but {spec.label} is not installed; install it "
             f"(pip install -e \".[{name}]\") or set KERAS_BACKEND to an installed backend")
     return name
+
+
+def installed(name: str) -> bool:
+    """Whether backend ``name``'s framework can be imported here (nothing is imported).
+
+    Example:
+        >>> installed("tensorflow") == (PathFinder.find_spec("tensorflow") is not None)
+        True
+    """
+    # On sys.path, past the meta-path finders: the one of pipelines.tf_import_log
+    # quiets the first import of TensorFlow, and a look-up must not use it up.
+    return PathFinder.find_spec(backend_spec(name).module) is not None
 
 
 def keras_json_path() -> Path:

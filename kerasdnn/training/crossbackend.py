@@ -13,7 +13,6 @@ returns the summary.
 from __future__ import annotations
 
 import collections
-import importlib.util
 import os
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from kerasdnn.core.rundir import (
     default_run_dir,
 )
 from kerasdnn.training.run import merge_configs
-from pipelines.backends import BACKENDS, backend_spec
+from pipelines.backends import BACKENDS, backend_spec, installed
 
 __all__ = ["checked_backends", "compare"]
 
@@ -127,7 +126,7 @@ def _check_new_folder(out: Path) -> None:
 
 def _run_backend(backend: str, out: Path, *, quiet: bool) -> dict[str, Any]:
     """Train in a subprocess; its outcome: status, reason, wall time, peak memory."""
-    if not _installed(backend):
+    if not installed(backend):
         return {"status": "not installed", "reason": f"{backend_spec(backend).module} is not "
                 f"installed (pip install 'kerasdnn[{backend}]')"}
     command = [sys.executable, "-m", TRAIN_COMMAND, "--config",
@@ -154,10 +153,6 @@ def _run_backend(backend: str, out: Path, *, quiet: bool) -> dict[str, Any]:
         atomic_write_text(backend_stderr_file(out, backend), "".join(stderr))
         outcome["reason"] = _failure_reason(returncode, list(stderr))
     return outcome
-
-
-def _installed(backend: str) -> bool:
-    return importlib.util.find_spec(backend_spec(backend).module) is not None
 
 
 def _wait_with_usage(process: subprocess.Popen) -> tuple[int, float | None]:

@@ -84,7 +84,7 @@ def test_missing_backends_get_rows_and_nothing_finished_is_status_2(
     import kerasdnn.training.crossbackend
     from kerasdnn.compare import main
 
-    monkeypatch.setattr(kerasdnn.training.crossbackend, "_installed", lambda backend: False)
+    monkeypatch.setattr(kerasdnn.training.crossbackend, "installed", lambda backend: False)
     out = tmp_path / "cmp"
     status = main(["--dataset", "digits", "--backends", "jax,torch",
                                     "--out", str(out), "--quiet"])
