@@ -105,6 +105,25 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
     return " ".join(["python", "-m", module, *(argv if argv is not None else sys.argv[1:])])
 
 
+def interpreters(given: Sequence[str], backends: Sequence[str]) -> dict[str, str]:
+    """Each backend's interpreter: this one, unless ``--python BACKEND=PATH`` (``given``,
+    repeatable) names another; a relative path made absolute (the runs start in the
+    repository root, it names one from here).
+
+    Example:
+        >>> interpreters(["torch=/venv/bin/python"], ["torch"])
+        {'torch': '/venv/bin/python'}
+    """
+    chosen = dict.fromkeys(backends, sys.executable)
+    for item in given:
+        backend, _, path = item.partition("=")
+        if backend not in BACKENDS or not path:
+            raise ValueError(f"--python takes BACKEND=PATH with a backend of "
+                             f"{', '.join(BACKENDS)}, got {item!r}")
+        chosen[backend] = os.path.abspath(path) if os.sep in path else path
+    return chosen
+
+
 def parse_backends(text: str) -> list[str]:
     """Comma-separated backend names, checked against ``BACKENDS``.
 

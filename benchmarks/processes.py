@@ -71,6 +71,7 @@ from benchmarks._common import (
     REPO_ROOT,
     Completed,
     command_line,
+    interpreters,
     limit_threads,
     machine_info,
     machine_line,
@@ -80,7 +81,6 @@ from benchmarks._common import (
     seconds_cell,
     summarize,
 )
-from benchmarks.search_pruning import _interpreters
 from kerasdnn.core.rundir import CONFIG_FILE, EPOCH_TIMES_FILE
 from pipelines.constants import BATCH_SIZE
 
@@ -464,12 +464,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--epochs must be >= 2 (the first is not counted), --repeats >= 1 and "
                      f"--examples >= {2 * BATCH_SIZE}")
     try:
-        args.interpreters = _interpreters(args.python, args.backends)
+        args.interpreters = interpreters(args.python, args.backends)
     except ValueError as error:
         parser.error(str(error))
-    # the runs start in the repository root: a relative path names one from here
-    args.interpreters = {backend: os.path.abspath(path) if os.sep in path else path
-                         for backend, path in args.interpreters.items()}
     return args
 
 

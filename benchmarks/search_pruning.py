@@ -51,6 +51,7 @@ from typing import Any
 from benchmarks._common import (
     BACKENDS,
     command_line,
+    interpreters,
     limit_threads,
     machine_info,
     machine_line,
@@ -374,7 +375,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if any(flag.startswith("--objective") for flag in args.search_args):
         parser.error("the tables rank val_accuracy (maximized): leave --objective out")
     try:
-        args.interpreters = _interpreters(args.python, args.backends)
+        args.interpreters = interpreters(args.python, args.backends)
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -421,17 +422,6 @@ def _choices(text: str, allowed: Sequence[str]) -> list[str]:
     if not names or any(name not in allowed for name in names):
         raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}, got {text!r}")
     return names
-
-
-def _interpreters(given: Sequence[str], backends: Sequence[str]) -> dict[str, str]:
-    interpreters = dict.fromkeys(backends, sys.executable)
-    for item in given:
-        backend, _, path = item.partition("=")
-        if backend not in BACKENDS or not path:
-            raise ValueError(f"--python takes BACKEND=PATH with a backend of "
-                             f"{', '.join(BACKENDS)}, got {item!r}")
-        interpreters[backend] = path
-    return interpreters
 
 
 def _outcome(result: Mapping[str, Any]) -> str:
