@@ -106,15 +106,9 @@ def average_step(gradients: Sequence[torch.Tensor], loss: torch.Tensor,
     count = processes()
     if count == 1:
         return list(gradients), loss, rows
-    flat = torch.cat([*(g.reshape(-1).float() for g in gradients),
-                      loss.detach().reshape(1).float(), rows.reshape(1)])
-    _all_reduce(flat)
-    averaged, at = [], 0
-    for gradient in gradients:
-        size = gradient.numel()
-        averaged.append((flat[at:at + size] / count).view_as(gradient).to(gradient.dtype))
-        at += size
-    return averaged, flat[at] / count, flat[at + 1]
+    *gradients, loss, rows = _summed_over_processes(
+        [*gradients, loss.detach().float(), rows], torch.float32)
+    return [g / count for g in gradients], loss / count, rows
 
 
 def average_state(variables: Sequence[Any]) -> None:
@@ -129,14 +123,9 @@ def average_state(variables: Sequence[Any]) -> None:
     """
     if not variables or processes() == 1:
         return
-    values = [v.value for v in variables]
-    flat = torch.cat([value.detach().reshape(-1).float() for value in values])
-    _all_reduce(flat)
-    flat /= processes()
-    at = 0
-    for variable, value in zip(variables, values, strict=True):
-        variable.assign(flat[at:at + value.numel()].view_as(value).to(value.dtype))
-        at += value.numel()
+    sums = _summed_over_processes([v.value for v in variables], torch.float32)
+    for variable, total in zip(variables, sums, strict=True):
+        variable.assign(total / processes())
 
 
 @contextlib.contextmanager
@@ -155,12 +144,9 @@ def summed(variables: Sequence[Any]) -> Iterator[None]:
         yield
         return
     own = [v.value.detach().clone() for v in variables]
-    flat = torch.cat([value.reshape(-1).double() for value in own])
-    _all_reduce(flat)
-    at = 0
-    for variable, value in zip(variables, own, strict=True):
-        variable.assign(flat[at:at + value.numel()].view_as(value).to(value.dtype))
-        at += value.numel()
+    for variable, total in zip(variables, _summed_over_processes(own, torch.float64),
+                               strict=True):
+        variable.assign(total)
     try:
         yield
     finally:
@@ -190,6 +176,17 @@ def replicate_first(model: Any) -> None:
             state = generator.state.value.clone()
             state[0] += rank * SEED_STRIDE
             generator.state.assign(state)
+
+
+def _summed_over_processes(tensors: Sequence[torch.Tensor],
+                           dtype: torch.dtype) -> list[torch.Tensor]:
+    """Each of ``tensors`` summed over the processes, in its own shape and dtype: one
+    all-reduce of one flat buffer of ``dtype``."""
+    flat = torch.cat([tensor.detach().reshape(-1).to(dtype) for tensor in tensors])
+    _all_reduce(flat)
+    parts = flat.split([tensor.numel() for tensor in tensors])
+    return [part.view_as(tensor).to(tensor.dtype)
+            for part, tensor in zip(parts, tensors, strict=True)]
 
 
 def _all_reduce(tensor: torch.Tensor) -> None:
