@@ -157,8 +157,8 @@ def plan_pieces(source: str, *, piece_bytes: int | None = None) -> list[Piece]:
     return pieces
 
 
-def head(pieces: list[Piece], rows: int = HEAD_ROWS) -> pd.DataFrame:
-    """The first ``rows`` rows of the table, read as :func:`pipelines.tables.read.read_table`
+def head(pieces: list[Piece], rows: int | None = None) -> pd.DataFrame:
+    """The first ``rows`` (default :data:`HEAD_ROWS`) rows of the table, read as :func:`pipelines.tables.read.read_table`
     reads a whole one: what the column types are inferred from.
 
     Example:
@@ -170,6 +170,7 @@ def head(pieces: list[Piece], rows: int = HEAD_ROWS) -> pd.DataFrame:
     """
     from pipelines.tables.read import read_table
 
+    rows = rows or HEAD_ROWS
     first = pieces[0]
     if first.format == "csv":
         with open(first.path, "rb") as handle:
