@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import InvalidArgumentError, InvalidDataError
+from pipelines.errors import InvalidDataError
 from pipelines.tables.encode import preprocessing_state
 from pipelines.tables.pieces import Piece, head, plan_pieces, read_piece
 from pipelines.tables.running import RunningStats, row_hash
-from pipelines.tables.schema import infer_schema
+from pipelines.tables.schema import check_target, infer_schema
 
 __all__ = ["SPLITS", "class_indices", "fit_streamed", "label_text", "split_codes"]
 
@@ -130,13 +130,7 @@ def fit_streamed(source: str, *, target: str | None, drop: Sequence[str] = (),
     pieces = plan_pieces(source)
     first = head(pieces)
     where = str(source)
-    columns = ", ".join(first.columns)
-    if target is None:
-        raise InvalidArgumentError(f"{where} is a table: name its label column with --target "
-                                   f"COLUMN (target= in Python); its columns: {columns}")
-    if target not in first.columns:
-        raise InvalidArgumentError(f"--target {target!r} is not a column of {where}; its "
-                                   f"columns: {columns}")
+    check_target(list(first.columns), target, where)
     schema = infer_schema(first, target, drop=drop, features=features)
     kinds = {c.name: c.kind for c in schema if c.kind != "drop"}
     numeric = bool(pd.api.types.is_numeric_dtype(first[target])
