@@ -33,6 +33,7 @@ SCALES = ("auto", "unit", "standardize")  # input scaling: the dataset's own, [0
 VALIDATION_SPLIT = 0.1  # fraction of the training split held out by default
 BATCH_SIZE = 100  # examples per training step by default (the classic MNIST network's)
 SEED = 1337  # the default seed of the weights, the shuffling and the split
+SHUFFLE_BUFFER = 65_536  # rows a streamed table's shuffle permutes together by default
 # The largest seed: NumPy's and scikit-learn's random states take 0 .. 2**32 - 1 (the
 # validation split and KerasTuner's Bayesian oracle), so every seed is checked against it.
 SEED_MAX = 2**32 - 1

@@ -46,11 +46,16 @@ class EpochStream:
     stream's.  :mod:`pipelines.feed` uses it to hand the stream to ``fit`` a
     block per ``tf.data`` call and to resume at an epoch without producing the
     skipped ones.
+
+    ``sharded``: each batch is already this process's share of a multi-process
+    global batch, ``(x, y, sample_weight)`` padded and weighted
+    (:mod:`pipelines.tables.streaming`), not the global batch itself.
     """
 
     batch_size: int
     batches_per_epoch: int
     blocks: Callable[[int, int], tf.data.Dataset]
+    sharded: bool = False
 
     @functools.cached_property
     def dataset(self) -> tf.data.Dataset:

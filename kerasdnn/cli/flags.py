@@ -77,6 +77,12 @@ def training_parser(prog: str, description: str, epilog: str) -> ArgumentParser:
     data.add_argument("--features", metavar="FILE.json",
                       help='a table\'s column kinds, {"column": "numeric" | "categorical" | '
                       '"drop"} (default: inferred)')
+    data.add_argument("--stream", action="store_true",
+                      help="read a csv: or parquet: table piece by piece instead of whole, "
+                      "for tables larger than memory (README: Data larger than memory; "
+                      "default: off)")
+    data.add_argument("--shuffle-buffer", type=setting("shuffle_buffer"), metavar="ROWS",
+                      help="with --stream, the rows shuffled together (default: 65536)")
     data.add_argument("--validation-split", type=setting("validation_split", float),
                       help="fraction of the training split held out "
                       f"(default: {t.validation_split})")

@@ -221,6 +221,12 @@ class TrainConfig(_JSONConfig):
             ``{column: "numeric" | "categorical" | "drop"}`` (``--features FILE.json``).
         test_data: a table (``csv:PATH``, ``parquet:PATH``) of the same columns used as
             the test split instead of ``test_split`` of the rows.
+        stream: read a ``csv:`` or ``parquet:`` table piece by piece, never whole
+            (:mod:`pipelines.tables.streaming`: one pass to fit the preprocessing,
+            splits by a hash of the row number, a shuffle within windows of rows;
+            in a multi-process run each process reads its own pieces).
+        shuffle_buffer: with ``stream``, the rows permuted together per window
+            (``None``: 65,536).
         class_weight: ``None`` (every class weighs 1), ``"balanced"`` (scikit-learn's
             ``n_samples / (n_classes * count)`` on the training split's labels) or a
             mapping ``{class index or name: weight}`` (classes left out weigh 1):
@@ -254,6 +260,8 @@ class TrainConfig(_JSONConfig):
     test_split: float = 0.2
     features: dict[str, str] | None = None
     test_data: str | None = None
+    stream: bool = False
+    shuffle_buffer: int | None = None
     class_weight: str | dict[str, float] | None = None
     init_from: str | None = None
     freeze: int = 0
@@ -271,6 +279,9 @@ class TrainConfig(_JSONConfig):
         if self.class_weight is not None and self.data_parallel:
             raise ConfigError("class_weight does not work with data_parallel yet; "
                               "leave out --class-weight or --data-parallel")
+        if self.shuffle_buffer is not None and not self.stream:
+            raise ConfigError("shuffle_buffer must be null unless stream is set "
+                              f"(--shuffle-buffer needs --stream), got {self.shuffle_buffer!r}")
         if self.devices is not None and not self.data_parallel:
             raise ConfigError("devices must be null unless data_parallel is set "
                               f"(--devices needs --data-parallel), got {self.devices!r}")
@@ -457,6 +468,8 @@ _RULES: dict[str, _Rule] = {
         'a JSON object {column: "numeric" | "categorical" | "drop"}', "inferred"),
     "test_data": _Rule(lambda value: isinstance(value, str) and value.startswith(
         ("csv:", "parquet:")), "csv:PATH or parquet:PATH", "test_split of the rows"),
+    "stream": _BOOL,
+    "shuffle_buffer": _integer(1, "65,536 rows"),
     "class_weight": _Rule(
         lambda value: value == "balanced" or (
             isinstance(value, Mapping) and bool(value)

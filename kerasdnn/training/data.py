@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kerasdnn.core.config import TrainConfig
 from kerasdnn.core.rundir import PREPROCESSING_FILE
+from pipelines.constants import SHUFFLE_BUFFER
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.info import Splits
@@ -60,12 +61,16 @@ def _table_arguments(train_config: TrainConfig) -> dict[str, Any]:
 
     if not is_table(train_config.dataset) and train_config.dataset != "dataframe":
         given = {"target": train_config.target, "drop": train_config.drop,
-                 "features": train_config.features, "test_data": train_config.test_data}
+                 "features": train_config.features, "test_data": train_config.test_data,
+                 "stream": train_config.stream}
         return {key: value for key, value in given.items() if value}  # refused by load
     arguments: dict[str, Any] = {
         "target": train_config.target, "drop": train_config.drop,
         "features": train_config.features, "test_split": train_config.test_split,
         "test_data": train_config.test_data}
+    if train_config.stream:
+        arguments.update(stream=True, shuffle_buffer=train_config.shuffle_buffer
+                         or SHUFFLE_BUFFER)
     if train_config.out is not None:
         saved = Path(train_config.out) / PREPROCESSING_FILE
         if saved.is_file():

@@ -159,9 +159,10 @@ def fit_stream(
         backend = keras.backend.backend()
         # A compiled step needs one batch structure; the eager PyTorch step takes its
         # native path on unweighted batches only, so only padded batches get weights.
-        fed = (padded_dataset(fed, replicas, processes) if hasattr(fed, "element_spec")
-               else padded_iterator(fed, replicas, processes,
-                                    full_weights=backend_spec(backend).jit is not None))
+        if not stream.sharded:  # else each process reads its own share, padded
+            fed = (padded_dataset(fed, replicas, processes) if hasattr(fed, "element_spec")
+                   else padded_iterator(fed, replicas, processes,
+                                        full_weights=backend_spec(backend).jit is not None))
         if validation_data is not None:
             validation_data = padded_dataset(validation_data, replicas, processes)
         callbacks.insert(0, replication_callback(backend, model))

@@ -151,15 +151,23 @@ def train(
     train_config, model_config = merge_configs(config, model_config, overrides)
     if data is not None:  # a DataFrame from Python (README: Your own table)
         train_config = train_config.replace(dataset="dataframe")
+    if merge_validation and train_config.stream:
+        raise ConfigError("a retraining on train + validation holds both in memory, which a "
+                          "streamed table (--stream) cannot; retrain without --stream, or keep "
+                          "the run trained on the training split")
     processes, replicas = _start_distribution(
         backend, train_config, coordinator, num_processes, process_id)
     run = _Run(backend, train_config, model_config, None, resume, merge_validation,
                processes, replicas)
     run = dataclasses.replace(run, out_dir=_check_out(run))
     quiet_tensorflow()
+    from pipelines.tables.streaming import Shard
+
+    shard = ({"shard": Shard(processes.index, processes.count, replicas)}
+             if train_config.stream and processes.count > 1 else {})  # its own pieces
     # An endless, epoch-indexed stream: resumable exactly.
     splits = load_splits(train_config, repeat=not merge_validation,
-                         **({"name": data} if data is not None else {}))
+                         **({"name": data} if data is not None else {}), **shard)
     run = _settle(run, splits.info)
     quiet = verbose == 0 or not processes.writes
     with _distribution_scope(run):

@@ -35,7 +35,8 @@ import pandas as pd
 from pipelines.tables.read import MISSING_TOKENS
 from pipelines.tables.schema import Column, as_numbers, as_text
 
-__all__ = ["MISSING", "OOV", "Preprocessor", "encode", "fit_preprocessing", "raw_columns"]
+__all__ = ["MISSING", "OOV", "Preprocessor", "encode", "fit_preprocessing", "preprocessing_state",
+           "raw_columns"]
 
 MISSING = "[missing]"  # the value a missing categorical cell becomes
 OOV = "[OOV]"  # StringLookup's out-of-vocabulary token (column 0 of the one-hot)
@@ -58,7 +59,6 @@ def fit_preprocessing(train: pd.DataFrame, schema: Sequence[Column]) -> dict[str
         2.0
     """
     columns: list[dict[str, Any]] = []
-    names: list[str] = []
     for column in schema:
         if column.kind == "numeric":
             values = as_numbers(train[column.name])
@@ -68,14 +68,33 @@ def fit_preprocessing(train: pd.DataFrame, schema: Sequence[Column]) -> dict[str
             columns.append({"name": column.name, "kind": "numeric", "median": median,
                             "indicator": bool(missing.any()), "mean": float(filled.mean()),
                             "variance": float(filled.var())})
-            names += [column.name] + ([f"{column.name} missing"] if missing.any() else [])
         elif column.kind == "categorical":
             text = as_text(train[column.name])
             vocabulary = sorted({MISSING if value == "" else value for value in text})
             columns.append({"name": column.name, "kind": "categorical",
                             "vocabulary": vocabulary})
-            names += [f"{column.name}={value}" for value in [OOV, *vocabulary]]
-    return {"columns": columns, "feature_names": names, "width": len(names)}
+    return preprocessing_state(columns)
+
+
+def preprocessing_state(columns: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The fitted state of ``columns`` (each a numeric column's ``median``, ``indicator``,
+    ``mean`` and ``variance``, or a categorical column's ``vocabulary``) with the names
+    of the encoded features and their count.
+
+    Example:
+        >>> preprocessing_state([{"name": "c", "kind": "categorical",
+        ...                       "vocabulary": ["a"]}])["feature_names"]
+        ['c=[OOV]', 'c=a']
+    """
+    names: list[str] = []
+    for column in columns:
+        if column["kind"] == "numeric":
+            names += [column["name"]] + ([f"{column['name']} missing"]
+                                         if column["indicator"] else [])
+        else:
+            names += [f"{column['name']}={value}" for value in [OOV, *column["vocabulary"]]]
+    return {"columns": [dict(column) for column in columns], "feature_names": names,
+            "width": len(names)}
 
 
 def raw_columns(frame: pd.DataFrame, state: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -32,6 +32,7 @@ from pipelines.splitting import split_indices
 from pipelines.tables.encode import encode, fit_preprocessing
 from pipelines.tables.read import is_table, read_table
 from pipelines.tables.schema import Column, as_text, infer_schema
+from pipelines.tables.streaming import SHUFFLE_BUFFER, Shard, load_streamed
 
 __all__ = ["TEST_SPLIT", "TableSplits", "load", "load_table", "split_table"]
 
@@ -216,11 +217,19 @@ def load_table(
     preprocessing: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     name: str | None = None,
     test_data: Any = None,
+    stream: bool = False,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
+    shard: Shard | None = None,
 ) -> Splits:
     """A table (a DataFrame, ``csv:PATH`` or ``parquet:PATH``) as the :class:`Splits` of
     :func:`pipelines.load`: each example the encoded float32 row, ``info.table`` the
     fitted preprocessing (write it beside the model; pass it back as
     ``preprocessing`` to see the same rows the same way).
+
+    ``stream=True`` reads a ``csv:`` or ``parquet:`` table piece by piece instead of
+    whole (:mod:`pipelines.tables.streaming`: splits by a hash of the row number,
+    shuffled within windows of ``shuffle_buffer`` rows; ``shard``: this process's
+    pieces in a multi-process run).
 
     Example:
         >>> frame = pd.DataFrame({"x": np.arange(40) / 3, "y": [0, 1] * 20})
@@ -233,6 +242,26 @@ def load_table(
     if repeat and batch_size is None:
         raise InvalidArgumentError("repeat=True needs a batch_size: an endless stream is "
                                    "made of batches")
+    if stream:
+        if isinstance(source, pd.DataFrame):
+            raise InvalidArgumentError("stream (--stream) reads a csv: or parquet: file piece "
+                                       "by piece; a DataFrame is in memory already: leave "
+                                       "it out")
+        if isinstance(test_data, pd.DataFrame):
+            raise InvalidArgumentError("with stream (--stream), give test_data as csv:PATH or "
+                                       "parquet:PATH, not a DataFrame")
+        if not isinstance(shuffle_buffer, int) or isinstance(shuffle_buffer, bool) or \
+                shuffle_buffer < 1:
+            raise InvalidArgumentError("shuffle_buffer (--shuffle-buffer) must be a whole "
+                                       f"number of rows >= 1, got {shuffle_buffer!r}")
+        return load_streamed(
+            str(source), target=target, drop=drop, features=features, test_split=test_split,
+            batch_size=batch_size, validation_split=validation_split, seed=seed, repeat=repeat,
+            preprocessing=None if preprocessing is None else _read_state(preprocessing),
+            test_data=test_data, shuffle_buffer=shuffle_buffer, shard=shard or Shard())
+    if preprocessing is not None and "stream" in _read_state(preprocessing):
+        raise InvalidArgumentError("the run was trained on a streamed table; give --stream "
+                                   "(stream=True) to read it the same way")
     parts = split_table(source, target=target, drop=drop, features=features,
                         test_split=test_split, validation_split=validation_split, seed=seed,
                         preprocessing=preprocessing, test_data=test_data)
@@ -295,7 +324,8 @@ def load(
     if not is_table(name):
         given = [key for key, value in (("target", target), ("drop", drop),
                                         ("features", features), ("preprocessing", preprocessing),
-                                        ("test_data", test_data))
+                                        ("test_data", test_data),
+                                        ("stream", arguments.pop("stream", False)))
                  if value]
         if given:
             raise InvalidArgumentError(
@@ -303,6 +333,8 @@ def load(
                 f"parquet:PATH or a DataFrame), not {name!r}; leave it out")
         from pipelines.builder import load as load_source
 
+        for ignored in ("shuffle_buffer", "shard"):
+            arguments.pop(ignored, None)  # the stream's own: nothing to stream here
         return load_source(name, **arguments)
     for ignored in ("scale", "flatten", "data_dir", "manual_dir"):
         arguments.pop(ignored, None)  # a table's rows are standardized vectors, read locally

@@ -1,0 +1,573 @@
+"""A table larger than memory: ``pipelines.load("csv:big.csv", target="y", stream=True)``
+reads it piece by piece (:mod:`pipelines.tables.pieces`), never whole.
+
+* **One pass to fit.**  The column types come from the first rows
+  (:data:`~pipelines.tables.pieces.HEAD_ROWS`; ``--features`` overrides them);
+  then one streaming pass over every piece counts the rows of each split, the
+  classes and the missing values, and fits the preprocessing on the training
+  rows (:class:`~pipelines.tables.running.RunningStats`: exact counts and
+  vocabularies, means and variances to float rounding, medians exact up to
+  100,000 values and sampled beyond).  The result, with the piece plan, is the
+  run's ``preprocessing.json``: resume, evaluate and export reuse it, never refit.
+* **Splits by hash.**  A row's split is decided by a hash of its row number (its
+  place in the table, files in name order) and the seed alone
+  (:func:`split_codes`): ``test_split`` of the rows are test, ``validation_split``
+  of the rest validation.  So the splits never overlap, whichever process reads
+  a row and in whichever epoch; unlike the in-memory split they are not
+  stratified (the proportions hold in expectation).
+* **Bounded shuffle.**  Each epoch reads the pieces in an order shuffled by
+  ``(seed, epoch)`` and permutes every window of about ``shuffle_buffer`` rows
+  (seeded by ``(seed, epoch, window)``): a row moves within its window only, so
+  this is not a full permutation of the table (that needs all of it at once).
+  Epoch ``e``'s order depends on the seed and ``e`` alone: a resumed run starts
+  at its epoch exactly, as the in-memory stream does.
+* **Per-process pieces.**  With ``shard=Shard(index, count, replicas)`` (a
+  multi-process run) each process reads only its own pieces, dealt out once so
+  that the processes' training rows are as even as the pieces allow.  Each step
+  every process takes ``batch_size // count`` rows (the first ``batch_size %
+  count`` processes one more): the global batch is ``batch_size`` rows, as on one
+  process.  When the shares are uneven, a process that has read all its rows
+  goes on with empty batches until the largest share is done (steps per epoch:
+  the largest share's); every batch is padded to the same rows per process and
+  weighted so that the loss is the mean over the step's real rows
+  (``sample_weight``, 0 for padding), as the in-memory data-parallel path does.
+
+Example:
+    >>> import tempfile, numpy as np, pandas as pd
+    >>> path = tempfile.mkdtemp() + "/t.csv"
+    >>> rng = np.random.default_rng(0)
+    >>> pd.DataFrame({"x": rng.normal(size=200), "y": rng.choice(["a", "b"], 200)}
+    ...              ).to_csv(path, index=False)
+    >>> splits = load_streamed(f"csv:{path}", target="y", batch_size=32)
+    >>> splits.info.num_examples
+    {'train': 146, 'validation': 14, 'test': 40}
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import math
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.constants import SHUFFLE_BUFFER
+from pipelines.errors import InvalidArgumentError, InvalidDataError
+from pipelines.info import DatasetInfo, Splits
+from pipelines.stream import EpochStream, pass_seeds
+from pipelines.tables.encode import Preprocessor, preprocessing_state
+from pipelines.tables.pieces import Piece, head, plan_pieces, read_piece
+from pipelines.tables.running import RunningStats, row_hash
+from pipelines.tables.schema import Column, infer_schema
+
+__all__ = ["Shard", "fit_streamed", "load_streamed", "raw_split", "read_ahead", "split_codes"]
+
+SPLITS = ("train", "validation", "test")  # split codes 0, 1, 2
+_ENDLESS = 2**62  # epochs of an endless stream
+_SPLIT_SALT = 0x5EED_5B17  # keeps the split hash apart from the sample's
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """This process's place in a multi-process run: ``index`` of ``count`` processes,
+    ``replicas`` devices in all (a multiple of ``count``)."""
+
+    index: int = 0
+    count: int = 1
+    replicas: int = 1
+
+
+def split_codes(rows: np.ndarray, *, seed: int, test_split: float,
+                validation_split: float) -> np.ndarray:
+    """The split of each row number: 0 train, 1 validation, 2 test, from a hash of
+    the row number and ``seed`` alone.
+
+    Example:
+        >>> codes = split_codes(np.arange(100_000), seed=1, test_split=0.2,
+        ...                     validation_split=0.1)
+        >>> np.round(np.bincount(codes) / 100_000, 2).tolist()
+        [0.72, 0.08, 0.2]
+    """
+    uniform = (row_hash(rows, seed ^ _SPLIT_SALT) >> np.uint64(11)).astype(np.float64) / 2**53
+    codes = np.zeros(len(rows), np.int8)
+    codes[uniform < test_split + (1.0 - test_split) * validation_split] = 1
+    codes[uniform < test_split] = 2
+    return codes
+
+
+def _class_names(labels: set[str], numeric: bool, target: str, where: str) -> list[str]:
+    if numeric:
+        numbers = pd.to_numeric(pd.Series(sorted(labels)), errors="coerce").to_numpy()
+        if np.isnan(numbers).any() or not np.all(numbers == np.round(numbers)):
+            raise InvalidDataError(
+                f"{where}: target {target!r} holds values that are not integer class labels "
+                "(text or non-integer numbers after the first rows); give class labels")
+        return [str(int(value)) for value in np.unique(numbers)]
+    return sorted(labels)
+
+
+def _label_text(text: np.ndarray, numeric: bool) -> np.ndarray:
+    """Labels spelled as the class names are (integral numbers without ``.0``)."""
+    if not numeric:
+        return text
+    numbers = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy()
+    return np.array([str(int(v)) if v == v else "" for v in numbers], dtype=object)
+
+
+def _class_indices(text: np.ndarray, names: Sequence[str], where: str) -> np.ndarray:
+    indices = pd.Categorical(text, categories=list(names)).codes.astype(np.int32)
+    if (indices < 0).any():
+        raise InvalidDataError(
+            f"{where}: label {text[indices < 0][0]!r} is not among the classes of the "
+            f"table's rows ({', '.join(names)}); add rows of it or leave those rows out")
+    return indices
+
+
+def _pass(pieces: Sequence[Piece], kinds: Mapping[str, str], target: str,
+          codes: Callable[[np.ndarray], np.ndarray], stats: RunningStats | None,
+          missing: dict[str, int]) -> tuple[list[dict[str, Any]], set[str]]:
+    """One pass over ``pieces``: each piece's record (first row number, rows, labelled
+    rows per split), the label texts seen; training rows go to ``stats``."""
+    records, labels, first_row = [], set(), 0
+    read_kinds = {**kinds, target: "text"}
+    for piece in pieces:
+        rows_read, counts = 0, np.zeros(3, np.int64)
+        for chunk in read_piece(piece, read_kinds):
+            text = chunk.pop(target)
+            rows = np.arange(first_row + rows_read, first_row + rows_read + len(text))
+            rows_read += len(text)
+            labelled = text != ""
+            split = codes(rows)
+            counts += np.bincount(split[labelled], minlength=3)
+            labels.update(np.unique(text[labelled].astype(str)).tolist())
+            for name, values in chunk.items():
+                missing[name] += int((np.isnan(values) if kinds[name] == "numeric"
+                                      else values == "").sum())
+            if stats is not None:
+                train = labelled & (split == 0)
+                stats.update({name: values[train] for name, values in chunk.items()},
+                             rows[train])
+        records.append({**piece.to_dict(), "first_row": first_row, "rows": rows_read,
+                        **dict(zip(SPLITS, counts.tolist(), strict=True))})
+        first_row += rows_read
+    return records, labels
+
+
+def fit_streamed(source: str, *, target: str | None, drop: Sequence[str] = (),
+                 features: Mapping[str, str] | None = None, test_split: float = 0.2,
+                 validation_split: float = 0.1, seed: int = 1337,
+                 test_data: str | None = None) -> dict[str, Any]:
+    """The fitted preprocessing of a streamed table and its piece plan: one pass.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/t.csv"
+        >>> pd.DataFrame({"x": [1.0, 2.0, 4.0] * 20, "y": ["a", "b"] * 30}).to_csv(
+        ...     path, index=False)
+        >>> state = fit_streamed(f"csv:{path}", target="y")
+        >>> state["class_names"], [p["rows"] for p in state["stream"]["pieces"]]
+        (['a', 'b'], [60])
+    """
+    pieces = plan_pieces(source)
+    first = head(pieces)
+    where = str(source)
+    columns = ", ".join(first.columns)
+    if target is None:
+        raise InvalidArgumentError(f"{where} is a table: name its label column with --target "
+                                   f"COLUMN (target= in Python); its columns: {columns}")
+    if target not in first.columns:
+        raise InvalidArgumentError(f"--target {target!r} is not a column of {where}; its "
+                                   f"columns: {columns}")
+    schema = infer_schema(first, target, drop=drop, features=features)
+    kinds = {c.name: c.kind for c in schema if c.kind != "drop"}
+    numeric = bool(pd.api.types.is_numeric_dtype(first[target])
+                   and not pd.api.types.is_bool_dtype(first[target]))
+    split = {"seed": int(seed), "test_split": 0.0 if test_data else float(test_split),
+             "validation_split": float(validation_split)}
+    stats, missing = RunningStats(kinds), dict.fromkeys(kinds, 0)
+    records, labels = _pass(pieces, kinds, target, lambda rows: split_codes(rows, **split),
+                            stats, missing)
+    names = _class_names(labels, numeric, target, where)
+    test_records: list[dict[str, Any]] = []
+    if test_data:
+        test_records, test_labels = _pass(plan_pieces(test_data), kinds, target,
+                                          lambda rows: np.full(len(rows), 2, np.int8), None,
+                                          dict.fromkeys(kinds, 0))
+        _class_indices(_label_text(np.array(sorted(test_labels), object), numeric), names,
+                       str(test_data))
+    if len(names) < 2:
+        raise InvalidDataError(f"{where}: target {target!r} has only "
+                               f"{'one class' if names else 'no values'}; a classifier needs "
+                               "rows of at least two classes")
+    if not sum(record["train"] for record in records):
+        raise InvalidDataError(f"{where}: no labelled training rows; give a larger table")
+    schema = [dataclasses.replace(c, missing=missing[c.name]) if c.name in missing else c
+              for c in schema]
+    return {"target": target, "class_names": names,
+            "schema": [column.to_dict() for column in schema],
+            **preprocessing_state(stats.columns()),
+            "stream": {**split, "numeric_target": numeric, "pieces": records,
+                       "test_pieces": test_records}}
+
+
+def _deal(records: Sequence[Mapping[str, Any]], count: int) -> list[list[int]]:
+    """The pieces (indices) with training rows dealt to ``count`` processes: largest
+    first, each to the process with the fewest training rows so far."""
+    shares: list[list[int]] = [[] for _ in range(count)]
+    totals = [0] * count
+    for index in sorted((i for i, r in enumerate(records) if r["train"]),
+                        key=lambda i: (-records[i]["train"], i)):
+        process = totals.index(min(totals))
+        shares[process].append(index)
+        totals[process] += records[index]["train"]
+    return [sorted(share) for share in shares]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reader:
+    """Reads the rows of one split from the planned pieces of a fitted ``state``."""
+
+    state: Mapping[str, Any]
+    where: str
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {c["name"]: c["kind"] for c in self.state["columns"]}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        plan = self.state["stream"]
+        if split == "test" and plan["test_pieces"]:
+            return list(plan["test_pieces"])
+        return [record for record in plan["pieces"] if record[split]]
+
+    def chunks(self, split: str, records: Sequence[Mapping[str, Any]]
+               ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        """``(columns, class indices)`` of the labelled rows of ``split``, piece by piece."""
+        plan, target = self.state["stream"], self.state["target"]
+        code = SPLITS.index(split)
+        read_kinds = {**self.kinds, target: "text"}
+        hashed = not (split == "test" and plan["test_pieces"])  # else a test table's own
+        for record in records:
+            piece = Piece(record["format"], record["path"], record["start"], record["stop"],
+                          record["row_group"], tuple(record["columns"]))
+            first_row = record["first_row"]
+            for chunk in read_piece(piece, read_kinds):
+                text = _label_text(chunk.pop(target), plan["numeric_target"])
+                rows = np.arange(first_row, first_row + len(text))
+                first_row += len(text)
+                keep = text != ""
+                if hashed:
+                    keep &= split_codes(rows, seed=plan["seed"], test_split=plan["test_split"],
+                                        validation_split=plan["validation_split"]) == code
+                if keep.any():
+                    yield ({name: values[keep].astype(np.float32) if
+                            self.kinds[name] == "numeric" else values[keep]
+                            for name, values in chunk.items()},
+                           _class_indices(text[keep], self.state["class_names"], self.where))
+
+    def shuffled(self, records: Sequence[Mapping[str, Any]], seed: Sequence[int],
+                 buffer: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        """The training rows of ``records`` in an order shuffled by ``seed``: pieces in
+        a permuted order, rows permuted within windows of at least ``buffer`` rows."""
+        order = np.random.default_rng(list(seed)).permutation(len(records))
+        pending: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+        window = 0
+
+        def flush() -> tuple[dict[str, np.ndarray], np.ndarray]:
+            columns = {name: np.concatenate([c[name] for c, _ in pending])
+                       for name in pending[0][0]}
+            labels = np.concatenate([y for _, y in pending])
+            permutation = np.random.default_rng([*seed, window]).permutation(len(labels))
+            pending.clear()
+            return {name: v[permutation] for name, v in columns.items()}, labels[permutation]
+
+        size = 0
+        for columns, labels in self.chunks("train", [records[i] for i in order]):
+            pending.append((columns, labels))
+            size += len(labels)
+            if size >= buffer:
+                yield flush()
+                window, size = window + 1, 0
+        if pending:
+            yield flush()
+
+
+def raw_split(state: Mapping[str, Any], split: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The raw kept columns and the class indices of one split of a streamed table,
+    read through its fitted ``state`` (as :func:`pipelines.tables.encode.raw_columns`
+    gives them): what an export checks its artifact on.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/t.csv"
+        >>> pd.DataFrame({"x": np.arange(40) % 7 + 0.5, "y": ["a", "b"] * 20}).to_csv(
+        ...     path, index=False)
+        >>> columns, labels = raw_split(fit_streamed(f"csv:{path}", target="y"), "test")
+        >>> columns["x"].dtype.name, len(labels) == len(columns["x"])
+        ('float32', True)
+    """
+    reader = _Reader(state, "the table")
+    chunks = list(reader.chunks(split, reader.records(split)))
+    if not chunks:
+        return ({name: np.zeros(0, np.float32 if kind == "numeric" else object)
+                 for name, kind in reader.kinds.items()}, np.zeros(0, np.int32))
+    return ({name: np.concatenate([columns[name] for columns, _ in chunks])
+             for name in reader.kinds}, np.concatenate([labels for _, labels in chunks]))
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def read_ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` produced by a daemon thread up to ``depth`` ahead of the consumer
+    (its exceptions re-raised in the consumer), stopped when the consumer stops.
+
+    Hand-written because ``tf.data``'s own prefetch would run the reading (a Python
+    generator, ``Dataset.from_generator``) on TensorFlow's threads, which hang the
+    interpreter's exit while an iterator is left open; a daemon thread does not.
+
+    Example:
+        >>> list(read_ahead(iter(range(5))))
+        [0, 1, 2, 3, 4]
+    """
+    import queue
+    import threading
+
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop, done = threading.Event(), object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as error:  # handed to the consumer, which raises it
+            put(_Failure(error))
+
+    thread = threading.Thread(target=produce, daemon=True, name="kerasdnn-read-ahead")
+    _READERS[thread] = stop
+    thread.start()
+    try:
+        while (item := buffer.get()) is not done:
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+
+
+_READERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+@atexit.register
+def _stop_readers() -> None:
+    """Stop and join the reading threads before the interpreter exits: a thread still
+    inside Arrow's C++ while its statics are destroyed aborts the process."""
+    for thread, stop in list(_READERS.items()):
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _dataset(reader: _Reader, generate: Callable[..., Iterator[Any]],
+             args: tuple[Any, ...] = ()) -> Any:
+    """The generated ``(columns, labels)`` chunks, encoded by the state's
+    :class:`~pipelines.tables.encode.Preprocessor` in ``tf.data``: ``(x, y)`` chunks."""
+    from pipelines.tf_setup import tf
+
+    signature = ({name: tf.TensorSpec([None], tf.float32 if kind == "numeric" else tf.string)
+                  for name, kind in reader.kinds.items()}, tf.TensorSpec([None], tf.int32))
+    preprocess = Preprocessor(reader.state)
+    chunks = tf.data.Dataset.from_generator(generate, args=args or None,
+                                            output_signature=signature)
+    return _in_caller(chunks.map(lambda columns, labels: (preprocess(columns), labels)))
+
+
+def _in_caller(dataset: Any) -> Any:
+    """``dataset`` without the prefetch ``tf.data`` adds by default: the generator then
+    runs only when a caller asks for an element, never on a thread of TensorFlow's
+    own that an iterator's deletion would wait for while holding the GIL (a deadlock,
+    at exit too); :func:`read_ahead` reads ahead instead."""
+    from pipelines.tf_setup import tf
+
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False
+    return dataset.with_options(options)
+
+
+def _batched(dataset: Any, batch_size: int | None, count: int) -> Any:
+    from pipelines.tf_setup import tf
+
+    if batch_size is None:
+        return _in_caller(dataset.unbatch().apply(
+            tf.data.experimental.assert_cardinality(count)))
+    return _in_caller(dataset.rebatch(batch_size).apply(
+        tf.data.experimental.assert_cardinality(math.ceil(count / batch_size))))
+
+
+def _training_stream(reader: _Reader, *, batch_size: int, seed: int, buffer: int,
+                     shard: Shard) -> EpochStream:
+    """The endless training stream; with several processes, this process's share."""
+    from pipelines.tf_setup import tf
+
+    all_records = reader.records("train")
+    shares = _deal(all_records, shard.count)
+    if not shares[shard.index]:
+        raise InvalidDataError(
+            f"{reader.where} has {sum(1 for s in shares if s)} piece(s) with training rows "
+            f"for {shard.count} processes; split it into more files (a folder or glob of "
+            "CSV or Parquet shards) or write Parquet with smaller row groups")
+    records = [all_records[i] for i in shares[shard.index]]
+
+    @tf.autograph.experimental.do_not_convert  # builds a generator's dataset: no graph
+    def epoch_rows(epoch: Any) -> Any:
+        def generate(epoch: np.int64) -> Iterator[Any]:
+            yield from read_ahead(reader.shuffled(records, (seed, int(epoch), shard.index),
+                                                  buffer))
+
+        return _dataset(reader, generate, (epoch,))
+
+    if shard.count == 1:
+        def blocks(first_epoch: int, batches_per_block: int) -> Any:
+            return _in_caller(tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(
+                lambda epoch: epoch_rows(epoch).rebatch(batch_size * batches_per_block)
+            ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)))
+
+        total = sum(record["train"] for record in records)
+        return EpochStream(batch_size, math.ceil(total / batch_size), blocks)
+    return _sharded_stream(epoch_rows, [sum(all_records[i]["train"] for i in share)
+                                        for share in shares], batch_size, shard)
+
+
+def _sharded_stream(epoch_rows: Callable[[Any], Any], rows: Sequence[int], batch_size: int,
+                    shard: Shard) -> EpochStream:
+    """This process's padded, weighted ``(x, y, sample_weight)`` share of each global
+    batch: ``rows[p]`` training rows in process ``p``'s pieces."""
+    from pipelines.tf_setup import tf
+
+    count, index = shard.count, shard.index
+    takes = [batch_size // count + (p < batch_size % count) for p in range(count)]
+    steps = max(math.ceil(n / take) for n, take in zip(rows, takes, strict=True))
+    padded = math.ceil(batch_size / shard.replicas) * shard.replicas
+    slot = padded // count
+    real = np.array([[min(take, max(0, n - k * take)) for n, take in zip(rows, takes,
+                                                                           strict=True)]
+                     for k in range(steps)]).sum(axis=1)
+    weights = tf.constant(padded / real, tf.float32)  # per step: the real rows weigh it all
+    own_steps = math.ceil(rows[index] / takes[index])
+
+    def epoch_batches(epoch: Any) -> Any:
+        batches = epoch_rows(epoch).rebatch(takes[index])
+        width = batches.element_spec[0].shape[-1]
+        empty = tf.data.Dataset.from_tensors(
+            (tf.zeros([0, width], tf.float32), tf.zeros([0], tf.int32))
+        ).repeat(steps - own_steps)
+
+        def pad(step: Any, batch: Any) -> tuple[Any, Any, Any]:
+            x, y = batch
+            extra = slot - tf.shape(y)[0]
+            weight = tf.concat([tf.fill(tf.shape(y), tf.gather(weights, step)),
+                                tf.zeros([extra], tf.float32)], 0)
+            return (tf.pad(x, [[0, extra], [0, 0]]), tf.pad(y, [[0, extra]]), weight)
+
+        return batches.concatenate(empty).enumerate().map(pad)
+
+    def joined(*block: Any) -> tuple[Any, ...]:  # every batch has slot rows: one reshape
+        return tuple(tf.reshape(part, [-1, *part.shape[2:]]) for part in block)
+
+    def blocks(first_epoch: int, batches_per_block: int) -> Any:
+        return _in_caller(tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(
+            lambda epoch: epoch_batches(epoch).batch(batches_per_block).map(joined)
+        ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)))
+
+    return EpochStream(slot, steps, blocks, sharded=True)
+
+
+def load_streamed(
+    source: str,
+    *,
+    target: str | None = None,
+    drop: Sequence[str] = (),
+    features: Mapping[str, str] | None = None,
+    test_split: float = 0.2,
+    batch_size: int | None = 100,
+    validation_split: float = 0.1,
+    seed: int = 1337,
+    repeat: bool = False,
+    preprocessing: Mapping[str, Any] | None = None,
+    test_data: str | None = None,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
+    shard: Shard = Shard(),
+) -> Splits:
+    """:func:`pipelines.tables.load.load_table` of a ``csv:`` or ``parquet:`` table that is
+    read piece by piece, never whole (the module's docstring says how); the
+    :class:`Splits` of every other source, ``info.table`` the fitted preprocessing
+    and piece plan (``preprocessing``: a run's own, reused without a pass).
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/t.parquet"
+        >>> pd.DataFrame({"x": np.arange(90) % 7 + 0.5, "y": [0, 1, 2] * 30}).to_parquet(path)
+        >>> splits = load_streamed(f"parquet:{path}", target="y", repeat=True)
+        >>> splits.info.input_shape, splits.stream.batches_per_epoch
+        ((1,), 1)
+    """
+    where = str(source)
+    if preprocessing is not None and "stream" not in preprocessing:
+        raise InvalidArgumentError("the run was trained on the table in memory; leave out "
+                                   "--stream (stream=False) to use it")
+    if preprocessing is not None and preprocessing.get("target") != target:
+        raise InvalidArgumentError(f"the run was trained with --target "
+                                   f"{preprocessing.get('target')!r}, not {target!r}; give the "
+                                   "run's own target")
+    state = dict(preprocessing) if preprocessing is not None else fit_streamed(
+        source, target=target, drop=drop, features=features, test_split=test_split,
+        validation_split=validation_split, seed=seed, test_data=test_data)
+    reader = _Reader(state, where)
+    counts = {split: sum(r[split] for r in reader.records(split)) for split in SPLITS}
+    made: dict[str, Any] = {}
+    for split in ("validation", "test"):
+        records = reader.records(split)
+        made[split] = _batched(_dataset(reader, lambda records=records, split=split:
+                                        read_ahead(reader.chunks(split, records))),
+                               batch_size, counts[split])
+    stream = None
+    if repeat:
+        if batch_size is None:
+            raise InvalidArgumentError("repeat=True needs a batch_size: an endless stream is "
+                                       "made of batches")
+        stream = _training_stream(reader, batch_size=batch_size, seed=int(seed),
+                                  buffer=int(shuffle_buffer), shard=shard)
+        made["train"] = stream.dataset
+    else:
+        records = reader.records("train")
+        made["train"] = _batched(pass_seeds(int(seed)).flat_map(lambda pass_seed: _dataset(
+            reader, lambda p: read_ahead(reader.shuffled(records, (int(seed), int(p)),
+                                                         shuffle_buffer)),
+            (pass_seed[1],))), batch_size, counts["train"])
+    schema = [Column(**column) for column in state["schema"]]
+    dropped = [f"{c.name} ({c.detail})" for c in schema
+               if c.kind == "drop" and c.detail not in ("--drop", "--features")]
+    info = DatasetInfo(
+        name=where, source=where, input_shape=(int(state["width"]),),
+        num_classes=len(state["class_names"]), class_names=list(state["class_names"]),
+        num_examples=counts,
+        note=(f"left out column(s) {', '.join(dropped)}: keep one with --features"
+              if dropped else None),
+        scale="standardize", table=state)
+    return Splits(made["train"], made["validation"], made["test"], info, stream)
