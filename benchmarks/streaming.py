@@ -28,8 +28,8 @@ and first-call set-up left out of every row); then a row each:
 - **tf.data make_csv_dataset** (CSV only): ``tf.data.experimental.make_csv_dataset(
   PATH, batch_size=1000, label_name="label", num_epochs=1, shuffle=True,
   shuffle_buffer_size=65536)``, iterated as NumPy twice, the second timed: it parses
-  the columns and nothing more (no missing-value handling, no standardizing, no
-  one-hot encoding: a dict of raw columns, not the model's input);
+  the columns and nothing more (a missing number becomes 0.0, ``?`` stays text; no
+  standardizing, no one-hot encoding: a dict of raw columns, not the model's input);
 - **the training step**: the seed network (``kerasdnn.build_model(input_shape=(WIDTH,),
   num_classes=3)``, hidden 500-250, SGD, its default ``steps_per_execution``) fitted
   for one epoch with ``model.fit`` on NumPy arrays of the encoded width (batch 1000,
@@ -516,8 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"batch {BATCH}; the second epoch timed\n")
     print(throughput_table(rates))
     print("\n- rows: what one epoch gives (kerasdnn: the training split; make_csv_dataset: "
-          "every row, parsed but not encoded: no missing-value handling, standardizing or "
-          "one-hot columns)")
+          "every row, parsed but not encoded: a missing number becomes 0.0, no "
+          "standardizing or one-hot columns)")
     if sizes:
         print(f"\nMemory: CSV, a fresh process per cell; peak RSS (VmHWM) over a load and "
               f"one epoch of batch {BATCH}, + over the same process's RSS after its "
