@@ -31,7 +31,7 @@ from pipelines.info import DatasetInfo, Splits
 from pipelines.splitting import split_indices
 from pipelines.tables.encode import encode, fit_preprocessing
 from pipelines.tables.read import is_table, read_table
-from pipelines.tables.schema import Column, as_text, infer_schema
+from pipelines.tables.schema import Column, as_text, check_target, infer_schema
 from pipelines.tables.streaming import SHUFFLE_BUFFER, Shard, load_streamed
 
 __all__ = ["TEST_SPLIT", "TableSplits", "load", "load_table", "split_table"]
@@ -123,6 +123,13 @@ def _read_state(preprocessing: str | os.PathLike[str] | Mapping[str, Any]) -> di
                                "train the run again") from None
 
 
+def _check_test_split(test_split: Any) -> None:
+    if not isinstance(test_split, (int, float)) or isinstance(test_split, bool) or not (
+            0.0 < test_split < 1.0):
+        raise InvalidArgumentError("test_split (--test-split) must be a fraction strictly "
+                                   f"between 0 and 1, got {test_split!r}")
+
+
 def split_table(
     source: Any,
     *,
@@ -146,18 +153,9 @@ def split_table(
         {'train': 19, 'validation': 5, 'test': 6}
     """
     where = _describe(source)
-    if not isinstance(test_split, (int, float)) or isinstance(test_split, bool) or not (
-            0.0 < test_split < 1.0):
-        raise InvalidArgumentError("test_split (--test-split) must be a fraction strictly "
-                                   f"between 0 and 1, got {test_split!r}")
+    _check_test_split(test_split)
     frame = read_table(source)
-    columns = ", ".join(frame.columns)
-    if target is None:
-        raise InvalidArgumentError(f"{where} is a table: name its label column with --target "
-                                   f"COLUMN (target= in Python); its columns: {columns}")
-    if target not in frame.columns:
-        raise InvalidArgumentError(f"--target {target!r} is not a column of {where}; its "
-                                   f"columns: {columns}")
+    check_target(list(frame.columns), target, where)
     saved = _read_state(preprocessing) if preprocessing is not None else None
     if saved is not None and saved.get("target") != target:
         raise InvalidArgumentError(f"the run was trained with --target {saved.get('target')!r},"
@@ -250,6 +248,7 @@ def load_table(
         if isinstance(test_data, pd.DataFrame):
             raise InvalidArgumentError("with stream (--stream), give test_data as csv:PATH or "
                                        "parquet:PATH, not a DataFrame")
+        _check_test_split(test_split)
         if not isinstance(shuffle_buffer, int) or isinstance(shuffle_buffer, bool) or \
                 shuffle_buffer < 1:
             raise InvalidArgumentError("shuffle_buffer (--shuffle-buffer) must be a whole "

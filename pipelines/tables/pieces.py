@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import DataFormatError, InvalidDataError
-from pipelines.tables.read import MISSING_TOKENS, _check_readable, _parquet_files
+from pipelines.tables.read import MISSING_TOKENS, table_files
 
 __all__ = ["CHUNK_ROWS", "PIECE_BYTES", "Piece", "head", "plan_pieces", "read_piece"]
 
@@ -62,23 +62,6 @@ class Piece:
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "columns": list(self.columns)}
-
-
-def _csv_files(argument: str, where: str) -> list[str]:
-    """The CSV files of ``csv:PATH``: a file, a folder of ``*.csv`` shards or a glob."""
-    path = Path(argument).expanduser()
-    if any(char in argument for char in "*?[") or path.is_dir():
-        import glob
-
-        files = (sorted(glob.glob(str(path))) if not path.is_dir()
-                 else sorted(str(p) for p in path.iterdir()
-                             if p.is_file() and not p.name.startswith((".", "_"))))
-        if not files:
-            raise DataFormatError(f"{where}: no CSV file there; give a CSV file, a folder "
-                                  "of CSV shards or a glob that matches")
-        return files
-    _check_readable(path, where, "a CSV file with a header row")
-    return [str(path)]
 
 
 def _header(path: str, where: str) -> tuple[tuple[str, ...], int]:
@@ -132,7 +115,7 @@ def plan_pieces(source: str, *, piece_bytes: int | None = None) -> list[Piece]:
     prefix, _, argument = str(source).partition(":")
     where = f"{prefix}:{argument}"
     if prefix == "csv":
-        pieces = [piece for path in _csv_files(argument, where)
+        pieces = [piece for path in table_files(argument, where, "CSV")
                   for piece in _csv_pieces(path, f"csv:{path}", piece_bytes or PIECE_BYTES)]
         names = {piece.columns for piece in pieces}
         if len(names) > 1:
@@ -143,7 +126,7 @@ def plan_pieces(source: str, *, piece_bytes: int | None = None) -> list[Piece]:
         import pyarrow.parquet as pq
 
         pieces = []
-        for path in _parquet_files(argument, where):
+        for path in table_files(argument, where, "Parquet"):
             try:
                 groups = pq.ParquetFile(path).num_row_groups
             except (pa.ArrowInvalid, OSError) as error:
@@ -158,8 +141,9 @@ def plan_pieces(source: str, *, piece_bytes: int | None = None) -> list[Piece]:
 
 
 def head(pieces: list[Piece], rows: int | None = None) -> pd.DataFrame:
-    """The first ``rows`` (default :data:`HEAD_ROWS`) rows of the table, read as :func:`pipelines.tables.read.read_table`
-    reads a whole one: what the column types are inferred from.
+    """The first ``rows`` (default :data:`HEAD_ROWS`) rows of the table, read as
+    :func:`pipelines.tables.read.read_table` reads a whole one: what the column types
+    are inferred from.
 
     Example:
         >>> import tempfile

@@ -24,7 +24,7 @@ import pandas as pd
 
 from pipelines.errors import DataFormatError, InvalidDataError
 
-__all__ = ["MISSING_TOKENS", "TABLE_PREFIXES", "is_table", "read_table"]
+__all__ = ["MISSING_TOKENS", "TABLE_PREFIXES", "is_table", "read_table", "table_files"]
 
 TABLE_PREFIXES = ("csv", "parquet")
 # pandas' own NA strings, plus "?" (UCI data sets) and "NaN"-like spellings
@@ -81,8 +81,14 @@ def read_table(source: Any) -> pd.DataFrame:
 
 
 def _read_csv(argument: str, where: str) -> pd.DataFrame:
-    path = Path(argument).expanduser()
-    _check_readable(path, where, "a CSV file with a header row")
+    files = table_files(argument, where, "CSV")
+    if len(files) > 1:  # shards: each read and checked as a file, then the rows together
+        frames = [_read_csv(file, f"csv:{file}") for file in files]
+        if len({tuple(frame.columns) for frame in frames}) > 1:
+            raise DataFormatError(f"{where}: the CSV files have different headers; give "
+                                  "files of the same columns")
+        return pd.concat(frames, ignore_index=True)
+    path = Path(files[0])
     try:
         frame = pd.read_csv(path, na_values=sorted(MISSING_TOKENS), keep_default_na=True,
                             skipinitialspace=True, encoding="utf-8", low_memory=False)
@@ -121,21 +127,31 @@ def _check_complete(path: Path, where: str, columns: int) -> None:
             "no line end; copy or download the file again")
 
 
-def _parquet_files(argument: str, where: str) -> list[str]:
+def table_files(argument: str, where: str, kind: str) -> list[str]:
+    """The files of ``csv:PATH`` or ``parquet:PATH`` (``kind``: ``"CSV"`` or
+    ``"Parquet"``): a file, the files of a folder of shards (hidden and ``_`` files
+    left out) or those a glob matches, in name order.
+
+    Example:
+        >>> table_files("/nowhere/*.csv", "csv:/nowhere/*.csv", "CSV")
+        Traceback (most recent call last):
+        pipelines.errors.DataFormatError: csv:/nowhere/*.csv: no file matches the pattern; \
+give a CSV file, a folder of CSV shards or a glob that matches
+    """
     path = Path(argument).expanduser()
     if any(char in argument for char in "*?["):
         files = sorted(glob.glob(os.path.expanduser(argument)))
         if not files:
-            raise DataFormatError(f"{where}: no file matches the pattern; give a Parquet "
-                                  "file, a folder of Parquet shards or a glob that matches")
+            raise DataFormatError(f"{where}: no file matches the pattern; give a {kind} "
+                                  f"file, a folder of {kind} shards or a glob that matches")
         return files
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir()
                        if p.is_file() and not p.name.startswith((".", "_")))
         if not files:
-            raise DataFormatError(f"{where} is an empty folder; put Parquet shards in it")
+            raise DataFormatError(f"{where} is an empty folder; put {kind} shards in it")
         return files
-    _check_readable(path, where, "a Parquet file, a folder of shards or a glob")
+    _check_readable(path, where, f"a {kind} file, a folder of shards or a glob")
     return [str(path)]
 
 
@@ -143,7 +159,7 @@ def _read_parquet(argument: str, where: str) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    files = _parquet_files(argument, where)
+    files = table_files(argument, where, "Parquet")
     try:
         table = ds.dataset(files, format="parquet").to_table()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:

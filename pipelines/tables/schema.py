@@ -26,7 +26,8 @@ import pandas as pd
 
 from pipelines.errors import InvalidArgumentError, InvalidDataError
 
-__all__ = ["KINDS", "Column", "as_numbers", "as_text", "format_schema", "infer_schema"]
+__all__ = ["KINDS", "Column", "as_numbers", "as_text", "check_target", "format_schema",
+           "infer_schema"]
 
 KINDS = ("numeric", "categorical", "drop")
 MAX_INTEGER_CATEGORIES = 10  # an integer column with at most this many values is categorical
@@ -158,6 +159,24 @@ def _checked_spec(features: Mapping[str, str] | None, columns: Sequence[str],
         raise InvalidArgumentError(f"--features: column {name!r} has kind {kind!r}; give one "
                                    f"of {', '.join(KINDS)}")
     return spec
+
+
+def check_target(columns: Sequence[str], target: str | None, where: str) -> None:
+    """Refuse a missing or unknown label column, naming the table's columns.
+
+    Example:
+        >>> check_target(["x", "y"], "z", "csv:t.csv")
+        Traceback (most recent call last):
+        pipelines.errors.InvalidArgumentError: --target 'z' is not a column of csv:t.csv; \
+its columns: x, y
+    """
+    names = ", ".join(columns)
+    if target is None:
+        raise InvalidArgumentError(f"{where} is a table: name its label column with --target "
+                                   f"COLUMN (target= in Python); its columns: {names}")
+    if target not in columns:
+        raise InvalidArgumentError(f"--target {target!r} is not a column of {where}; its "
+                                   f"columns: {names}")
 
 
 def infer_schema(frame: pd.DataFrame, target: str, *, drop: Sequence[str] = (),

@@ -1,5 +1,6 @@
 """A table larger than memory: ``pipelines.load("csv:big.csv", target="y", stream=True)``
-reads it piece by piece (:mod:`pipelines.tables.pieces`), never whole.
+reads it piece by piece (:mod:`pipelines.tables.pieces`), never whole, through the
+plan of one pass (:mod:`pipelines.tables.plan`).
 
 * **One pass to fit.**  The column types come from the first rows
   (:data:`~pipelines.tables.pieces.HEAD_ROWS`; ``--features`` overrides them);
@@ -45,30 +46,26 @@ Example:
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import math
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from pipelines.constants import SHUFFLE_BUFFER
 from pipelines.errors import InvalidArgumentError, InvalidDataError
 from pipelines.info import DatasetInfo, Splits
+from pipelines.read_ahead import read_ahead
 from pipelines.stream import EpochStream, pass_seeds
-from pipelines.tables.encode import Preprocessor, preprocessing_state
-from pipelines.tables.pieces import Piece, head, plan_pieces, read_piece
-from pipelines.tables.running import RunningStats, row_hash
-from pipelines.tables.schema import Column, infer_schema
+from pipelines.tables.encode import Preprocessor
+from pipelines.tables.pieces import Piece, read_piece
+from pipelines.tables.plan import SPLITS, class_indices, fit_streamed, label_text, split_codes
+from pipelines.tables.schema import Column
 
-__all__ = ["Shard", "fit_streamed", "load_streamed", "raw_split", "read_ahead", "split_codes"]
+__all__ = ["Shard", "fit_streamed", "load_streamed", "raw_split", "split_codes"]
 
-SPLITS = ("train", "validation", "test")  # split codes 0, 1, 2
 _ENDLESS = 2**62  # epochs of an endless stream
-_SPLIT_SALT = 0x5EED_5B17  # keeps the split hash apart from the sample's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,139 +76,6 @@ class Shard:
     index: int = 0
     count: int = 1
     replicas: int = 1
-
-
-def split_codes(rows: np.ndarray, *, seed: int, test_split: float,
-                validation_split: float) -> np.ndarray:
-    """The split of each row number: 0 train, 1 validation, 2 test, from a hash of
-    the row number and ``seed`` alone.
-
-    Example:
-        >>> codes = split_codes(np.arange(100_000), seed=1, test_split=0.2,
-        ...                     validation_split=0.1)
-        >>> np.round(np.bincount(codes) / 100_000, 2).tolist()
-        [0.72, 0.08, 0.2]
-    """
-    uniform = (row_hash(rows, seed ^ _SPLIT_SALT) >> np.uint64(11)).astype(np.float64) / 2**53
-    codes = np.zeros(len(rows), np.int8)
-    codes[uniform < test_split + (1.0 - test_split) * validation_split] = 1
-    codes[uniform < test_split] = 2
-    return codes
-
-
-def _class_names(labels: set[str], numeric: bool, target: str, where: str) -> list[str]:
-    if numeric:
-        numbers = pd.to_numeric(pd.Series(sorted(labels)), errors="coerce").to_numpy()
-        if np.isnan(numbers).any() or not np.all(numbers == np.round(numbers)):
-            raise InvalidDataError(
-                f"{where}: target {target!r} holds values that are not integer class labels "
-                "(text or non-integer numbers after the first rows); give class labels")
-        return [str(int(value)) for value in np.unique(numbers)]
-    return sorted(labels)
-
-
-def _label_text(text: np.ndarray, numeric: bool) -> np.ndarray:
-    """Labels spelled as the class names are (integral numbers without ``.0``)."""
-    if not numeric:
-        return text
-    numbers = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy()
-    return np.array([str(int(v)) if v == v else "" for v in numbers], dtype=object)
-
-
-def _class_indices(text: np.ndarray, names: Sequence[str], where: str) -> np.ndarray:
-    indices = pd.Categorical(text, categories=list(names)).codes.astype(np.int32)
-    if (indices < 0).any():
-        raise InvalidDataError(
-            f"{where}: label {text[indices < 0][0]!r} is not among the classes of the "
-            f"table's rows ({', '.join(names)}); add rows of it or leave those rows out")
-    return indices
-
-
-def _pass(pieces: Sequence[Piece], kinds: Mapping[str, str], target: str,
-          codes: Callable[[np.ndarray], np.ndarray], stats: RunningStats | None,
-          missing: dict[str, int]) -> tuple[list[dict[str, Any]], set[str]]:
-    """One pass over ``pieces``: each piece's record (first row number, rows, labelled
-    rows per split), the label texts seen; training rows go to ``stats``."""
-    records, labels, first_row = [], set(), 0
-    read_kinds = {**kinds, target: "text"}
-    for piece in pieces:
-        rows_read, counts = 0, np.zeros(3, np.int64)
-        for chunk in read_piece(piece, read_kinds):
-            text = chunk.pop(target)
-            rows = np.arange(first_row + rows_read, first_row + rows_read + len(text))
-            rows_read += len(text)
-            labelled = text != ""
-            split = codes(rows)
-            counts += np.bincount(split[labelled], minlength=3)
-            labels.update(np.unique(text[labelled].astype(str)).tolist())
-            for name, values in chunk.items():
-                missing[name] += int((np.isnan(values) if kinds[name] == "numeric"
-                                      else values == "").sum())
-            if stats is not None:
-                train = labelled & (split == 0)
-                stats.update({name: values[train] for name, values in chunk.items()},
-                             rows[train])
-        records.append({**piece.to_dict(), "first_row": first_row, "rows": rows_read,
-                        **dict(zip(SPLITS, counts.tolist(), strict=True))})
-        first_row += rows_read
-    return records, labels
-
-
-def fit_streamed(source: str, *, target: str | None, drop: Sequence[str] = (),
-                 features: Mapping[str, str] | None = None, test_split: float = 0.2,
-                 validation_split: float = 0.1, seed: int = 1337,
-                 test_data: str | None = None) -> dict[str, Any]:
-    """The fitted preprocessing of a streamed table and its piece plan: one pass.
-
-    Example:
-        >>> import tempfile
-        >>> path = tempfile.mkdtemp() + "/t.csv"
-        >>> pd.DataFrame({"x": [1.0, 2.0, 4.0] * 20, "y": ["a", "b"] * 30}).to_csv(
-        ...     path, index=False)
-        >>> state = fit_streamed(f"csv:{path}", target="y")
-        >>> state["class_names"], [p["rows"] for p in state["stream"]["pieces"]]
-        (['a', 'b'], [60])
-    """
-    pieces = plan_pieces(source)
-    first = head(pieces)
-    where = str(source)
-    columns = ", ".join(first.columns)
-    if target is None:
-        raise InvalidArgumentError(f"{where} is a table: name its label column with --target "
-                                   f"COLUMN (target= in Python); its columns: {columns}")
-    if target not in first.columns:
-        raise InvalidArgumentError(f"--target {target!r} is not a column of {where}; its "
-                                   f"columns: {columns}")
-    schema = infer_schema(first, target, drop=drop, features=features)
-    kinds = {c.name: c.kind for c in schema if c.kind != "drop"}
-    numeric = bool(pd.api.types.is_numeric_dtype(first[target])
-                   and not pd.api.types.is_bool_dtype(first[target]))
-    split = {"seed": int(seed), "test_split": 0.0 if test_data else float(test_split),
-             "validation_split": float(validation_split)}
-    stats, missing = RunningStats(kinds), dict.fromkeys(kinds, 0)
-    records, labels = _pass(pieces, kinds, target, lambda rows: split_codes(rows, **split),
-                            stats, missing)
-    names = _class_names(labels, numeric, target, where)
-    test_records: list[dict[str, Any]] = []
-    if test_data:
-        test_records, test_labels = _pass(plan_pieces(test_data), kinds, target,
-                                          lambda rows: np.full(len(rows), 2, np.int8), None,
-                                          dict.fromkeys(kinds, 0))
-        _class_indices(_label_text(np.array(sorted(test_labels), object), numeric), names,
-                       str(test_data))
-    if len(names) < 2:
-        raise InvalidDataError(f"{where}: target {target!r} has only "
-                               f"{'one class' if names else 'no values'}; a classifier needs "
-                               "rows of at least two classes")
-    if not sum(record["train"] for record in records):
-        raise InvalidDataError(f"{where}: no labelled training rows; give a larger table")
-    schema = [dataclasses.replace(c, missing=missing[c.name]) if c.name in missing else c
-              for c in schema]
-    return {"target": target, "class_names": names,
-            "schema": [column.to_dict() for column in schema],
-            **preprocessing_state(stats.columns()),
-            "stream": {**split, "numeric_target": numeric, "pieces": records,
-                       "test_pieces": test_records}}
 
 
 def _deal(records: Sequence[Mapping[str, Any]], count: int) -> list[list[int]]:
@@ -256,7 +120,7 @@ class _Reader:
                           record["row_group"], tuple(record["columns"]))
             first_row = record["first_row"]
             for chunk in read_piece(piece, read_kinds):
-                text = _label_text(chunk.pop(target), plan["numeric_target"])
+                text = label_text(chunk.pop(target), plan["numeric_target"])
                 rows = np.arange(first_row, first_row + len(text))
                 first_row += len(text)
                 keep = text != ""
@@ -267,7 +131,7 @@ class _Reader:
                     yield ({name: values[keep].astype(np.float32) if
                             self.kinds[name] == "numeric" else values[keep]
                             for name, values in chunk.items()},
-                           _class_indices(text[keep], self.state["class_names"], self.where))
+                           class_indices(text[keep], self.state["class_names"], self.where))
 
     def shuffled(self, records: Sequence[Mapping[str, Any]], seed: Sequence[int],
                  buffer: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
@@ -302,7 +166,7 @@ def raw_split(state: Mapping[str, Any], split: str) -> tuple[dict[str, np.ndarra
     gives them): what an export checks its artifact on.
 
     Example:
-        >>> import tempfile
+        >>> import tempfile, pandas as pd
         >>> path = tempfile.mkdtemp() + "/t.csv"
         >>> pd.DataFrame({"x": np.arange(40) % 7 + 0.5, "y": ["a", "b"] * 20}).to_csv(
         ...     path, index=False)
@@ -317,72 +181,6 @@ def raw_split(state: Mapping[str, Any], split: str) -> tuple[dict[str, np.ndarra
                  for name, kind in reader.kinds.items()}, np.zeros(0, np.int32))
     return ({name: np.concatenate([columns[name] for columns, _ in chunks])
              for name in reader.kinds}, np.concatenate([labels for _, labels in chunks]))
-
-
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def read_ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """``items`` produced by a daemon thread up to ``depth`` ahead of the consumer
-    (its exceptions re-raised in the consumer), stopped when the consumer stops.
-
-    Hand-written because ``tf.data``'s own prefetch would run the reading (a Python
-    generator, ``Dataset.from_generator``) on TensorFlow's threads, which hang the
-    interpreter's exit while an iterator is left open; a daemon thread does not.
-
-    Example:
-        >>> list(read_ahead(iter(range(5))))
-        [0, 1, 2, 3, 4]
-    """
-    import queue
-    import threading
-
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop, done = threading.Event(), object()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(done)
-        except BaseException as error:  # handed to the consumer, which raises it
-            put(_Failure(error))
-
-    thread = threading.Thread(target=produce, daemon=True, name="kerasdnn-read-ahead")
-    _READERS[thread] = stop
-    thread.start()
-    try:
-        while (item := buffer.get()) is not done:
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-
-
-_READERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-@atexit.register
-def _stop_readers() -> None:
-    """Stop and join the reading threads before the interpreter exits: a thread still
-    inside Arrow's C++ while its statics are destroyed aborts the process."""
-    for thread, stop in list(_READERS.items()):
-        stop.set()
-        thread.join(timeout=10)
-
 
 def _dataset(reader: _Reader, generate: Callable[..., Iterator[Any]],
              args: tuple[Any, ...] = ()) -> Any:
@@ -520,7 +318,7 @@ def load_streamed(
     and piece plan (``preprocessing``: a run's own, reused without a pass).
 
     Example:
-        >>> import tempfile
+        >>> import tempfile, pandas as pd
         >>> path = tempfile.mkdtemp() + "/t.parquet"
         >>> pd.DataFrame({"x": np.arange(90) % 7 + 0.5, "y": [0, 1, 2] * 30}).to_parquet(path)
         >>> splits = load_streamed(f"parquet:{path}", target="y", repeat=True)
