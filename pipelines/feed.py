@@ -134,8 +134,9 @@ def for_fit(dataset: tf.data.Dataset | EpochStream, *, skip: int = 0,
     endless = (isinstance(dataset, EpochStream)
                or int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY)
     if spec.feed != "host" or not endless:
+        ahead = device_prefetch and not getattr(dataset, "python_reader", False)
         dataset = skipped(dataset, skip)
-        return prefetch_to_device(dataset) if device_prefetch else dataset
+        return prefetch_to_device(dataset) if ahead else dataset
     if spec.device_prefetch == "torch_loader" and device_prefetch:
         import torch
 

@@ -50,12 +50,16 @@ class EpochStream:
     ``sharded``: each batch is already this process's share of a multi-process
     global batch, ``(x, y, sample_weight)`` padded and weighted
     (:mod:`pipelines.tables.streaming`), not the global batch itself.
+    ``python_reader``: the rows come from Python code (``Dataset.from_generator``),
+    which no thread of TensorFlow's may run ahead on (no device prefetch): deleting
+    such an iterator while that thread waits for the GIL hangs the process.
     """
 
     batch_size: int
     batches_per_epoch: int
     blocks: Callable[[int, int], tf.data.Dataset]
     sharded: bool = False
+    python_reader: bool = False
 
     @functools.cached_property
     def dataset(self) -> tf.data.Dataset:

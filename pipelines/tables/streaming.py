@@ -247,7 +247,8 @@ def _training_stream(reader: _Reader, *, batch_size: int, seed: int, buffer: int
             ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)))
 
         total = sum(record["train"] for record in records)
-        return EpochStream(batch_size, math.ceil(total / batch_size), blocks)
+        return EpochStream(batch_size, math.ceil(total / batch_size), blocks,
+                           python_reader=True)
     return _sharded_stream(epoch_rows, [sum(all_records[i]["train"] for i in share)
                                         for share in shares], batch_size, shard)
 
@@ -293,7 +294,7 @@ def _sharded_stream(epoch_rows: Callable[[Any], Any], rows: Sequence[int], batch
             lambda epoch: epoch_batches(epoch).batch(batches_per_block).map(joined)
         ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)))
 
-    return EpochStream(slot, steps, blocks, sharded=True)
+    return EpochStream(slot, steps, blocks, sharded=True, python_reader=True)
 
 
 def load_streamed(

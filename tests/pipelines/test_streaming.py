@@ -290,3 +290,26 @@ def test_a_streamed_pass_keeps_its_peak_memory_flat_as_the_file_grows(
 def test_a_folder_of_csv_shards_reads_in_memory_as_the_one_file(
         sources: dict[str, str]) -> None:
     pd.testing.assert_frame_equal(read_table(sources["shards"]), read_table(sources["csv"]))
+
+
+def test_no_device_prefetch_runs_ahead_on_a_streamed_table(
+        sources: dict[str, str], fitted: dict[str, dict],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorFlow's feed on a GPU (its device prefetch swapped for a probe here) leaves a
+    streamed table's dataset as it is: a thread of TensorFlow's running the reading
+    generator ahead would hang the process when the iterator is deleted."""
+    import pipelines.feed
+    from pipelines.backends import backend_spec
+
+    monkeypatch.setattr(pipelines.feed, "backend_spec", lambda _: backend_spec("tensorflow"))
+    probe = []
+    monkeypatch.setattr(pipelines.feed, "prefetch_to_device",
+                        lambda dataset: probe.append(dataset) or dataset)
+    stream = load_streamed(sources["csv"], target="label", batch_size=BATCH, repeat=True,
+                           preprocessing=fitted["csv"], **SPLIT).stream
+    assert stream.python_reader
+    fed = pipelines.feed.for_fit(stream, skip=3)
+    assert probe == [] and len(next(iter(fed))[1]) == BATCH
+    in_memory = pipelines.load("digits", batch_size=BATCH, repeat=True).stream
+    pipelines.feed.for_fit(in_memory)
+    assert len(probe) == 1  # the in-memory stream keeps its device prefetch
