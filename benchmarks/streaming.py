@@ -371,10 +371,11 @@ def throughput_table(results: Sequence[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- memory
 
 
-def memory_worker(path: str, stream: bool) -> dict[str, Any]:
+def memory_worker(path: str, stream: bool, train: bool = False) -> dict[str, Any]:
     """In a fresh process: the resident memory after the imports (the baseline; the
     peak reset to it), then a load and one epoch of the training stream, then the
-    peak resident memory."""
+    peak resident memory.  With ``train``: a whole streamed run instead
+    (``kerasdnn.train``, the seed network, one epoch, its report and model written)."""
     # the imports a load needs (TensorFlow through pipelines.feed), counted in the baseline
     import pandas  # noqa: F401
     import pyarrow  # noqa: F401
@@ -382,6 +383,20 @@ def memory_worker(path: str, stream: bool) -> dict[str, Any]:
     import pipelines.feed
     import pipelines.tables.load  # noqa: F401
 
+    if train:
+        import kerasdnn
+
+        out = Path(tempfile.mkdtemp(prefix="kerasdnn-streaming-run-")) / "run"
+        reset = reset_peak()
+        baseline = memory_mb()
+        start = time.perf_counter()
+        result = kerasdnn.train(dataset=f"csv:{path}", target="label", stream=True, epochs=1,
+                                out=str(out), verbose=0)
+        seconds = time.perf_counter() - start
+        shutil.rmtree(out.parent, ignore_errors=True)
+        return {"baseline_mb": baseline["rss_mb"], "peak_mb": memory_mb()["peak_mb"],
+                "peak_reset": reset, "run_seconds": seconds,
+                "test_accuracy": result.report.get("accuracy")}
     reset = reset_peak()
     baseline = memory_mb()
     start = time.perf_counter()
@@ -394,10 +409,12 @@ def memory_worker(path: str, stream: bool) -> dict[str, Any]:
             "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def measure_memory(path: Path, stream: bool, timeout: float) -> dict[str, Any]:
+def measure_memory(path: Path, stream: bool, timeout: float,
+                   train: bool = False) -> dict[str, Any]:
     """:func:`memory_worker` in a fresh subprocess; its JSON, or its error."""
     done = run_python(["-m", MODULE, "--worker", "memory", "--csv", str(path),
-                       *(["--stream"] if stream else [])], timeout=timeout)
+                       *(["--stream"] if stream else []), *(["--train"] if train else [])],
+                      timeout=timeout)
     if done.failure:
         sys.stderr.write(done.stderr[-2000:])
         return {"error": done.failure[:200]}
@@ -410,7 +427,8 @@ def memory(sizes: Sequence[int], cap: int, work: Path, timeout: float) -> list[d
     for rows in sizes:
         path = write_csv(work / f"table-{rows}.csv", rows)
         row: dict[str, Any] = {"rows": rows, "file_mb": path.stat().st_size / 2**20,
-                               "streamed": measure_memory(path, True, timeout)}
+                               "streamed": measure_memory(path, True, timeout),
+                               "streamed_run": measure_memory(path, True, timeout, train=True)}
         if rows <= cap:
             row["in_memory"] = measure_memory(path, False, timeout)
         path.unlink()
@@ -442,13 +460,23 @@ def memory_table(results: Sequence[dict[str, Any]]) -> str:
         >>> table = memory_table([{"rows": 1000, "file_mb": 0.1, "streamed": run}])
         >>> [cell.strip() for cell in table.splitlines()[2].split("|")[1:-1]][:5]
         ['1,000', '0.1', '620 (+120)', '3.0 + 2.0', 'not run (over --memory-cap-rows)']
+        >>> _run_cell({"baseline_mb": 500.0, "peak_mb": 700.0, "run_seconds": 12.0})
+        '700 (+200), 12 s'
     """
     lines = [[f"{row['rows']:,}", f"{row['file_mb']:,.1f}", _memory_cell(row["streamed"]),
               _seconds_cell(row["streamed"]), _memory_cell(row.get("in_memory")),
-              _seconds_cell(row.get("in_memory"))] for row in results]
+              _seconds_cell(row.get("in_memory")), _run_cell(row.get("streamed_run"))]
+             for row in results]
     return markdown_table(["rows", "file MB", "streamed: peak RSS MB (+ over baseline)",
                            "streamed s: load + epoch", "in memory: peak RSS MB (+ over baseline)",
-                           "in memory s: load + epoch"], lines)
+                           "in memory s: load + epoch",
+                           "streamed run (kerasdnn.train, 1 epoch): peak RSS MB (+), s"], lines)
+
+
+def _run_cell(measured: dict[str, Any] | None) -> str:
+    if measured is None or "error" in measured:
+        return "" if measured is None else f"error: {measured['error']}"
+    return f"{_memory_cell(measured)}, {measured['run_seconds']:.0f} s"
 
 
 # --------------------------------------------------------------------------- the command
@@ -486,6 +514,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--worker", choices=["memory"], help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
     parser.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--train", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.sizes = QUICK["rows"], QUICK["sizes"]
@@ -498,7 +527,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:  # launched by measure_memory
-        print(json.dumps(memory_worker(args.csv, args.stream)))
+        print(json.dumps(memory_worker(args.csv, args.stream, args.train)))
         return 0
     machine = machine_info()
     work = Path(tempfile.mkdtemp(prefix="kerasdnn-streaming-"))
