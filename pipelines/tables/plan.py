@@ -66,14 +66,29 @@ def _class_names(labels: set[str], numeric: bool, target: str, where: str) -> li
 
 
 def label_text(text: np.ndarray, numeric: bool) -> np.ndarray:
-    """Labels spelled as the class names are (integral numbers without ``.0``)."""
+    """Labels spelled as the class names are (integral numbers without ``.0``).
+
+    Example:
+        >>> label_text(np.array(["1", "2.0", ""], object), numeric=True).tolist()
+        ['1', '2', '']
+    """
     if not numeric:
         return text
-    numbers = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy()
-    return np.array([str(int(v)) if v == v else "" for v in numbers], dtype=object)
+    numbers = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)
+    missing = np.isnan(numbers)
+    spelled = np.where(missing, 0, numbers).astype(np.int64).astype(str).astype(object)
+    spelled[missing] = ""
+    return spelled
 
 
 def class_indices(text: np.ndarray, names: Sequence[str], where: str) -> np.ndarray:
+    """The index of each label in ``names`` (int32); a label not among them is an error
+    naming ``where``.
+
+    Example:
+        >>> class_indices(np.array(["b", "a"], object), ["a", "b"], "t.csv").tolist()
+        [1, 0]
+    """
     indices = pd.Categorical(text, categories=list(names)).codes.astype(np.int32)
     if (indices < 0).any():
         raise InvalidDataError(
