@@ -50,6 +50,10 @@ def _train_in_process(rank: int, port: int, out: str) -> None:
                                     if "moving" in w.path]),
              seed=keras.ops.convert_to_numpy(dropout.seed_generator.state))
     dist.destroy_process_group()
+    # What this test checks is saved. Once in three full CI runs a spawned child aborted
+    # in the interpreter's teardown ("terminate called without an active exception",
+    # a C++ thread still joinable); the CLI's multi-process tests cover a real exit.
+    os._exit(0)
 
 
 def test_two_processes_stay_replicas_and_draw_their_own_dropout_masks(tmp_path: Path) -> None:
