@@ -61,14 +61,15 @@ def raw_test_rows(run_dir: Path, record: dict[str, Any]) -> tuple[dict[str, np.n
         raise KerasDNNError(f"{run_dir} was trained on a DataFrame in Python, which the run "
                             "cannot read again; train it from a csv: or parquet: file to "
                             "export it")
-    if "stream" in _state(run_dir):  # never whole: the test rows, read piece by piece
+    state = _state(run_dir)
+    if "stream" in state:  # never whole: the test rows, read piece by piece
         from pipelines.tables.streaming import raw_split
 
-        return raw_split(_state(run_dir), "test")
+        return raw_split(state, "test")
     parts = split_table(arguments["name"], target=arguments["target"],
                         test_split=arguments["test_split"],
                         validation_split=arguments["validation_split"],
-                        seed=arguments["seed"], preprocessing=_state(run_dir),
+                        seed=arguments["seed"], preprocessing=state,
                         test_data=arguments.get("test_data"))
     return raw_columns(parts.frames["test"], parts.state), parts.labels["test"]
 

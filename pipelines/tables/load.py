@@ -25,14 +25,14 @@ import numpy as np
 import pandas as pd
 
 from pipelines.checks import check_arguments
-from pipelines.constants import VALIDATION_SPLIT
+from pipelines.constants import SHUFFLE_BUFFER, VALIDATION_SPLIT
 from pipelines.errors import InvalidArgumentError, InvalidDataError
 from pipelines.info import DatasetInfo, Splits
 from pipelines.splitting import split_indices
 from pipelines.tables.encode import encode, fit_preprocessing
 from pipelines.tables.read import is_table, read_table
 from pipelines.tables.schema import Column, as_text, check_target, infer_schema
-from pipelines.tables.streaming import SHUFFLE_BUFFER, Shard, load_streamed
+from pipelines.tables.streaming import Shard, load_streamed
 
 __all__ = ["TEST_SPLIT", "TableSplits", "load", "load_table", "split_table"]
 
@@ -258,12 +258,13 @@ def load_table(
             batch_size=batch_size, validation_split=validation_split, seed=seed, repeat=repeat,
             preprocessing=None if preprocessing is None else _read_state(preprocessing),
             test_data=test_data, shuffle_buffer=shuffle_buffer, shard=shard or Shard())
-    if preprocessing is not None and "stream" in _read_state(preprocessing):
+    saved = None if preprocessing is None else _read_state(preprocessing)  # read once
+    if saved is not None and "stream" in saved:
         raise InvalidArgumentError("the run was trained on a streamed table; give --stream "
                                    "(stream=True) to read it the same way")
     parts = split_table(source, target=target, drop=drop, features=features,
                         test_split=test_split, validation_split=validation_split, seed=seed,
-                        preprocessing=preprocessing, test_data=test_data)
+                        preprocessing=saved, test_data=test_data)
     made = {}
     for split, frame in parts.frames.items():
         x = encode(frame, parts.state)
