@@ -42,6 +42,7 @@ from typing import Any
 
 from pipelines.backends import backend_spec
 from pipelines.device import TorchPrefetchLoader, prefetch_to_device
+from pipelines.resident import resident_batches
 from pipelines.stream import EpochStream
 from pipelines.tf_setup import keras_backend, tf
 
@@ -107,7 +108,8 @@ def skipped(dataset: tf.data.Dataset | EpochStream, skip: int) -> tf.data.Datase
 
 def for_fit(dataset: tf.data.Dataset | EpochStream, *, skip: int = 0,
             batches_per_fetch: int = BATCHES_PER_FETCH,
-            device_prefetch: bool = True, device: str | None = None) -> Any:
+            device_prefetch: bool = True, device: str | None = None,
+            resident: bool = False) -> Any:
     """What to give ``model.fit`` for the batches of ``dataset`` on the active backend.
 
     An endless ``dataset`` (an :class:`~pipelines.stream.EpochStream`, or a
@@ -122,6 +124,9 @@ def for_fit(dataset: tf.data.Dataset | EpochStream, *, skip: int = 0,
     PyTorch's prefetch loader (default: ``"cuda"`` when there is one, else no loader);
     each pass of the loader starts the stream afresh at ``skip``, because Keras's
     torch ``fit`` draws a batch from a first pass before training on a second.
+    ``resident=True`` (JAX and PyTorch, an :class:`~pipelines.stream.EpochStream` of
+    stored examples): the examples are kept on the device and each batch gathered
+    there (:func:`pipelines.resident.resident_batches`), the same batches.
 
     Example:
         >>> import pipelines
@@ -131,6 +136,8 @@ def for_fit(dataset: tf.data.Dataset | EpochStream, *, skip: int = 0,
         True
     """
     spec = backend_spec(keras_backend())
+    if resident:
+        return resident_batches(dataset, spec.name, skip=skip, device=device)
     endless = (isinstance(dataset, EpochStream)
                or int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY)
     if spec.feed != "host" or not endless:

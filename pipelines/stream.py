@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.tf_setup import tf
 
-__all__ = ["EpochStream", "Examples", "epoch_stream", "one_pass", "pass_seeds", "reshuffled"]
+__all__ = ["EpochStream", "Examples", "epoch_order", "epoch_stream", "one_pass", "pass_seeds",
+           "reshuffled"]
 
 _ENDLESS = 2**62  # epochs of an endless stream
 
@@ -53,6 +54,10 @@ class EpochStream:
     ``python_reader``: the rows come from Python code (``Dataset.from_generator``),
     which no thread of TensorFlow's may run ahead on (no device prefetch): deleting
     such an iterator while that thread waits for the GIL hangs the process.
+    ``examples`` and ``seed``: where the batches come from, when they are exactly
+    ``examples`` in :func:`epoch_order` ``(count, seed, epoch)`` (:func:`epoch_stream`);
+    ``None`` for any other stream.  :mod:`pipelines.resident` uses them to keep the
+    examples on the device and gather each batch there.
     """
 
     batch_size: int
@@ -60,6 +65,8 @@ class EpochStream:
     blocks: Callable[[int, int], tf.data.Dataset]
     sharded: bool = False
     python_reader: bool = False
+    examples: Examples | None = None
+    seed: int | None = None
 
     @functools.cached_property
     def dataset(self) -> tf.data.Dataset:
@@ -116,13 +123,25 @@ def one_pass(examples: Examples, order: tf.Tensor | None, length: int, *,
     return tf.data.Dataset.range(math.ceil(count / length)).map(element)
 
 
+def epoch_order(count: int | tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """The order of ``count`` examples in the pass that ``seed`` (a ``[seed, pass]``
+    ``int64`` tensor) shuffles: a permutation of ``0 .. count - 1`` (``int32``).
+    Every shuffled pass of this module, and :mod:`pipelines.resident`, take theirs here.
+
+    Example:
+        >>> from pipelines.tf_setup import tf
+        >>> sorted(epoch_order(4, tf.constant([1, 0], tf.int64)).numpy().tolist())
+        [0, 1, 2, 3]
+    """
+    from pipelines.tf_setup import tf
+
+    return tf.random.experimental.stateless_shuffle(tf.range(count), seed=seed)
+
+
 def _shuffled_pass(examples: Examples, seed: tf.Tensor, length: int,
                    batched: bool = True) -> tf.data.Dataset:
     """:func:`one_pass` in the order ``seed`` (a ``[seed, pass]`` tensor) shuffles."""
-    from pipelines.tf_setup import tf
-
-    order = tf.random.experimental.stateless_shuffle(tf.range(examples.count), seed=seed)
-    return one_pass(examples, order, length, batched=batched)
+    return one_pass(examples, epoch_order(examples.count, seed), length, batched=batched)
 
 
 def epoch_stream(examples: Examples, *, batch_size: int, seed: int) -> EpochStream:
@@ -148,7 +167,8 @@ def epoch_stream(examples: Examples, *, batch_size: int, seed: int) -> EpochStre
             tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
         ).prefetch(tf.data.AUTOTUNE)
 
-    return EpochStream(batch_size, math.ceil(examples.count / batch_size), blocks)
+    return EpochStream(batch_size, math.ceil(examples.count / batch_size), blocks,
+                       examples=examples, seed=int(seed))
 
 
 def reshuffled(examples: Examples, *, batch_size: int | None, seed: int) -> tf.data.Dataset:

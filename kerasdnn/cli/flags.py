@@ -27,6 +27,7 @@ from kerasdnn.cli import (
 from kerasdnn.core.config import (
     ACTIVATIONS,
     DATA_FIELDS,
+    INPUT_PATHS,
     LR_SCHEDULES,
     OPTIMIZERS,
     SCALES,
@@ -106,6 +107,11 @@ def training_parser(prog: str, description: str, epilog: str) -> ArgumentParser:
     run.add_argument("--steps-per-execution", type=setting("steps_per_execution"),
                      help=f"training steps per compiled call, TF and JAX "
                      f"(default: {m.steps_per_execution})")
+    run.add_argument("--input-path", choices=INPUT_PATHS,
+                     help="how the training examples reach the step: resident (kept on the "
+                     "device, each batch gathered there; JAX, PyTorch), stream (tf.data, a "
+                     "batch or block at a time), or auto: resident where it can run and fits "
+                     f"a quarter of the free device memory (default: {t.input_path})")
     run.add_argument("--class-weight", type=class_weight_flag, metavar="WEIGHTS",
                      help="none, balanced (n / (classes * count) on the training labels), or "
                      'a JSON object such as \'{"0": 1, "7": 5}\' (class name or index: weight; '

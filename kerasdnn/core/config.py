@@ -40,6 +40,7 @@ from pipelines.constants import (
 __all__ = [
     "ACTIVATIONS",
     "DATA_FIELDS",
+    "INPUT_PATHS",
     "LR_SCHEDULES",
     "METRICS",
     "OPTIMIZERS",
@@ -56,6 +57,7 @@ ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish", "leaky
 METRICS = ("accuracy", "auc")
 LR_SCHEDULES = ("constant", "cosine", "step", "plateau")  # kerasdnn.training.schedules
 DATA_FIELDS = ("input_shape", "num_classes")  # ModelConfig fields the data decides
+INPUT_PATHS = ("auto", "resident", "stream")  # kerasdnn.training.input_path
 
 _Config = TypeVar("_Config", bound="_JSONConfig")
 
@@ -227,6 +229,12 @@ class TrainConfig(_JSONConfig):
             in a multi-process run each process reads its own pieces).
         shuffle_buffer: with ``stream``, the rows permuted together per window
             (``None``: 65,536).
+        input_path: how the training examples reach the step: ``"resident"`` (kept on
+            the device, each batch gathered there: :mod:`pipelines.resident`),
+            ``"stream"`` (the ``tf.data`` stream, a batch or block at a time) or
+            ``"auto"`` (resident where it can run and the examples take at most a
+            quarter of the device's free memory; :mod:`kerasdnn.training.input_path`).
+            The batches and the numbers are the same on either path.
         class_weight: ``None`` (every class weighs 1), ``"balanced"`` (scikit-learn's
             ``n_samples / (n_classes * count)`` on the training split's labels) or a
             mapping ``{class index or name: weight}`` (classes left out weigh 1):
@@ -262,6 +270,7 @@ class TrainConfig(_JSONConfig):
     test_data: str | None = None
     stream: bool = False
     shuffle_buffer: int | None = None
+    input_path: str = "auto"
     class_weight: str | dict[str, float] | None = None
     init_from: str | None = None
     freeze: int = 0
@@ -470,6 +479,7 @@ _RULES: dict[str, _Rule] = {
         ("csv:", "parquet:")), "csv:PATH or parquet:PATH", "test_split of the rows"),
     "stream": _BOOL,
     "shuffle_buffer": _integer(1, "65,536 rows"),
+    "input_path": _choice(INPUT_PATHS),
     "class_weight": _Rule(
         lambda value: value == "balanced" or (
             isinstance(value, Mapping) and bool(value)

@@ -356,7 +356,8 @@ def check_resumable(
             f"the run in {out_dir} has already finished; nothing to resume "
             "(evaluate it with `python -m kerasdnn.evaluate`)"
         )
-    ignored = {"out", *(() if data_known else DATA_FIELDS)}  # the data is loaded later
+    # the data is loaded later; either input path gives the same numbers
+    ignored = {"out", "input_path", *(() if data_known else DATA_FIELDS)}
     changes = changed_settings(_without(record["train"], ignored),
                                _without(train_config.to_dict(), ignored))
     changes += changed_settings(_without(record["model"], ignored),

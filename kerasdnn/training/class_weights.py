@@ -113,6 +113,7 @@ def weighted_stream(train_data: Any, splits: Any, train_config: TrainConfig,
 
     if hasattr(train_data, "blocks"):  # an EpochStream: the map on each of its blocks
         blocks = train_data.blocks
+        # no longer its bare examples: not kept on the device (pipelines.resident)
         return dataclasses.replace(train_data, blocks=lambda epoch, size: mapped(
-            blocks(epoch, size)))
+            blocks(epoch, size)), examples=None, seed=None)
     return mapped(train_data)

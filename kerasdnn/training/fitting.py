@@ -22,13 +22,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kerasdnn.core.config import TrainConfig
-from kerasdnn.core.rundir import BACKUP_DIR, EPOCH_TIMES_FILE, HISTORY_FILE, TENSORBOARD_DIR
+from kerasdnn.core.rundir import (
+    BACKUP_DIR,
+    EPOCH_TIMES_FILE,
+    HISTORY_FILE,
+    TENSORBOARD_DIR,
+    read_run_config,
+    write_run_config,
+)
 from kerasdnn.training.distribute import (
     Processes,
     padded_dataset,
     padded_iterator,
     replication_callback,
 )
+from kerasdnn.training.input_path import resolve_input_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.stream import EpochStream
@@ -67,12 +75,17 @@ def fit_run(
     # the schedule replaces the rate variable: before the optimizer's variables load
     attach_schedule(model, train_config.epochs, stream.batches_per_epoch)
     stream = weighted_stream(stream, splits, train_config, merge_validation)
+    processes = processes or Processes()
+    input_path = resolve_input_path(train_config.input_path, keras.backend.backend(), stream,
+                                    data_parallel=train_config.data_parallel,
+                                    jit=_jit(model))
+    if processes.writes:
+        record_input_path(out_dir, input_path)
     restored = restore_checkpoint(model, out_dir / BACKUP_DIR)
     epochs_done = restored.epochs_done if restored else 0
     # The timer writes before the checkpoint: a kill between the two leaves it an epoch
     # ahead, which resuming drops, never one behind.
     # In a multi-process run the others keep their copies of these files apart.
-    processes = processes or Processes()
     own_dir = out_dir if processes.writes else _private_dir()
     stopping = early_stopping(train_config.early_stopping, validation_data is not None)
     scheduling = schedule_callbacks(model.model_config,
@@ -98,6 +111,7 @@ def fit_run(
         callbacks=callbacks,
         verbose=verbose,
         data_parallel=(replicas, processes) if train_config.data_parallel else None,
+        input_path=input_path,
     )
     return saver.history()
 
@@ -112,6 +126,7 @@ def fit_stream(
     callbacks: Sequence[Any | None] = (),
     verbose: str | int = "auto",
     data_parallel: tuple[int, Processes] | None = None,
+    input_path: str = "auto",
     **fit_kwargs: Any,
 ) -> Any:
     """The one training loop of kerasdnn: Keras's ``fit`` of ``model`` on the endless
@@ -133,6 +148,10 @@ def fit_stream(
       batch to a multiple of the replicas (zero-weight rows) and keeps this
       process's share; where the engine does not replicate the model itself
       (PyTorch), every process starts from process 0's weights;
+    * ``input_path`` (:mod:`kerasdnn.training.input_path`): ``"resident"`` keeps the
+      training examples on the device and gathers each batch there
+      (:mod:`pipelines.resident`), ``"stream"`` hands the ``tf.data`` stream over,
+      ``"auto"`` picks resident where it can run and fits; the same batches either way;
     * ``callbacks`` in their order (``None`` entries left out), ``verbose`` and
       ``fit_kwargs`` go to ``fit``.
 
@@ -152,11 +171,13 @@ def fit_stream(
     from pipelines.backends import backend_spec
 
     steps = _steps_per_epoch(model, stream)
-    fed = pipelines.feed.for_fit(stream, skip=initial_epoch * steps)
+    backend = keras.backend.backend()
+    resident = resolve_input_path(input_path, backend, stream, jit=_jit(model),
+                                  data_parallel=data_parallel is not None) == "resident"
+    fed = pipelines.feed.for_fit(stream, skip=initial_epoch * steps, resident=resident)
     callbacks = list(callbacks)
     if data_parallel is not None:  # every batch divisible by the devices, exactly
         replicas, processes = data_parallel
-        backend = keras.backend.backend()
         # A compiled step needs one batch structure; the eager PyTorch step takes its
         # native path on unweighted batches only, so only padded batches get weights.
         if not stream.sharded:  # else each process reads its own share, padded
@@ -207,6 +228,19 @@ def steps_per_execution_for(steps_per_epoch: int, wanted: int) -> int:
     """
     return max(k for k in range(1, max(1, min(wanted, steps_per_epoch)) + 1)
                if steps_per_epoch % k == 0)
+
+
+def record_input_path(out_dir: Path, input_path: str) -> None:
+    """Note in the run's ``config.json`` the input path its training takes (a resumed
+    run notes its own: either path gives the same numbers)."""
+    record = read_run_config(out_dir)
+    if record.get("input_path") != input_path:
+        write_run_config(out_dir, {**record, "input_path": input_path})
+
+
+def _jit(model: Any) -> bool:
+    """Whether Keras compiles ``model``'s step (``jit_compile`` resolved by ``compile``)."""
+    return bool(model.jit_compile) and not model.run_eagerly
 
 
 def _steps_per_epoch(model: Any, stream: EpochStream) -> int:

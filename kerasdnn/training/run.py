@@ -56,6 +56,7 @@ from kerasdnn.training.distribute import (
 )
 from kerasdnn.training.faults import fault_point
 from kerasdnn.training.fitting import fit_run
+from kerasdnn.training.input_path import check_requested
 
 __all__ = ["SETTINGS", "RunResult", "merge_configs", "split_settings", "train"]
 
@@ -151,6 +152,7 @@ def train(
     train_config, model_config = merge_configs(config, model_config, overrides)
     if data is not None:  # a DataFrame from Python (README: Your own table)
         train_config = train_config.replace(dataset="dataframe")
+    check_requested(train_config, model_config, backend)
     if merge_validation and train_config.stream:
         raise ConfigError("a retraining on train + validation holds both in memory, which a "
                           "streamed table (--stream) cannot; retrain without --stream, or keep "

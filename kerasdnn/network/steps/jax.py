@@ -9,9 +9,12 @@ Under a ``keras.distribution`` the step is traced on the whole global batch (GSP
 shards it), so its weights show the whole padded batch's real rows even where a
 device's share is filler only; Keras's loop runs K steps per execution as K calls.
 
-With ``steps_per_execution=K > 1`` (``jit_compile``, no distribution), K
-consecutive batches of one shape run as one compiled ``jax.lax.scan`` over the
-step, where Keras 3.15 calls the jitted single step K times from Python.
+With ``jit_compile`` and no distribution, K = ``steps_per_execution`` consecutive
+batches of one shape run as one compiled ``jax.lax.scan`` over the step, where
+Keras 3.15 calls the jitted single step K times from Python.  Batches that are
+:class:`pipelines.resident.Rows` (examples kept on the device, the batch's row
+numbers) are gathered inside that compiled call: per step only the row numbers
+travel.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from kerasdnn.network.steps import (
     update_metrics,
     validation_logs,
 )
+from pipelines.resident import Rows
 
 __all__ = ["JAXStep"]
 
@@ -103,14 +107,30 @@ class JAXStep:
                                         self, loss, None, x, y, y_pred, sample_weight)
         return validation_logs(logs), (trainable, non_trainable, metrics_vars)
 
+    def _symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        """Keras's build from a first batch, which reads a :class:`~pipelines.resident.Rows`
+        as the batch it stands for (Keras would read it as ``(x, y, sample_weight)``)."""
+        # Overrides a private Keras method: the one place where Keras looks inside a batch
+        # before the train function does.  It draws as Keras 3.15's does.
+        if data_batch is None and iterator is not None:
+            for _, _, data in iterator:
+                data_batch = data[0] if isinstance(data, (list, tuple)) else next(data)
+                break
+        if isinstance(data_batch, Rows):
+            rows = len(data_batch.index)
+            data_batch = tuple(keras.KerasTensor((rows, *array.shape[1:]), array.dtype)
+                               for array in (data_batch.features, data_batch.labels))
+        super()._symbolic_build(data_batch=data_batch)
+
     def make_train_function(self, force: bool = False) -> None:
-        """Keras's train function, but K steps per execution run as one ``lax.scan``."""
-        # Redundant from the Keras release with keras-team/keras#23527 (its JAX trainer
-        # runs steps_per_execution > 1 as an on-device lax.scan itself): then this
-        # method and the helpers below go.
+        """Keras's train function, but K steps per execution run as one ``lax.scan``,
+        and :class:`~pipelines.resident.Rows` batches gathered on the device."""
+        # The lax.scan is redundant from the Keras release with keras-team/keras#23527
+        # (its JAX trainer runs steps_per_execution > 1 as an on-device lax.scan itself);
+        # Rows, kerasdnn's resident input path, still needs this function then.
         if self.train_function is not None and not force:
             return
-        if (self.steps_per_execution == 1 or self.run_eagerly or not self.jit_compile
+        if (self.run_eagerly or not self.jit_compile
                 or keras.distribution.distribution() is not None):
             super().make_train_function(force)  # Keras's loop: one jitted step per batch
             return
@@ -130,12 +150,26 @@ def _scanned_steps(train_step: Callable, steps: int) -> Callable:
         return jax.tree.map(lambda value: value[-1], logs), state
 
     many_steps = jax.jit(_many_steps, donate_argnums=0)
+    # Rows: each batch gathered from the examples on the device, inside the call
+    one_row_step = jax.jit(lambda state, features, labels, index: train_step(
+        state, (features[index], labels[index])), donate_argnums=0)
+    many_row_steps = jax.jit(lambda state, features, labels, index: _many_steps(
+        state, (features[index], labels[index])), donate_argnums=0)
 
     def iterator_step(state: tuple, iterator: Iterator) -> tuple[dict[str, Any], tuple]:
         batches = list(itertools.islice(iterator, steps))
         if not batches:
             raise StopIteration
         logs: dict[str, Any] = {}
+        if isinstance(batches[0], Rows):
+            features, labels = batches[0].features, batches[0].labels
+            for _, same_length in itertools.groupby(batches, key=lambda rows: len(rows.index)):
+                run = [rows.index for rows in same_length]
+                if len(run) == 1:
+                    logs, state = one_row_step(state, features, labels, run[0])
+                else:
+                    logs, state = many_row_steps(state, features, labels, np.stack(run))
+            return logs, state
         for _, same_shape in itertools.groupby(  # runs of batches of one shape
                 batches, key=lambda batch: [np.shape(a) for a in jax.tree.leaves(batch)]):
             run = list(same_shape)

@@ -129,3 +129,44 @@ def _weights(run_dir: Path) -> list[np.ndarray]:
     return [np.asarray(w) for w in model.get_weights()]
 
 
+
+
+def test_the_resident_path_trains_on_exactly_the_stream_s_batches(splits, backend) -> None:
+    """Issue 26: the examples kept on the device, each batch gathered there, give the
+    stream's numbers bit for bit, across runs of 3, 2 and 1 steps per call (6 steps of
+    256, 256, ..., 13 per epoch) and a fit that continues from epoch 1."""
+    if backend == "tensorflow":
+        pytest.skip("TensorFlow reads its stream in-graph: no resident path")
+    streamed = _model(steps_per_execution=3)
+    history = fit_stream(streamed, splits.stream, epochs=2, validation_data=splits.validation,
+                         verbose=0, input_path="stream").history
+    resident = _model(steps_per_execution=3)
+    first = fit_stream(resident, splits.stream, epochs=1, validation_data=splits.validation,
+                       verbose=0, input_path="resident").history
+    last = fit_stream(resident, splits.stream, epochs=2, initial_epoch=1, verbose=0,
+                      validation_data=splits.validation, input_path="resident").history
+    for name in history:
+        assert [*first[name], *last[name]] == history[name], name
+    for got, want in zip(resident.get_weights(), streamed.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_resident_path_is_taken_where_it_can_run_and_refused_elsewhere(
+        splits, backend) -> None:
+    from kerasdnn.core.config import TrainConfig
+    from kerasdnn.core.errors import ConfigError
+    from kerasdnn.training.class_weights import weighted_stream
+    from kerasdnn.training.input_path import resolve_input_path
+
+    stream = splits.stream
+    weighted = weighted_stream(stream, splits, TrainConfig(class_weight="balanced"))
+    assert resolve_input_path("auto", backend, stream) == (
+        "stream" if backend == "tensorflow" else "resident")
+    assert resolve_input_path("auto", backend, weighted) == "stream"
+    assert resolve_input_path("auto", backend, stream, data_parallel=True) == "stream"
+    for problem in ({"training": weighted}, {"data_parallel": True}):
+        with pytest.raises(ConfigError, match="--input-path resident cannot run here"):
+            resolve_input_path("resident", backend, **{"training": stream, **problem})
+    if backend == "tensorflow":
+        with pytest.raises(ConfigError, match="in-graph"):
+            resolve_input_path("resident", backend, stream)
