@@ -347,6 +347,12 @@ CASES = [
       setup=text("t.csv", table_csv(12_000).replace("\n5500.0,", "\nseven,", 1))),
     T("stream-truncated", ("--dataset", "csv:t.csv", "--target", "label", "--stream", *OUT),
       "is not a well-formed CSV file", setup=text("t.csv", table_csv()[:-6])),
+    # kerasdnn.train: the input path (--input-path)
+    T("input-path-resident-weighted", ("--dataset", "digits", "--input-path", "resident",
+      "--class-weight", "balanced", *OUT),
+      "--input-path resident cannot run here: the stream adds to its stored examples"),
+    T("input-path-unknown", ("--dataset", "digits", "--input-path", "gpu", *OUT),
+      "argument --input-path: invalid choice"),
     T("tfds-offline", ("--dataset", "mnist", "--data-dir", "tfds", *OUT), MNIST_OFFLINE,
       per_backend=True),
     # kerasdnn.evaluate

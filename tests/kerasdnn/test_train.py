@@ -75,6 +75,9 @@ def test_config_json_repeats_the_run(digits_run: Path, backend: str) -> None:
     assert record["train"]["seed"] == record["model"]["seed"]
     assert {"keras", "numpy", "scikit-learn"} <= set(record["versions"])
     assert record["dataset"]["source"] == "digits"
+    # auto: the examples kept on the device where the backend has that path
+    assert record["train"]["input_path"] == "auto"
+    assert record["input_path"] == ("stream" if backend == "tensorflow" else "resident")
 
 
 def test_report_matches_scikit_learn_on_the_saved_predictions(digits_run: Path) -> None:

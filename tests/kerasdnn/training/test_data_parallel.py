@@ -200,6 +200,7 @@ def test_the_run_records_its_distribution(runs: dict[str, Path]) -> None:
     assert two["distribution"] == {"kind": "data_parallel", "devices": 2, "processes": 1}
     assert two["train"]["data_parallel"] is True and two["train"]["devices"] == 2
     assert one["distribution"]["kind"] == "none"
+    assert two["input_path"] == "stream"  # data-parallel batches are padded and shared out
 
 
 def test_a_saved_config_repeats_the_data_parallel_run(runs: dict[str, Path]) -> None:
