@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 DEVICE_SHARE = 0.25  # of the device's free memory a resident training split may take
+GATHER_BATCHES = 10  # PyTorch: batches gathered at once (pipelines.feed's BATCHES_PER_FETCH)
 
 
 class Rows(NamedTuple):
@@ -189,8 +190,13 @@ def _gathered(features: Any, labels: Any, device: str) -> Callable[[np.ndarray, 
 
     def take(order: np.ndarray, batch_size: int) -> Iterator[tuple[Any, Any]]:
         index = torch.as_tensor(order.astype(np.int64), device=device)
-        for part in torch.split(index, batch_size):
-            yield features.index_select(0, part), labels.index_select(0, part)
+        # One gather per GATHER_BATCHES batches, each batch a view of it: a small
+        # index_select costs its thread pool's start-up (measured 43 µs for 100 rows on
+        # one thread, 11 ms on two threads of a loaded 2-core machine).
+        for part in torch.split(index, batch_size * GATHER_BATCHES):
+            x_block, y_block = features.index_select(0, part), labels.index_select(0, part)
+            for start in range(0, len(part), batch_size):
+                yield x_block[start:start + batch_size], y_block[start:start + batch_size]
     return take
 
 
