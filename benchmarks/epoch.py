@@ -1,11 +1,16 @@
 """Seconds per training epoch of the seed network (784-500-250-10, ReLU,
-SGD lr 0.01 momentum 0.9, batch 100) on MNIST-shaped data made in memory
-(uint8 images, 10 classes), side by side:
+SGD lr 0.01 momentum 0.9, batch 100 or ``--batch-size``) on MNIST-shaped data made
+in memory (uint8 images, 10 classes), side by side:
 
-- **kerasdnn**: the real path: ``pipelines.load`` (uint8 images → scaling,
-  cache, a seeded permutation per epoch, one gather per batch, prefetch) →
+- **kerasdnn**: exactly what ``kerasdnn.train`` runs: ``pipelines.load`` (uint8
+  images → scaling, cache, a seeded permutation per epoch, one gather per batch,
+  prefetch) → the input path ``"auto"`` resolves to
+  (:func:`kerasdnn.training.input_path.resolve_input_path`: resident on JAX and
+  PyTorch where the examples fit, the row's label says which) →
   ``pipelines.feed.for_fit`` → ``fit`` of ``kerasdnn.build_model()`` with the
   custom step;
+- **kerasdnn, tf.data stream** (JAX, PyTorch): the same with the input path forced
+  to ``"stream"``: the ``tf.data`` stream's blocks handed over from the host;
 - **stock Keras**: ``fit`` of a plain ``keras.Sequential`` on in-memory float32
   arrays with Keras's own step, at Keras's defaults, and (TensorFlow, JAX) with
   ``steps_per_execution=10`` as a Keras user who reads the docs sets it;
@@ -22,6 +27,7 @@ one epoch after a warm-up epoch.  The order of the subprocesses and of the rows
 inside each is reversed every other round, so drift of the machine's speed does
 not favour one row.  Rows show the median and [min–max] over the rounds;
 ``÷ stock Keras`` divides by the faster of the two stock rows.
+:mod:`benchmarks.epoch_grid` runs all this over several sizes and batch sizes.
 
 Example:
     python -m benchmarks.epoch --backends tensorflow,jax,torch --repeats 3 --json epoch.json
@@ -60,6 +66,8 @@ from benchmarks.epoch_paths import (
     FLOOR,
     FLOPS_PER_EXAMPLE,
     KERASDNN,
+    KERASDNN_PATHS,
+    KERASDNN_STREAM,
     PARAMETERS,
     PURE_LOOP,
     PURE_TORCH,
@@ -103,23 +111,29 @@ def run_worker(name: str, args: argparse.Namespace) -> None:
             stream.write(json.dumps(row) + "\n")
 
     min_seconds = 0.3 if args.examples < 10_000 else 1.0
+    batch = args.batch_size
     if name == PURE_TORCH:
         device = torch_device()
         rows: dict[str, Callable[[], dict[str, Any]]] = {
             FLOOR: lambda: {"gflops": torch_gemm_gflops(device, min_seconds)},
-            PURE_LOOP: lambda: time_pure_torch(images, labels, args.repeats),
+            PURE_LOOP: lambda: time_pure_torch(images, labels, args.repeats, batch),
         }
     else:
         device = keras_device(name)
         workdir = Path(tempfile.mkdtemp(prefix="kerasdnn-bench-"))
+
+        def kerasdnn_row(input_path: str) -> Callable[[], dict[str, Any]]:
+            return lambda: time_kerasdnn(
+                images, labels, args.repeats, args.device_prefetch == "on", workdir,
+                args.steps_per_execution, batch, input_path)
+
         rows = {
             FLOOR: lambda: {"gflops": keras_gemm_gflops(name, device, min_seconds)},
-            STOCK_KERAS: lambda: time_stock_keras(images, labels, args.repeats),
+            STOCK_KERAS: lambda: time_stock_keras(images, labels, args.repeats, 1, batch),
             STOCK_KERAS_SPE: lambda: time_stock_keras(images, labels, args.repeats,
-                                                      STOCK_STEPS_PER_EXECUTION),
-            KERASDNN: lambda: time_kerasdnn(
-                images, labels, args.repeats, args.device_prefetch == "on", workdir,
-                args.steps_per_execution),
+                                                      STOCK_STEPS_PER_EXECUTION, batch),
+            KERASDNN: kerasdnn_row("auto"),  # what kerasdnn.train takes by default
+            KERASDNN_STREAM: kerasdnn_row("stream"),
         }
     paths = [path for path in rows if path in EXPECTED_PATHS[name]]
     try:
@@ -146,6 +160,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
             done, text = run_worker_process(
                 "benchmarks.epoch", name,
                 ["--examples", str(args.examples), "--repeats", "1", "--round", str(round_),
+                 "--batch-size", str(args.batch_size),
                  "--device-prefetch", args.device_prefetch,
                  "--steps-per-execution", str(args.steps_per_execution),
                  "--threads", str(args.threads)],
@@ -182,7 +197,7 @@ def merge_rounds(written: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if "error" in row:
             into.setdefault("errors", []).append(row["error"])
             continue
-        for name in ("device", "examples", "steps_per_execution"):
+        for name in ("device", "examples", "batch_size", "steps_per_execution", "input_path"):
             if name in row:
                 into[name] = row[name]
         if "gflops" in row:
@@ -218,8 +233,8 @@ def add_derived(rows: list[dict[str, Any]], examples: int) -> None:
     Each floor row gets the seconds at its own library's GEMM rate, and its
     ``÷ floor``: that library's floor ÷ the machine-level floor (best rate of any
     library, :func:`machine_gflops`), which every other row's ``÷ floor`` divides
-    by.  ``÷ stock Keras`` (stock and kerasdnn rows) divides by the faster stock
-    row of the same backend.
+    by.  ``÷ stock Keras`` (stock and kerasdnn rows, both input paths) divides by
+    the faster stock row of the same backend.
 
     Ratios compare seconds per example, so a row that trained on slightly fewer
     examples (the kerasdnn validation split) is still compared fairly; its
@@ -256,11 +271,37 @@ def add_derived(rows: list[dict[str, Any]], examples: int) -> None:
                  if value]
         references = {"floor": machine_floor, "pure_pytorch": pure,
                       "stock_keras": min(stock) if stock else None}
-        if row["path"] not in (KERASDNN, *STOCK_PATHS):
+        if row["path"] not in (*KERASDNN_PATHS, *STOCK_PATHS):
             references.pop("stock_keras")
         if row["path"] == PURE_LOOP:
             references.pop("pure_pytorch")
         row["ratios"] = {name: mine / ref for name, ref in references.items() if ref}
+
+
+def path_label(row: dict[str, Any]) -> str:
+    """A row's path as the tables show it: the kerasdnn row with the input path it
+    took (the stream row names its own).
+
+    Example:
+        >>> path_label({"path": KERASDNN, "input_path": "resident"})
+        'kerasdnn (resident)'
+        >>> path_label({"path": KERASDNN_STREAM, "input_path": "stream"})
+        'kerasdnn, tf.data stream'
+    """
+    if row["path"] == KERASDNN and "input_path" in row:
+        return f"{KERASDNN} ({row['input_path']})"
+    return row["path"]
+
+
+def backend_label(row: dict[str, Any]) -> str:
+    """A row's backend as the tables show it, with its device where known.
+
+    Example:
+        >>> backend_label({"backend": PURE_TORCH, "device": "cpu"})
+        'torch (no Keras) (cpu)'
+    """
+    backend = row["backend"] if row["backend"] != PURE_TORCH else "torch (no Keras)"
+    return backend + (f" ({row['device']})" if "device" in row else "")
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -269,16 +310,14 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
               "÷ floor", "÷ pure PyTorch", "÷ stock Keras"]
     lines = []
     for row in rows:
-        backend = row["backend"] if row["backend"] != PURE_TORCH else "torch (no Keras)"
-        if "device" in row:
-            backend += f" ({row['device']})"
+        backend, path = backend_label(row), path_label(row)
         if "error" in row:
             error = row["error"] if len(row["error"]) <= 110 else row["error"][:107] + "..."
-            lines.append([backend, row["path"], f"error: {error}", "", "", "", "", ""])
+            lines.append([backend, path, f"error: {error}", "", "", "", "", ""])
             continue
         ratios = row.get("ratios", {})
         lines.append([
-            backend, row["path"], seconds_cell(row), f"{row['examples_per_second']:,.0f}",
+            backend, path, seconds_cell(row), f"{row['examples_per_second']:,.0f}",
             f"{row['gflops']:,.1f}" if "gflops" in row else "",
             *(f"{ratios[name]:.2f}" if name in ratios else ""
               for name in ("floor", "pure_pytorch", "stock_keras")),
@@ -289,8 +328,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.epoch",
-        description="Seconds per epoch of the seed network: kerasdnn, stock Keras, pure PyTorch, "
-                    "and the FLOP floor, one subprocess per backend.",
+        description="Seconds per epoch of the seed network: kerasdnn (its input path as "
+                    "kerasdnn.train resolves it, and the tf.data stream), stock Keras, pure "
+                    "PyTorch, and the FLOP floor, one subprocess per backend.",
     )
     parser.add_argument("--backends", default=",".join(BACKENDS), type=parse_backends,
                         help="comma-separated Keras backends (default: %(default)s)")
@@ -299,6 +339,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "epoch, in a fresh subprocess per backend (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=60_000,
                         help="training examples per epoch (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                        help="examples per batch of every row (default: %(default)s)")
     parser.add_argument("--device-prefetch", choices=("on", "off"), default="on",
                         help="pipelines.device.prefetch_to_device on the kerasdnn path")
     parser.add_argument("--steps-per-execution", type=int, default=DEFAULT_STEPS_PER_EXECUTION,
@@ -307,9 +349,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_worker_arguments(parser, [*BACKENDS, PURE_TORCH])
     parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.examples < BATCH_SIZE or args.steps_per_execution < 1:
-        parser.error(f"--repeats and --steps-per-execution must be >= 1 "
-                     f"and --examples >= {BATCH_SIZE}")
+    if (args.repeats < 1 or args.batch_size < 1 or args.examples < args.batch_size
+            or args.steps_per_execution < 1):
+        parser.error("--repeats, --batch-size and --steps-per-execution must be >= 1 "
+                     "and --examples >= --batch-size")
     return args
 
 
@@ -327,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command_line("benchmarks.epoch", argv),
         "machine": machine,
         "settings": {"examples": args.examples, "repeats": args.repeats,
-                     "batch_size": BATCH_SIZE, "parameters": PARAMETERS,
+                     "batch_size": args.batch_size, "parameters": PARAMETERS,
                      "flops_per_example": FLOPS_PER_EXAMPLE,
                      "device_prefetch": args.device_prefetch,
                      "steps_per_execution": args.steps_per_execution,
@@ -336,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine_floor_gflops": best,
         "rows": rows,
     }
-    print(f"\nSeed network 784-500-250-10, batch {BATCH_SIZE}, {args.examples:,} examples/epoch, "
+    print(f"\nSeed network 784-500-250-10, batch {args.batch_size}, "
+          f"{args.examples:,} examples/epoch, "
           f"device prefetch {args.device_prefetch}, {args.repeats} round(s), "
           f"{args.threads or 'default'} thread(s); "
           f"machine floor {best or 0:,.1f} GFLOP/s; {machine_line(machine)}\n")

@@ -1,7 +1,9 @@
 """What ``python -m benchmarks.epoch`` times, one function per path (its
 worker runs them; :mod:`benchmarks.step_profile` and :mod:`benchmarks.data_parallel`
-reuse them): the data, the FLOP floor, stock Keras, kerasdnn's real path and the
-pure PyTorch loop, with the seed network's constants.
+reuse them): the data, the FLOP floor, stock Keras, kerasdnn's real path (its input
+path as ``kerasdnn.train`` resolves it, and the ``tf.data`` stream where that differs)
+and the pure PyTorch loop, with the seed network's constants.  Every row takes the
+batch size (default :data:`pipelines.constants.BATCH_SIZE`, 100).
 
 Example:
     >>> PARAMETERS, FLOPS_PER_EXAMPLE  # of 784-500-250-10
@@ -17,7 +19,7 @@ from typing import Any
 
 from benchmarks._common import compiled, summarize
 from kerasdnn.core.config import ModelConfig
-from pipelines.backends import TABLE
+from pipelines.backends import TABLE, backend_spec
 from pipelines.constants import BATCH_SIZE, SEED
 
 DEFAULT_STEPS_PER_EXECUTION = ModelConfig().steps_per_execution
@@ -35,12 +37,17 @@ PURE_TORCH = "pytorch"  # the worker that runs the Keras-free PyTorch loop
 
 STOCK_STEPS_PER_EXECUTION = 10  # what a Keras user who reads the docs sets
 FLOOR, KERASDNN, STOCK_KERAS, PURE_LOOP = "FLOP floor", "kerasdnn", "stock Keras", "pure PyTorch"
+# kerasdnn with its input path forced to the tf.data stream (pipelines.feed's host
+# blocks), next to the "kerasdnn" row's resolved path, on the backends fed from the host
+KERASDNN_STREAM = "kerasdnn, tf.data stream"
+KERASDNN_PATHS = (KERASDNN, KERASDNN_STREAM)
 STOCK_KERAS_SPE = f"stock Keras, {STOCK_STEPS_PER_EXECUTION} steps/execution"
 STOCK_PATHS = (STOCK_KERAS, STOCK_KERAS_SPE)
 EXPECTED_PATHS = {
     PURE_TORCH: (FLOOR, PURE_LOOP),
     **{name: (FLOOR, STOCK_KERAS, *((STOCK_KERAS_SPE,) if spec.steps_per_execution else ()),
-              KERASDNN) for name, spec in TABLE.items()},  # steps/execution: not on PyTorch
+              KERASDNN, *((KERASDNN_STREAM,) if spec.feed == "host" else ()))
+       for name, spec in TABLE.items()},  # steps/execution: not on PyTorch
 }
 
 
@@ -117,7 +124,11 @@ def fit_epoch_seconds(model: Any, data: Any, repeats: int, **fit_kwargs: Any) ->
 
     Keras turns the logs into Python numbers before ``on_epoch_end``, so each
     epoch is timed until its last step has finished, also on asynchronous backends.
+    ``shuffle`` is ``False`` unless given: a dataset or generator is shuffled by its
+    stream already (Keras warns that it ignores ``shuffle=True`` on them, the default
+    of ``fit``); arrays (stock Keras) ask for ``shuffle=True`` themselves.
     """
+    fit_kwargs.setdefault("shuffle", False)
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
@@ -137,7 +148,8 @@ def fit_epoch_seconds(model: Any, data: Any, repeats: int, **fit_kwargs: Any) ->
 
 
 def time_stock_keras(images: Any, labels: Any, repeats: int,
-                     steps_per_execution: int = 1) -> dict[str, Any]:
+                     steps_per_execution: int = 1,
+                     batch_size: int = BATCH_SIZE) -> dict[str, Any]:
     """Stock Keras: a plain ``keras.Sequential`` fitted on in-memory float32 arrays
     (``steps_per_execution``: Keras's default, 1, or what the user sets)."""
     import keras
@@ -159,15 +171,16 @@ def time_stock_keras(images: Any, labels: Any, repeats: int,
     )
     if model.count_params() != PARAMETERS:
         raise AssertionError(f"stock model has {model.count_params()} parameters, not {PARAMETERS}")
-    seconds = fit_epoch_seconds(model, x, repeats, y=y, batch_size=BATCH_SIZE, shuffle=True)
-    return {"examples": len(x), "steps_per_execution": steps_per_execution,
-            **summarize(seconds)}
+    seconds = fit_epoch_seconds(model, x, repeats, y=y, batch_size=batch_size, shuffle=True)
+    return {"examples": len(x), "batch_size": batch_size,
+            "steps_per_execution": steps_per_execution, **summarize(seconds)}
 
 
-def kerasdnn_stream(images: Any, labels: Any, workdir: Path) -> tuple[Any, int]:
+def kerasdnn_stream(images: Any, labels: Any, workdir: Path,
+                    batch_size: int = BATCH_SIZE) -> tuple[Any, int]:
     """``(splits, steps_per_epoch)``: the endless stream of the uint8 images, loaded
     as ``kerasdnn.train`` loads them (:func:`kerasdnn.training.data.load_splits`), from an
-    ``npz:`` file in ``workdir``.
+    ``npz:`` file in ``workdir``, ``batch_size`` examples a batch.
 
     The file holds the images plus a tenth more, so that the validation split
     leaves (about) ``len(images)`` to train on.
@@ -189,7 +202,7 @@ def kerasdnn_stream(images: Any, labels: Any, workdir: Path) -> tuple[Any, int]:
     )
     # Just under extra / total: scikit-learn rounds the held-out count up.
     fraction = (extra - 0.5) / (len(images) + extra)
-    settings = TrainConfig(dataset=f"npz:{path}", batch_size=BATCH_SIZE,
+    settings = TrainConfig(dataset=f"npz:{path}", batch_size=batch_size,
                            validation_split=fraction, seed=SEED, scale="unit")
     splits = load_splits(settings, repeat=True)
     return splits, splits.stream.batches_per_epoch
@@ -207,23 +220,46 @@ def kerasdnn_model(steps_per_epoch: int, steps_per_execution: int) -> Any:
 
 
 def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
-                  workdir: Path, steps_per_execution: int) -> dict[str, Any]:
+                  workdir: Path, steps_per_execution: int, batch_size: int = BATCH_SIZE,
+                  input_path: str = "auto") -> dict[str, Any]:
     """kerasdnn as ``kerasdnn.train`` runs it: the endless stream of
-    :func:`kerasdnn_stream` → ``pipelines.feed.for_fit`` → ``fit`` with
-    ``steps_per_epoch`` and ``steps_per_execution``; the row reports how many
-    examples were actually trained on.
+    :func:`kerasdnn_stream` → its input path resolved from ``input_path``
+    (:func:`kerasdnn.training.input_path.resolve_input_path`: ``"auto"``, what
+    ``kerasdnn.train`` takes by default, is the resident path on JAX and PyTorch where
+    the examples fit; ``"stream"``, the ``tf.data`` stream) → ``pipelines.feed.for_fit``
+    → ``fit`` with ``steps_per_epoch`` and ``steps_per_execution``; the row reports
+    the path taken (``input_path``) and how many examples were actually trained on.
     """
+    import keras
+
     import pipelines.feed
+    from kerasdnn.training.input_path import resolve_input_path
 
-    splits, steps = kerasdnn_stream(images, labels, workdir)
+    splits, steps = kerasdnn_stream(images, labels, workdir, batch_size)
     model = kerasdnn_model(steps, steps_per_execution)
-    train = pipelines.feed.for_fit(splits.stream, device_prefetch=device_prefetch)
+    jit = bool(model.jit_compile) and not model.run_eagerly  # as kerasdnn.training.fitting
+    path = resolve_input_path(input_path, keras.backend.backend(), splits.stream, jit=jit)
+    train = pipelines.feed.for_fit(splits.stream, device_prefetch=device_prefetch,
+                                   resident=path == "resident")
     seconds = fit_epoch_seconds(model, train, repeats, steps_per_epoch=steps)
-    return {"examples": int(splits.info.num_examples["train"]),
-            "steps_per_execution": model.steps_per_execution, **summarize(seconds)}
+    return {"examples": int(splits.info.num_examples["train"]), "batch_size": batch_size,
+            "input_path": path, "steps_per_execution": model.steps_per_execution,
+            **summarize(seconds)}
 
 
-def time_pure_torch(images: Any, labels: Any, repeats: int) -> dict[str, Any]:
+def feeds_from_host(backend: str) -> bool:
+    """Whether ``backend`` gets its batches from the host (JAX, PyTorch): where the
+    resident path and the ``tf.data`` stream are two input paths to compare.
+
+    Example:
+        >>> feeds_from_host("jax"), feeds_from_host("tensorflow")
+        (True, False)
+    """
+    return backend_spec(backend).feed == "host"
+
+
+def time_pure_torch(images: Any, labels: Any, repeats: int,
+                    batch_size: int = BATCH_SIZE) -> dict[str, Any]:
     """The classic PyTorch loop users would otherwise write (no Keras, no tf.data)."""
     import torch
     from torch import nn
@@ -243,16 +279,17 @@ def time_pure_torch(images: Any, labels: Any, repeats: int) -> dict[str, Any]:
 
     def epoch() -> float:
         start = time.perf_counter()
-        for first in range(0, len(x), BATCH_SIZE):
+        for first in range(0, len(x), batch_size):
             optimizer.zero_grad()
-            loss = loss_fn(model(x[first:first + BATCH_SIZE]), y[first:first + BATCH_SIZE])
+            loss = loss_fn(model(x[first:first + batch_size]), y[first:first + batch_size])
             loss.backward()
             optimizer.step()
         loss.item()  # wait for the last step
         return time.perf_counter() - start
 
     epoch()  # warm-up
-    return {"examples": len(x), **summarize([epoch() for _ in range(repeats)])}
+    return {"examples": len(x), "batch_size": batch_size,
+            **summarize([epoch() for _ in range(repeats)])}
 
 
 def torch_device() -> str:

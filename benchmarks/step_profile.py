@@ -12,8 +12,11 @@ measured side by side in one subprocess per backend:
   ``lax.scan`` of 10 steps; the classic PyTorch loop);
 - **kerasdnn, premade batches**: ``fit`` of ``kerasdnn.build_model()`` on batches
   already in memory (no ``tf.data``), as many steps per execution as ``kerasdnn.train``;
-- **kerasdnn, pipelines.feed**: the real path (``pipelines.load(repeat=True)`` →
-  ``pipelines.feed.for_fit``), so the difference to the row above is the input pipeline;
+- **kerasdnn, pipelines.feed**: the ``tf.data`` stream (``pipelines.load(repeat=True)``
+  → ``pipelines.feed.for_fit``), so the difference to the row above is the input pipeline;
+- **kerasdnn, resident** (JAX, PyTorch): the resident path, what ``kerasdnn.train``
+  takes there by default (``for_fit(stream, resident=True)``: the examples kept on
+  the device, each batch gathered there), the same batches;
 - on PyTorch, the parts of kerasdnn's eager step next to those of the classic loop:
   forward + loss (+ backward) on the native path (``torch`` functions on the Keras
   variables' tensors, what ``train_step`` runs for this network) and through the
@@ -57,6 +60,7 @@ from benchmarks.epoch_paths import (
     DEFAULT_STEPS_PER_EXECUTION,
     FLOPS_PER_EXAMPLE,
     SEED,
+    feeds_from_host,
     fit_epoch_seconds,
     keras_device,
     keras_gemm_gflops,
@@ -64,7 +68,6 @@ from benchmarks.epoch_paths import (
     kerasdnn_stream,
     make_data,
 )
-from pipelines.backends import backend_spec
 
 LAYERS = ((784, 500), (500, 250), (250, 10))
 SCAN_STEPS = 10
@@ -126,7 +129,8 @@ def gemms_row(backend: str, repeats: int, steps_per_call: int = SCAN_STEPS) -> d
 
 
 def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str, Any]]:
-    """The kerasdnn step on premade batches, then through the real input path."""
+    """The kerasdnn step on premade batches, then through the ``tf.data`` stream, then
+    (JAX, PyTorch) the resident path."""
     import keras
     import numpy as np
 
@@ -142,7 +146,7 @@ def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str
         return {**summarize([s / per_epoch * 1000 for s in seconds]),
                 "steps_per_execution": model.steps_per_execution}
 
-    if backend_spec(keras.backend.backend()).feed == "dataset":
+    if not feeds_from_host(keras.backend.backend()):
         import tensorflow as tf
 
         first = tf.data.Dataset.from_tensor_slices(tuple(np.stack(parts) for parts in
@@ -150,8 +154,12 @@ def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str
         premade_input = first.cache().repeat()
     else:
         premade_input = (batch for batch in itertools.cycle(premade))  # Keras takes generators
-    return {"kerasdnn, premade batches": fitted(premade_input),
+    rows = {"kerasdnn, premade batches": fitted(premade_input),
             "kerasdnn, pipelines.feed": fitted(pipelines.feed.for_fit(splits.stream))}
+    if feeds_from_host(keras.backend.backend()):
+        rows["kerasdnn, resident"] = fitted(pipelines.feed.for_fit(splits.stream,
+                                                                   resident=True))
+    return rows
 
 
 def jax_rows(repeats: int) -> dict[str, dict[str, Any]]:

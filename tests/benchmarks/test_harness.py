@@ -1,6 +1,7 @@
 """The benchmark harness: its arithmetic against hand computation, its tables,
-the import check of the start-up benchmark, and one tiny end-to-end run of
-``python -m benchmarks.epoch`` on the current backend (shape only, not timed)."""
+the import check of the start-up benchmark, one tiny end-to-end run of
+``python -m benchmarks.epoch`` on the current backend (shape only, not timed), and
+``benchmarks.epoch_grid`` on rows it is given (its table; its cells reach the workers)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import epoch, startup
-from benchmarks._common import REPO_ROOT, markdown_table, summarize
+from benchmarks import epoch, epoch_grid, startup
+from benchmarks._common import REPO_ROOT, Completed, markdown_table, summarize
 
 
 def test_parameters_and_flops_of_the_seed_network() -> None:
@@ -119,6 +120,142 @@ def test_table_shows_every_row_and_errors() -> None:
     assert "error: ModuleNotFoundError: x" in table[-1]
 
 
+def test_kerasdnn_rows_show_their_input_path_and_compare_with_stock() -> None:
+    assert epoch.KERASDNN_STREAM in epoch.EXPECTED_PATHS["jax"]
+    assert epoch.KERASDNN_STREAM in epoch.EXPECTED_PATHS["torch"]
+    assert epoch.KERASDNN_STREAM not in epoch.EXPECTED_PATHS["tensorflow"]  # in-graph only
+    rows = [
+        {"backend": "jax", "path": epoch.STOCK_KERAS, "examples": 1000, **summarize([0.4])},
+        {"backend": "jax", "path": epoch.KERASDNN, "input_path": "resident", "examples": 1000,
+         **summarize([0.2])},
+        {"backend": "jax", "path": epoch.KERASDNN_STREAM, "input_path": "stream",
+         "examples": 1000, **summarize([0.3])},
+    ]
+    epoch.add_derived(rows, examples=1000)
+    assert rows[1]["ratios"]["stock_keras"] == pytest.approx(0.5)
+    assert rows[2]["ratios"]["stock_keras"] == pytest.approx(0.75)
+    table = epoch.format_table(rows).splitlines()
+    assert "| kerasdnn (resident) " in table[3] and "| 0.50 " in table[3]
+    assert "| kerasdnn, tf.data stream " in table[4] and "| 0.75 " in table[4]
+
+
+def _stub_measurements(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Every row of benchmarks.epoch's workers made instant; what each was asked is
+    recorded as ``(row, examples, batch size[, input path])``."""
+    asked: list[tuple] = []
+
+    def stock(images, labels, repeats, steps_per_execution=1, batch_size=epoch.BATCH_SIZE):
+        path = epoch.STOCK_KERAS_SPE if steps_per_execution > 1 else epoch.STOCK_KERAS
+        asked.append((path, len(images), batch_size))
+        # 10 steps/execution is the faster stock row at batch 100 only
+        faster = steps_per_execution > 1 and batch_size == 100
+        return {"examples": len(images), "batch_size": batch_size,
+                **summarize([len(images) / (2000.0 if faster else 1000.0)])}
+
+    def kerasdnn(images, labels, repeats, device_prefetch, workdir, steps_per_execution,
+                 batch_size=epoch.BATCH_SIZE, input_path="auto"):
+        asked.append((epoch.KERASDNN, len(images), batch_size, input_path))
+        path = "resident" if input_path == "auto" else input_path
+        return {"examples": len(images), "batch_size": batch_size, "input_path": path,
+                **summarize([len(images) / (4000.0 if path == "resident" else 1500.0)])}
+
+    def pure(images, labels, repeats, batch_size=epoch.BATCH_SIZE):
+        asked.append((epoch.PURE_LOOP, len(images), batch_size))
+        return {"examples": len(images), "batch_size": batch_size,
+                **summarize([len(images) / 3000.0])}
+
+    for name, value in {"keras_device": lambda name: "cpu", "torch_device": lambda: "cpu",
+                        "keras_gemm_gflops": lambda *args: 50.0,
+                        "torch_gemm_gflops": lambda *args: 50.0, "time_stock_keras": stock,
+                        "time_kerasdnn": kerasdnn, "time_pure_torch": pure}.items():
+        monkeypatch.setattr(epoch, name, value)
+    return asked
+
+
+def test_batch_size_reaches_every_row(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    asked = _stub_measurements(monkeypatch)
+    for worker in ("jax", epoch.PURE_TORCH):
+        args = epoch.parse_args(["--worker", worker, "--result", str(tmp_path / "rows"),
+                                 "--examples", "300", "--repeats", "1", "--batch-size", "150"])
+        epoch.run_worker(worker, args)
+    assert sorted(asked) == sorted([
+        (epoch.STOCK_KERAS, 300, 150), (epoch.STOCK_KERAS_SPE, 300, 150),
+        (epoch.KERASDNN, 300, 150, "auto"), (epoch.KERASDNN, 300, 150, "stream"),
+        (epoch.PURE_LOOP, 300, 150)])
+    written = [json.loads(line) for line in (tmp_path / "rows").read_text().splitlines()]
+    assert {row["path"]: row.get("input_path") for row in written if row["backend"] == "jax"
+            } == {epoch.FLOOR: None, epoch.STOCK_KERAS: None, epoch.STOCK_KERAS_SPE: None,
+                  epoch.KERASDNN: "resident", epoch.KERASDNN_STREAM: "stream"}
+    with pytest.raises(SystemExit):
+        epoch.parse_args(["--examples", "100", "--batch-size", "200"])
+
+
+def _grid_cell(examples: int, batch_size: int, stock_spe: float) -> dict:
+    rows = [
+        {"backend": "jax", "device": "cpu", "path": epoch.STOCK_KERAS, "examples": examples,
+         **summarize([1.0])},
+        {"backend": "jax", "device": "cpu", "path": epoch.STOCK_KERAS_SPE,
+         "examples": examples, **summarize([stock_spe])},
+        {"backend": "jax", "device": "cpu", "path": epoch.KERASDNN, "input_path": "resident",
+         "examples": examples, **summarize([0.5])},
+        {"backend": "jax", "device": "cpu", "path": epoch.KERASDNN_STREAM,
+         "input_path": "stream", "error": "RuntimeError: boom"},
+        {"backend": "tensorflow", "device": "cpu", "path": epoch.STOCK_KERAS,
+         "examples": examples, **summarize([2.0])},
+        {"backend": "tensorflow", "device": "cpu", "path": epoch.KERASDNN,
+         "input_path": "stream", "examples": examples, **summarize([1.0])},
+        {"backend": epoch.PURE_TORCH, "device": "cpu", "path": epoch.PURE_LOOP,
+         "examples": examples, **summarize([0.25])},
+    ]
+    epoch.add_derived(rows, examples)
+    return {"examples": examples, "batch_size": batch_size, "rows": rows}
+
+
+def test_grid_table_one_row_per_path_two_columns_per_cell() -> None:
+    cells = [_grid_cell(1000, 100, stock_spe=0.8), _grid_cell(2000, 1000, stock_spe=1.5)]
+    table = epoch_grid.format_grid(cells).splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header == ["backend", "path", "1,000 × batch 100: ex/s", "÷ stock",
+                      "2,000 × batch 1000: ex/s", "÷ stock"]
+    lines = {tuple(cell.strip() for cell in line.strip("|").split("|")[:2]):
+             [cell.strip() for cell in line.strip("|").split("|")[2:]] for line in table[2:]}
+    assert list(lines) == [
+        ("jax (cpu)", "kerasdnn (resident)"), ("jax (cpu)", epoch.KERASDNN_STREAM),
+        ("jax (cpu)", epoch_grid.STOCK_BEST), ("tensorflow (cpu)", "kerasdnn (stream)"),
+        ("tensorflow (cpu)", epoch_grid.STOCK_BEST), ("torch (no Keras) (cpu)", epoch.PURE_LOOP)]
+    # 1,000 examples: stock best 0.8 s (10 steps/execution); 2,000: 1.0 s (one step)
+    assert lines[("jax (cpu)", "kerasdnn (resident)")] == ["2,000", "0.62", "4,000", "0.50"]
+    assert lines[("jax (cpu)", epoch_grid.STOCK_BEST)] == [
+        "1,250", "10 steps/exec", "2,000", "1 step/exec"]
+    assert lines[("jax (cpu)", epoch.KERASDNN_STREAM)] == ["error", "", "error", ""]
+    assert lines[("tensorflow (cpu)", "kerasdnn (stream)")] == ["1,000", "0.50", "2,000", "0.50"]
+    assert lines[("torch (no Keras) (cpu)", epoch.PURE_LOOP)] == ["4,000", "", "8,000", ""]
+
+
+def test_grid_runs_benchmarks_epoch_per_cell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    asked = _stub_measurements(monkeypatch)
+
+    def in_process(module, worker, options, *, backend, timeout):  # the worker, no subprocess
+        result = tmp_path / "result"
+        result.unlink(missing_ok=True)
+        assert epoch.main(["--worker", worker, "--result", str(result), *options]) == 0
+        return Completed(0, 0.0, "", ""), result.read_text()
+
+    monkeypatch.setattr(epoch, "run_worker_process", in_process)
+    out = tmp_path / "grid.json"
+    assert epoch_grid.main(["--backends", "jax", "--sizes", "200,400", "--batch-sizes", "100",
+                            "--repeats", "1", "--json", str(out)]) == 0
+    assert {entry[1:3] for entry in asked} == {(200, 100), (400, 100)}
+    cells = json.loads(out.read_text())["cells"]
+    assert [(cell["examples"], cell["batch_size"]) for cell in cells] == [(200, 100), (400, 100)]
+    printed = capsys.readouterr().out.splitlines()
+    assert any("cores" in line for line in printed)  # the machine and its load
+    rows = [line for line in printed if line.startswith("| ")]
+    assert len(rows) == 1 + 4  # header; kerasdnn, its stream, stock best, pure PyTorch
+    assert "| kerasdnn (resident) " in rows[1] and "| 10 steps/exec " in rows[3]
+
+
 def test_markdown_table_pads_columns() -> None:
     assert markdown_table(["a", "bb"], [["ccc", "d"]]).splitlines() == [
         "| a   | bb |", "|-----|----|", "| ccc | d  |"]
@@ -142,13 +279,14 @@ def test_epoch_benchmark_end_to_end(backend: str, tmp_path: Path) -> None:
     out = tmp_path / "epoch.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.epoch", "--backends", backend, "--examples", "1000",
-         "--repeats", "1", "--device-prefetch", "off", "--timeout", "300", "--json", str(out)],
+         "--batch-size", "200", "--repeats", "1", "--device-prefetch", "off",
+         "--timeout", "300", "--json", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["machine"]["cores"] >= 1 and report["machine"]["cpu_model"]
-    assert report["settings"]["examples"] == 1000
+    assert report["settings"]["examples"] == 1000 and report["settings"]["batch_size"] == 200
     rows = {(row["backend"], row["path"]): row for row in report["rows"]}
     assert set(rows) == {*((backend, path) for path in epoch.EXPECTED_PATHS[backend]),
                          ("pytorch", epoch.FLOOR), ("pytorch", epoch.PURE_LOOP)}
@@ -162,6 +300,14 @@ def test_epoch_benchmark_end_to_end(backend: str, tmp_path: Path) -> None:
     for key in measured:
         assert "error" not in rows[key], rows[key]
         assert rows[key]["median"] > 0 and rows[key]["examples"] == 1000
+        assert rows[key].get("batch_size", 200) == 200  # every timed row: --batch-size
+    # kerasdnn as kerasdnn.train runs it: resident where the batches come from the host
+    host_fed = backend in ("jax", "torch")
+    assert rows[(backend, epoch.KERASDNN)]["input_path"] == ("resident" if host_fed
+                                                             else "stream")
+    assert ((backend, epoch.KERASDNN_STREAM) in rows) == host_fed
+    if host_fed:
+        assert rows[(backend, epoch.KERASDNN_STREAM)]["input_path"] == "stream"
     stock = rows[(backend, epoch.STOCK_KERAS)]
     machine_floor = min(row["median"] for row in rows.values() if row["path"] == epoch.FLOOR
                         and "median" in row)
@@ -172,6 +318,7 @@ def test_epoch_benchmark_end_to_end(backend: str, tmp_path: Path) -> None:
     assert sum(line.startswith("| ") for line in lines) == 1 + len(rows)
     for path in (epoch.FLOOR, epoch.STOCK_KERAS, epoch.KERASDNN, epoch.PURE_LOOP):
         assert any(f"| {path}" in line for line in lines)
+    assert any(f"| kerasdnn ({'resident' if host_fed else 'stream'})" in line for line in lines)
 
 
 def test_step_profile_gemms_are_the_steps_matmuls() -> None:
