@@ -21,7 +21,8 @@ collect_ignore_glob += [step_files(name) for name in BACKENDS if name != _ACTIVE
 
 # Docstring examples that need a framework the env may lack (tox's backend envs
 # install only their own): skipped there, run where it is installed.
-_EXAMPLES_NEED = {"pipelines.device.TorchPrefetchLoader": "torch"}
+_EXAMPLES_NEED = {"pipelines.device.TorchPrefetchLoader": "torch",
+                  "pipelines.resident.resident_batches": "jax"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

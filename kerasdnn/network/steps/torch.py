@@ -166,6 +166,8 @@ class TorchStep:
             torch_parallel.average_state(_moving_statistics(self))
         if metrics is not None:
             metrics.update(loss, norm, y, y_pred, rows)
+            if metrics.order and rows is None:
+                return metrics.results()
             return self.get_metrics_result()
         return update_metrics(self, loss, norm, x, y, y_pred, sample_weight, rows=rows)
 

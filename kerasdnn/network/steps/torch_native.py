@@ -56,6 +56,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -175,12 +176,26 @@ class NativeMetrics:
         accuracy: the compiled ``SparseCategoricalAccuracy`` or ``BinaryAccuracy``
             (threshold 0 on logits), or ``None`` when no metric was compiled.
         binary: whether ``accuracy`` is the binary one.
+        order: the model's ``get_metrics_result()`` as ``(name, metric)`` pairs in its
+            order (set by :func:`metrics_for`; empty: :meth:`results` is not used).
     """
 
     loss: Any
     grad_norm: Any
     accuracy: Any | None
     binary: bool
+    order: tuple[tuple[str, Any], ...] = ()
+
+    def results(self) -> dict[str, Any]:
+        """The model's ``get_metrics_result()``, its means divided in one op: the same
+        values (``divide_no_nan`` of each total by its count), a tenth of the Python."""
+        means = [m for m in (self.loss, self.grad_norm, self.accuracy) if m is not None]
+        totals = torch.stack([metric.total.value for metric in means])
+        counts = torch.stack([metric.count.value for metric in means]).to(totals.dtype)
+        values = dict(zip(map(id, means), torch.where(counts == 0, 0, totals / counts).unbind(),
+                          strict=True))
+        return {name: values[id(metric)] if id(metric) in values else metric.result()
+                for name, metric in self.order}
 
     def update(self, loss: torch.Tensor, norm: torch.Tensor, y: Any,
                logits: torch.Tensor, rows: Any = None) -> None:
@@ -207,12 +222,30 @@ def _add(metric: Any, total: torch.Tensor, count: int) -> None:
 
 def metrics_for(model: Any, plan: NativePlan) -> NativeMetrics | None:
     """Native updates of ``model``'s step metrics, or ``None`` (Keras's ``update_state``):
-    only for exactly the metrics ``build_model`` compiles, once Keras has built them.
+    only for exactly the metrics ``build_model`` compiles, once Keras has built them;
+    with the order of the model's metric results when they are exactly these means and
+    the skipped-steps count (:meth:`NativeMetrics.results`; else Keras computes them).
 
     Example:
         >>> metrics_for(keras.Sequential(), plan=None) is None
         True
     """
+    metrics = _metrics_for(model, plan)
+    if metrics is None:
+        return None
+    sources = {model._loss_tracker.name: metrics.loss, model.grad_norm_tracker.name:
+               metrics.grad_norm, model.skipped_steps_tracker.name: model.skipped_steps_tracker}
+    if metrics.accuracy is not None:
+        sources[metrics.accuracy.name] = metrics.accuracy
+    names = list(model.get_metrics_result())
+    if sorted(names) != sorted(sources):
+        return metrics
+    return dataclasses.replace(metrics, order=tuple((name, sources[name]) for name in names))
+
+
+def _metrics_for(model: Any, plan: NativePlan) -> NativeMetrics | None:
+    """Native updates of ``model``'s step metrics, or ``None`` (Keras's ``update_state``):
+    only for exactly the metrics ``build_model`` compiles, once Keras has built them."""
     try:
         trackers = (model._loss_tracker, model.grad_norm_tracker)
     except AttributeError:
