@@ -25,11 +25,22 @@ _EXAMPLES_NEED = {"pipelines.device.TorchPrefetchLoader": "torch",
                   "pipelines.resident.resident_batches": "jax"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Tests marked backend_free test code that no Keras backend runs (the tf.data pipeline,
+# the tables, the reports, the configs): every backend env would repeat them to the bit,
+# and tox runs the envs one after another, so one env runs them.
+_BACKEND_FREE_ENV = "tensorflow"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         needed = _EXAMPLES_NEED.get(item.name)
         if needed is not None and importlib.util.find_spec(needed) is None:
             item.add_marker(pytest.mark.skip(reason=f"the example needs {needed}"))
+    if _ACTIVE != _BACKEND_FREE_ENV:
+        elsewhere = [item for item in items if item.get_closest_marker("backend_free")]
+        if elsewhere:
+            config.hook.pytest_deselected(items=elsewhere)
+            items[:] = [item for item in items if not item.get_closest_marker("backend_free")]
 
 
 @pytest.fixture(autouse=True)

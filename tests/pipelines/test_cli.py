@@ -11,6 +11,8 @@ from pipelines.__main__ import main
 from pipelines.sources import SOURCES
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 
 def test_list_prints_every_source_on_one_line_without_tensorflow():
     """``--list`` answers at once: one line per source, nothing on stderr, and TensorFlow

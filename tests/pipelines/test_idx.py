@@ -11,6 +11,8 @@ from pipelines.errors import DataFormatError
 from pipelines.idx import find_idx_file, read_idx
 from tests.pipelines.conftest import idx_bytes
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_reads_images_and_labels(tmp_path, arrays, gz):

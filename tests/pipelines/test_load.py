@@ -19,6 +19,8 @@ from pipelines.errors import (
 )
 from tests.pipelines.conftest import CLASS_COUNTS, IMAGE_SHAPE, TEST_CLASS_COUNTS
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 
 def collect(dataset) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = zip(*dataset.as_numpy_iterator(), strict=True)

@@ -9,6 +9,8 @@ import pytest
 from pipelines.stream import Examples, epoch_stream, one_pass, reshuffled
 from pipelines.tf_setup import tf
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 COUNT = 11
 
 

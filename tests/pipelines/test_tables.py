@@ -19,6 +19,8 @@ from pipelines.tables.load import split_table
 from pipelines.tables.read import read_table
 from pipelines.tables.schema import infer_schema
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 
 def messy_frame(rows: int = 90, seed: int = 0) -> pd.DataFrame:
     """Mixed types, a missing value of every spelling in every feature column,

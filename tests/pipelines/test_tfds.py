@@ -16,6 +16,8 @@ import pipelines
 from pipelines import network
 from pipelines.errors import DatasetUnavailableError, UnknownDatasetError
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 tfds = pytest.importorskip("tensorflow_datasets")
 
 

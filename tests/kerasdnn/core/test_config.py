@@ -9,6 +9,8 @@ import pytest
 from kerasdnn.core.config import ModelConfig, TrainConfig
 from kerasdnn.core.errors import ConfigError
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 
 def test_defaults_are_the_classic_mnist_network() -> None:
     model, run = ModelConfig(), TrainConfig()

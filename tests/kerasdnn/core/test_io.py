@@ -12,6 +12,8 @@ import pytest
 from kerasdnn.core import io
 from kerasdnn.core.io import atomic_path, atomic_write_json, atomic_write_text
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 
 def test_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "report.json"

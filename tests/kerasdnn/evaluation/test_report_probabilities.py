@@ -20,6 +20,8 @@ from kerasdnn.evaluation.reports import (
 )
 from kerasdnn.evaluation.reports.gallery import misclassified_figure, most_confidently_wrong
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 
 def _probabilities(rng: np.random.Generator, y: np.ndarray, k: int, signal: float) -> np.ndarray:
     logits = rng.normal(size=(len(y), k))

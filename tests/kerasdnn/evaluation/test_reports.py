@@ -18,6 +18,8 @@ from kerasdnn.evaluation.reports import (
     write_report,
 )
 
+pytestmark = pytest.mark.backend_free  # conftest.py: runs in one env
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
