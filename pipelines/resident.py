@@ -41,6 +41,7 @@ __all__ = [
     "Rows",
     "fits_on_device",
     "free_device_bytes",
+    "keeps_examples",
     "resident_batches",
     "stream_bytes",
 ]

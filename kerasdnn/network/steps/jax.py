@@ -168,7 +168,7 @@ def _scanned_steps(train_step: Callable, steps: int) -> Callable:
                 if len(run) == 1:
                     logs, state = one_row_step(state, features, labels, run[0])
                 else:
-                    logs, state = many_row_steps(state, features, labels, np.stack(run))
+                    logs, state = many_row_steps(state, features, labels, _stack(*run))
             return logs, state
         for _, same_shape in itertools.groupby(  # runs of batches of one shape
                 batches, key=lambda batch: [np.shape(a) for a in jax.tree.leaves(batch)]):
