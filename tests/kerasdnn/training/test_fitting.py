@@ -170,3 +170,29 @@ def test_the_resident_path_is_taken_where_it_can_run_and_refused_elsewhere(
     if backend == "tensorflow":
         with pytest.raises(ConfigError, match="in-graph"):
             resolve_input_path("resident", backend, stream)
+
+
+def test_jax_resident_rows_already_on_the_device_train_the_same(splits, backend) -> None:
+    """On an accelerator Keras's JAX loop puts each batch on the device one step ahead,
+    the resident path's row numbers included; the steps take them there as they take
+    host ones (run here with the row numbers put on the CPU device by hand)."""
+    if backend != "jax":
+        pytest.skip("Rows are the JAX step's")
+    import jax
+
+    import pipelines.feed
+    from pipelines.resident import Rows
+
+    steps = splits.stream.batches_per_epoch
+    host = _model(steps_per_execution=3)
+    host.fit(pipelines.feed.for_fit(splits.stream, resident=True), steps_per_epoch=steps,
+             epochs=1, verbose=0, shuffle=False)
+    device = _model(steps_per_execution=3)
+    on_device = (Rows(rows.features, rows.labels, jax.device_put(rows.index))
+                 for rows in pipelines.feed.for_fit(splits.stream, resident=True))
+    device.fit(on_device, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    for got, want in zip(device.get_weights(), host.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    from kerasdnn.network.steps.jax import _stack  # no round trip through the host
+
+    assert isinstance(_stack(*[jax.device_put(np.arange(3))] * 2), jax.Array)
