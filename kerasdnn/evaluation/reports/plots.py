@@ -36,9 +36,11 @@ __all__ = [
     "png_bytes",
     "pr_figure",
     "roc_figure",
+    "thin_curve",
 ]
 
 _MACRO_GRID_POINTS = 1001
+CURVE_COLUMNS = 2000  # strips of a curve's x axis kept for drawing: ~3 per pixel at 100 dpi
 _MAX_ANNOTATED_CLASSES = 20
 
 
@@ -68,28 +70,22 @@ def roc_figure(
     ax = figure.subplots()
     if k == 2:
         if drawable:
-            metrics.RocCurveDisplay.from_predictions(
-                y_true, prob[:, 1], pos_label=1, name=f"{names[1]} (positive class)", ax=ax,
-                plot_chance_level=True,
-            )
+            _roc_display(y_true, prob[:, 1], f"{names[1]} (positive class)").plot(
+                ax=ax, plot_chance_level=True)
     else:
-        for c in drawable:
-            metrics.RocCurveDisplay.from_predictions(
-                onehot[:, c], prob[:, c], name=f"{names[c]} vs rest", ax=ax,
-                curve_kwargs={"linewidth": 1, "alpha": 0.6},
-            )
-        metrics.RocCurveDisplay.from_predictions(
-            onehot.ravel(), prob.ravel(), name="micro-average", ax=ax,
-            curve_kwargs={"linestyle": ":", "linewidth": 3, "color": "deeppink"},
-            plot_chance_level=True,
-        )
+        curves = {c: metrics.roc_curve(onehot[:, c], prob[:, c])[:2] for c in drawable}
+        for c, (fpr, tpr) in curves.items():
+            _roc_display(onehot[:, c], prob[:, c], f"{names[c]} vs rest", (fpr, tpr)).plot(
+                ax=ax, curve_kwargs={"linewidth": 1, "alpha": 0.6})
+        _roc_display(onehot.ravel(), prob.ravel(), "micro-average").plot(
+            ax=ax, curve_kwargs={"linestyle": ":", "linewidth": 3, "color": "deeppink"},
+            plot_chance_level=True)
         if drawable:
             # Macro average: mean of the per-class TPRs on a common FPR grid
             # (scikit-learn's multiclass ROC example).
             grid = np.linspace(0.0, 1.0, _MACRO_GRID_POINTS)
             mean_tpr = np.zeros_like(grid)
-            for c in drawable:
-                fpr, tpr, _ = metrics.roc_curve(onehot[:, c], prob[:, c])
+            for fpr, tpr in curves.values():
                 mean_tpr += np.interp(grid, fpr, tpr)
             mean_tpr /= len(drawable)
             metrics.RocCurveDisplay(
@@ -133,21 +129,15 @@ def pr_figure(
     ax = figure.subplots()
     if k == 2:
         if onehot[:, 1].any():
-            metrics.PrecisionRecallDisplay.from_predictions(
-                y_true, prob[:, 1], pos_label=1, name=f"{names[1]} (positive class)", ax=ax,
-                plot_chance_level=True,
-            )
+            _pr_display(onehot[:, 1], prob[:, 1], f"{names[1]} (positive class)").plot(
+                ax=ax, plot_chance_level=True)
     else:
         for c in range(k):
             if onehot[:, c].any():
-                metrics.PrecisionRecallDisplay.from_predictions(
-                    onehot[:, c], prob[:, c], name=f"{names[c]} vs rest", ax=ax,
-                    curve_kwargs={"linewidth": 1, "alpha": 0.6},
-                )
-        metrics.PrecisionRecallDisplay.from_predictions(
-            onehot.ravel(), prob.ravel(), name="micro-average", ax=ax,
-            curve_kwargs={"linestyle": ":", "linewidth": 3, "color": "deeppink"},
-        )
+                _pr_display(onehot[:, c], prob[:, c], f"{names[c]} vs rest").plot(
+                    ax=ax, curve_kwargs={"linewidth": 1, "alpha": 0.6})
+        _pr_display(onehot.ravel(), prob.ravel(), "micro-average").plot(
+            ax=ax, curve_kwargs={"linestyle": ":", "linewidth": 3, "color": "deeppink"})
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.05)
     ax.set_xlabel("Recall")
@@ -267,6 +257,62 @@ def png_bytes(figure: Figure, *, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def thin_curve(x: np.ndarray, y: np.ndarray, *, columns: int = CURVE_COLUMNS
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a curve over ``x`` in ``[0, 1]`` that a figure can show: in each of
+    ``columns`` strips of ``x``, its first, last, lowest and highest points (in their
+    order), so every strip spans the same ``y`` range as the whole curve's.
+
+    A ROC or precision-recall curve has a point per distinct score: hundreds of thousands
+    on a large test split, which matplotlib keeps and transforms in full before its
+    path simplification (hundreds of MB, seconds), to draw a few hundred pixels.  So
+    they are thinned (by hand: neither matplotlib nor scikit-learn bounds a curve's
+    points); the AUC and average precision are computed on the full curve.
+
+    Example:
+        >>> x = np.linspace(0, 1, 1_000_001)
+        >>> thinned_x, thinned_y = thin_curve(x, x ** 2, columns=100)
+        >>> len(thinned_x) <= 4 * 101, [float(thinned_x[0]), float(thinned_y[-1])]
+        (True, [0.0, 1.0])
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) <= 4 * columns:
+        return x, y
+    strip = np.minimum(np.floor(x * columns), columns)
+    starts = np.flatnonzero(np.r_[True, strip[1:] != strip[:-1]])
+    ends = np.r_[starts[1:], len(x)] - 1
+    run = np.repeat(np.arange(len(starts)), ends - starts + 1)
+    by_height = np.lexsort((y, run))  # by run, then by y: each run's lowest .. highest
+    lowest = by_height[starts]
+    highest = by_height[ends]
+    keep = np.unique(np.concatenate([starts, ends, lowest, highest]))
+    return x[keep], y[keep]
+
+
+def _roc_display(labels: np.ndarray, scores: np.ndarray, name: str,
+                 curve: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
+    """A ``RocCurveDisplay`` of ``scores`` against the 0/1 ``labels``, as
+    ``from_predictions`` makes it (``curve``: its ``(fpr, tpr)`` already computed),
+    with the points thinned for drawing (:func:`thin_curve`) and the AUC of all."""
+    fpr, tpr = curve if curve is not None else metrics.roc_curve(labels, scores)[:2]
+    auc = metrics.auc(fpr, tpr)
+    fpr, tpr = thin_curve(fpr, tpr)
+    return metrics.RocCurveDisplay(fpr=fpr, tpr=tpr, roc_auc=auc, name=name, pos_label=1)
+
+
+def _pr_display(labels: np.ndarray, scores: np.ndarray, name: str) -> Any:
+    """A ``PrecisionRecallDisplay`` of ``scores`` against the 0/1 ``labels``, as
+    ``from_predictions`` makes it, with the points thinned for drawing
+    (:func:`thin_curve`) and the average precision of all."""
+    precision, recall, _ = metrics.precision_recall_curve(labels, scores,
+                                                          drop_intermediate=True)
+    average = metrics.average_precision_score(labels, scores)
+    recall, precision = thin_curve(recall, precision)
+    return metrics.PrecisionRecallDisplay(
+        precision=precision, recall=recall, average_precision=average, name=name,
+        pos_label=1, prevalence_pos_label=float(np.mean(labels)))
 
 
 def _scored(

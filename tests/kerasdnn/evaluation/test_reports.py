@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import metrics
 
 from kerasdnn.core.errors import KerasDNNError
@@ -303,10 +305,52 @@ def test_pr_figure_has_a_curve_per_class_and_the_micro_average(ten_class) -> Non
     expected.append(f"micro-average (AP = {micro:.2f})")
     assert _legend(ax) == expected
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("Recall", "Precision")
-    precision, recall, _ = metrics.precision_recall_curve(onehot.ravel(), prob.ravel())
+    precision, recall, _ = metrics.precision_recall_curve(onehot.ravel(), prob.ravel(),
+                                                          drop_intermediate=True)
     line = _line(ax, expected[-1])
     np.testing.assert_allclose(line.get_xdata(), recall)
     np.testing.assert_allclose(line.get_ydata(), precision)
+
+
+def test_a_large_split_draws_thinned_curves_with_the_scores_of_every_row() -> None:
+    from kerasdnn.evaluation.reports.plots import CURVE_COLUMNS, pr_figure, roc_figure
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 30_000)
+    prob = rng.dirichlet(np.ones(3), size=len(y)) + 0.2 * np.eye(3)[y]
+    prob /= prob.sum(axis=1, keepdims=True)
+    onehot = np.eye(3)[y]
+    roc_ax, = roc_figure(y, prob).axes
+    pr_ax, = pr_figure(y, prob).axes
+    roc_micro = metrics.roc_auc_score(onehot.ravel(), prob.ravel())
+    pr_micro = metrics.average_precision_score(onehot.ravel(), prob.ravel())
+    assert len(metrics.roc_curve(onehot.ravel(), prob.ravel())[0]) > 4 * CURVE_COLUMNS
+    for ax, label in ((roc_ax, f"micro-average (AUC = {roc_micro:.2f})"),
+                      (pr_ax, f"micro-average (AP = {pr_micro:.2f})")):
+        line = _line(ax, label)
+        assert 2 < len(line.get_xdata()) <= 4 * CURVE_COLUMNS
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=400),
+       st.lists(st.floats(-5, 5), min_size=400, max_size=400), st.integers(1, 30),
+       st.booleans())
+def test_a_thinned_curve_keeps_its_ends_order_and_each_strips_extremes(
+        xs: list[float], ys: list[float], columns: int, decreasing: bool) -> None:
+    from kerasdnn.evaluation.reports.plots import thin_curve
+
+    x = np.sort(np.array(xs))[::-1 if decreasing else 1]
+    y = np.array(ys[:len(x)])
+    thinned_x, thinned_y = thin_curve(x, y, columns=columns)
+    assert len(thinned_x) <= max(len(x), 4 * (columns + 1))
+    points = iter(zip(x, y, strict=True))  # the thinned points: a subsequence of the curve's
+    assert all(point in points for point in zip(thinned_x, thinned_y, strict=True))
+    assert (thinned_x[0], thinned_y[0], thinned_x[-1], thinned_y[-1]) == (x[0], y[0], x[-1],
+                                                                         y[-1])
+    strips, thinned_strips = np.floor(x * columns), np.floor(thinned_x * columns)
+    for strip in np.unique(strips):
+        assert y[strips == strip].min() == thinned_y[thinned_strips == strip].min()
+        assert y[strips == strip].max() == thinned_y[thinned_strips == strip].max()
 
 
 def test_pr_figure_binary_has_the_positive_class_and_chance(binary_case) -> None:
