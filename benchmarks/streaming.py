@@ -374,8 +374,8 @@ def throughput_table(results: Sequence[dict[str, Any]]) -> str:
 def memory_worker(path: str, stream: bool, train: bool = False) -> dict[str, Any]:
     """In a fresh process: the resident memory after the imports (the baseline; the
     peak reset to it), then a load and one epoch of the training stream, then the
-    peak resident memory.  With ``train``: a whole streamed run instead
-    (``kerasdnn.train``, the seed network, one epoch, its report and model written)."""
+    peak resident memory.  With ``train``: a whole run instead (``kerasdnn.train``,
+    streamed or not, the seed network, one epoch, its report and model written)."""
     # the imports a load needs (TensorFlow through pipelines.feed), counted in the baseline
     import pandas  # noqa: F401
     import pyarrow  # noqa: F401
@@ -390,8 +390,8 @@ def memory_worker(path: str, stream: bool, train: bool = False) -> dict[str, Any
         reset = reset_peak()
         baseline = memory_mb()
         start = time.perf_counter()
-        result = kerasdnn.train(dataset=f"csv:{path}", target="label", stream=True, epochs=1,
-                                out=str(out), verbose=0)
+        result = kerasdnn.train(dataset=f"csv:{path}", target="label", stream=stream,
+                                epochs=1, out=str(out), verbose=0)
         seconds = time.perf_counter() - start
         shutil.rmtree(out.parent, ignore_errors=True)
         return {"baseline_mb": baseline["rss_mb"], "peak_mb": memory_mb()["peak_mb"],
