@@ -25,16 +25,20 @@ from kerasdnn.training.distribute import pad_batch, replicas
 from pipelines.sources import read_source
 
 __all__ = [
+    "REPORT_ROWS",
     "collect",
     "is_binary",
     "load_test_images",
     "logits_to_proba",
     "predict_proba",
+    "report_rows",
+    "sampled_from",
     "trained_data",
     "validation_predictions",
 ]
 
 _UNBATCHED_BATCH_SIZE = 256
+REPORT_ROWS = 1_000_000  # a streamed split's report: a uniform sample of this many rows
 
 
 def predict_proba(model: Any, data: Any, *, batch_size: int | None = None) -> np.ndarray:
@@ -99,13 +103,20 @@ def is_binary(model: Any) -> bool:
     return tuple(model.output_shape)[-1] == 1
 
 
-def collect(model: Any, dataset: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
+def collect(model: Any, dataset: Iterable[Any], *, max_rows: int | None = None,
+            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Labels and predicted probabilities over ``dataset``, in one pass.
 
     Each ``(x, y)`` batch is predicted as it is read, so labels and predictions
     stay aligned even for a dataset that reshuffles on every pass.  An
     unbatched ``tf.data.Dataset`` (``pipelines.load(batch_size=None)``) is
     batched by 256 first.
+
+    With ``max_rows``, every row is predicted but at most ``max_rows`` are kept: all
+    of them when there are no more, else a uniform random sample of ``max_rows``
+    (seeded by ``seed``; the rows with the smallest of a random key each), in the
+    dataset's order: what a report of a split larger than memory scores
+    (:data:`REPORT_ROWS`), in memory of ``max_rows``, not of the split.
 
     Returns:
         ``(y_true, y_prob)``: int64 labels ``(n,)`` and float64 probabilities
@@ -117,19 +128,85 @@ def collect(model: Any, dataset: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]
         >>> y_true, y_prob = collect(model, [(np.ones((2, 4)), [2, 0]), (np.ones((1, 4)), [1])])
         >>> y_true.tolist(), y_prob.shape
         ([2, 0, 1], (3, 3))
+        >>> batches = [(np.ones((100, 4)), np.arange(100) % 3)] * 5
+        >>> y_true, y_prob = collect(model, batches, max_rows=50, seed=0)
+        >>> y_prob.shape
+        (50, 3)
     """
-    labels: list[np.ndarray] = []
-    logits: list[np.ndarray] = []
+    kept = _Sample(max_rows, seed)
     for batch in _numpy_batches(model, dataset):
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise ConfigError("collect needs a dataset of (x, y) batches, with labels")
         x, y = batch[0], batch[1]
-        logits.append(_predicted(model, x))
-        labels.append(np.asarray(y).reshape(-1))
-    if not labels:
+        kept.add(np.asarray(y).reshape(-1), _predicted(model, x))
+    if not kept.rows:
         raise ConfigError("the dataset is empty: nothing to evaluate")
-    y_prob = logits_to_proba(np.concatenate(logits), binary=is_binary(model))
-    return np.concatenate(labels).astype(np.int64), y_prob
+    labels, logits = kept.result()
+    return labels.astype(np.int64), logits_to_proba(logits, binary=is_binary(model))
+
+
+def report_rows(info: Any) -> int | None:
+    """The rows a report of ``info``'s splits scores at most: :data:`REPORT_ROWS` for
+    a table read piece by piece (``--stream``), else all (``None``).
+
+    Example:
+        >>> import types
+        >>> report_rows(types.SimpleNamespace(table={"stream": {}})), report_rows(
+        ...     types.SimpleNamespace(table=None))
+        (1000000, None)
+    """
+    table = getattr(info, "table", None)
+    return REPORT_ROWS if isinstance(table, Mapping) and "stream" in table else None
+
+
+def sampled_from(info: Any, y_true: np.ndarray) -> int | None:
+    """The test split's rows when ``y_true`` holds fewer of them (a report's sample,
+    :func:`report_rows`), else ``None``.
+
+    Example:
+        >>> import types
+        >>> info = types.SimpleNamespace(num_examples={"test": 5})
+        >>> sampled_from(info, np.zeros(3)), sampled_from(info, np.zeros(5))
+        (5, None)
+    """
+    total = int(info.num_examples.get("test") or 0)
+    return total if len(y_true) < total else None
+
+
+class _Sample:
+    """The rows of a pass, or a uniform random sample of ``max_rows`` of them: each row
+    a random key, the ``max_rows`` smallest kept (a bottom-k sample; by hand: NumPy has
+    no streaming sampler), in bounded memory (at most twice ``max_rows`` at a time)."""
+
+    def __init__(self, max_rows: int | None, seed: int) -> None:
+        self.max_rows, self.rows = max_rows, 0
+        self.random = np.random.default_rng([seed, 0x5A3])
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.held = 0
+
+    def add(self, labels: np.ndarray, logits: np.ndarray) -> None:
+        keys = self.random.random(len(labels)) if self.max_rows is not None else None
+        order = np.arange(self.rows, self.rows + len(labels))
+        self.parts.append((order, keys, labels, logits))
+        self.rows += len(labels)
+        self.held += len(labels)
+        if self.max_rows is not None and self.held > 2 * self.max_rows:
+            self._shrink()
+
+    def _shrink(self) -> None:
+        order, keys, labels, logits = (np.concatenate(part) for part in zip(*self.parts,
+                                                                           strict=True))
+        if len(keys) > self.max_rows:
+            smallest = np.sort(np.argpartition(keys, self.max_rows)[:self.max_rows])
+            order, keys, labels, logits = (order[smallest], keys[smallest], labels[smallest],
+                                           logits[smallest])
+        self.parts, self.held = [(order, keys, labels, logits)], len(keys)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.max_rows is not None:
+            self._shrink()
+        return (np.concatenate([part[2] for part in self.parts]),
+                np.concatenate([part[3] for part in self.parts]))
 
 
 def validation_predictions(model: Any, splits: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -144,7 +221,7 @@ def validation_predictions(model: Any, splits: Any) -> tuple[np.ndarray, np.ndar
     """
     if splits.info.num_classes != 2 or not splits.info.num_examples.get("validation"):
         return None
-    return collect(model, splits.validation)
+    return collect(model, splits.validation, max_rows=report_rows(splits.info))
 
 
 def trained_data(record: Mapping[str, Any] | None) -> TrainConfig:

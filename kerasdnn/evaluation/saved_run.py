@@ -35,6 +35,8 @@ from kerasdnn.evaluation.predict import (
     collect,
     is_binary,
     load_test_images,
+    report_rows,
+    sampled_from,
     trained_data,
     validation_predictions,
 )
@@ -99,7 +101,7 @@ def evaluate(
     info = splits.info
     model = _load_model(model_path)
     _check_fits(model, model_path, info)
-    y_true, y_prob = collect(model, splits.test)
+    y_true, y_prob = collect(model, splits.test, max_rows=report_rows(info), seed=data.seed)
     validation = validation_predictions(model, splits)
     images = load_test_images(dataset_name, data_dir=data.data_dir, manual_dir=data.manual_dir)
 
@@ -224,6 +226,7 @@ def _write_outputs(
             title=f"{info.source} test split · {Path(metadata['model']).name} "
             f"on {metadata['backend']}",
             metadata=metadata,
+            scored_from=sampled_from(info, y_true),
             validation=validation,
             images=images,
         )

@@ -44,7 +44,13 @@ from kerasdnn.core.rundir import (
     write_run_config,
 )
 from kerasdnn.core.runtime import check_backend, quiet_tensorflow
-from kerasdnn.evaluation.predict import collect, load_test_images, validation_predictions
+from kerasdnn.evaluation.predict import (
+    collect,
+    load_test_images,
+    report_rows,
+    sampled_from,
+    validation_predictions,
+)
 from kerasdnn.training.data import load_splits
 from kerasdnn.training.distribute import (
     Processes,
@@ -349,7 +355,8 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
     with atomic_path(out_dir / MODEL_FILE) as tmp:
         model.save(tmp)
     fault_point("finish_model")
-    y_true, y_prob = collect(model, splits.test)
+    y_true, y_prob = collect(model, splits.test, max_rows=report_rows(info),
+                             seed=train_config.seed)
     write_predictions(out_dir, y_true, y_prob)
     report = write_report(
         out_dir,
@@ -361,6 +368,7 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
         validation=None if run.merge_validation else validation_predictions(model, splits),
         images=load_test_images(info.source, data_dir=train_config.data_dir,
                                 manual_dir=train_config.manual_dir),
+        scored_from=sampled_from(info, y_true),
     )
     fault_point("finish_report")
     remove_checkpoints(out_dir / BACKUP_DIR)  # last: until then --resume finishes the run

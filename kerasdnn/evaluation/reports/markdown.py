@@ -124,8 +124,11 @@ def to_markdown(
     """
     names = list(report["class_names"])
     out = [f"# {title or 'Classification report'}", ""]
+    sampled = report.get("scored_from")
+    of_split = (f" (a uniform random sample of the split's {sampled:,} rows)"
+                if sampled else "")
     out += [
-        f"{report['num_examples']} examples, {report['num_classes']} classes "
+        f"{report['num_examples']} examples{of_split}, {report['num_classes']} classes "
         f"({report['task']}). Predicted class: the most probable one.",
         "",
         "## Summary",

@@ -38,6 +38,7 @@ def write_report(
     metadata: Mapping[str, Any] | None = None,
     validation: tuple[Any, Any] | None = None,
     images: Any = None,
+    scored_from: int | None = None,
 ) -> dict[str, Any]:
     """Score ``y_prob`` against ``y_true`` and write the report files into ``out_dir``.
 
@@ -47,7 +48,9 @@ def write_report(
     ``history.png`` when ``history`` (a Keras ``History.history`` dict) is
     given; ``misclassified.png`` when ``images`` (the test images in the order
     of ``y_true``, ``(n, h, w[, c])``) are.  ``validation`` (``(y_true,
-    y_prob)`` of the validation split) chooses a binary task's threshold.  Everything is computed
+    y_prob)`` of the validation split) chooses a binary task's threshold.  ``scored_from``:
+    the rows of the split when ``y_true`` is a uniform sample of them (the report says
+    so; :func:`kerasdnn.evaluation.predict.collect`'s ``max_rows``).  Everything is computed
     and rendered in memory first; then each file is written atomically,
     ``report.json`` last.  A failure therefore writes nothing, and a crash never
     leaves a partial file.  ``out_dir`` is created if needed.
@@ -84,6 +87,7 @@ def write_report(
     report = {
         "title": title,
         **report,
+        "scored_from": scored_from,
         "metadata": dict(metadata or {}),
         "files": [REPORT_MD, *rendered, REPORT_JSON],
     }

@@ -10,6 +10,7 @@ from sklearn.datasets import load_digits
 
 from kerasdnn.core.config import TrainConfig
 from kerasdnn.core.errors import ConfigError
+from kerasdnn.evaluation.predict import collect
 
 
 def _softmax64(logits: np.ndarray) -> np.ndarray:
@@ -131,3 +132,56 @@ def test_trained_data_is_what_the_run_resolved() -> None:
     named = {"train": TrainConfig(dataset="npz:/data/x.npz", scale="unit").to_dict(),
              "dataset": {}}
     assert trained_data(named) == TrainConfig(dataset="npz:/data/x.npz", scale="unit")
+
+
+class _Identity:
+    """A "model" whose logits are its input: collect's rows traceable through it."""
+
+    input_shape = (None, 2)
+    output_shape = (None, 2)
+
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, np.float32)
+
+
+def _rows(count: int, batch: int = 700) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(x, y)`` batches whose row ``i`` is ``x = [i / 10000, 0]``, ``y = i``."""
+    index = np.arange(count)
+    return [(np.stack([index[s:s + batch] / 10_000, np.zeros(len(index[s:s + batch]))],
+                      axis=1), index[s:s + batch]) for s in range(0, count, batch)]
+
+
+def test_collect_with_max_rows_keeps_every_row_when_there_are_no_more() -> None:
+    y_true, y_prob = collect(_Identity(), _rows(500), max_rows=500)
+    expected_true, expected_prob = collect(_Identity(), _rows(500))
+    np.testing.assert_array_equal(y_true, expected_true)
+    np.testing.assert_array_equal(y_prob, expected_prob)
+
+
+def test_collect_with_max_rows_keeps_a_seeded_uniform_sample_in_order() -> None:
+    from scipy import stats
+
+    def sampled(seed: int) -> np.ndarray:
+        rows, y_prob = collect(_Identity(), _rows(20_000), max_rows=2_000, seed=seed)
+        assert len(rows) == 2_000 and len(np.unique(rows)) == 2_000
+        from_logits = np.log(y_prob[:, 0] / y_prob[:, 1]) * 10_000  # softmax of [i / 1e4, 0]
+        np.testing.assert_allclose(from_logits, rows, atol=0.5)  # predictions stay with rows
+        return rows
+
+    first = sampled(0)
+    assert np.all(np.diff(first) > 0)  # in the dataset's order
+    np.testing.assert_array_equal(sampled(0), first)
+    assert len(np.intersect1d(sampled(1), first)) < 400  # another seed, another sample
+    # every row equally likely: the positions are uniform on [0, 20000)
+    assert stats.kstest(first, stats.uniform(0, 20_000).cdf).pvalue > 1e-3
+
+
+def test_collect_with_max_rows_holds_at_most_twice_its_rows() -> None:
+    from kerasdnn.evaluation.predict import _Sample
+
+    sample, largest = _Sample(1_000, seed=0), 0
+    for x, y in _rows(50_000, batch=300):
+        sample.add(y, x)
+        largest = max(largest, sample.held)
+    assert largest <= 2 * 1_000 + 300
+    assert len(sample.result()[0]) == 1_000

@@ -92,6 +92,22 @@ def test_evaluate_reads_the_same_test_rows_through_the_saved_plan(streamed_run: 
         accuracy(streamed_run), abs=1e-6)
 
 
+def test_the_report_of_a_streamed_split_above_its_row_limit_scores_a_uniform_sample(
+        streamed_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kerasdnn.evaluation import predict
+    from kerasdnn.evaluation.saved_run import evaluate
+
+    full = json.loads((streamed_run / REPORT_JSON).read_text())
+    assert full["scored_from"] is None
+    monkeypatch.setattr(predict, "REPORT_ROWS", 200)
+    report = evaluate(streamed_run, out=tmp_path / "eval")
+    assert (report["num_examples"], report["scored_from"]) == (200, full["num_examples"])
+    assert sum(map(sum, report["confusion_matrix"])) == 200
+    assert "a uniform random sample of the split's" in (tmp_path / "eval" / "report.md"
+                                                        ).read_text()
+    assert report["accuracy"] == pytest.approx(full["accuracy"], abs=0.08)  # ~4 std. errors
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="a table's export runs on TensorFlow")
 def test_a_killed_streamed_run_resumes_exactly_and_exports(
         streamed_run: Path, digits_table: str, tmp_path: Path) -> None:
