@@ -125,8 +125,10 @@ def is_finished(run_dir: Path) -> bool:
     return (run_dir / MODEL_FILE).exists() and not (run_dir / BACKUP_DIR).exists()
 
 
-def write_predictions(folder: Path, y_true: np.ndarray, y_prob: np.ndarray) -> None:
-    """``predictions.npz`` (``y_true``, ``y_prob``; compressed), atomically.
+def write_predictions(folder: Path, y_true: np.ndarray, y_prob: np.ndarray,
+                      rows: np.ndarray | None = None) -> None:
+    """``predictions.npz`` (``y_true``, ``y_prob``; compressed), atomically; ``rows``
+    (when the predictions are a sample of the split's rows): their places in the split.
 
     Example:
         >>> import tempfile
@@ -139,7 +141,8 @@ def write_predictions(folder: Path, y_true: np.ndarray, y_prob: np.ndarray) -> N
     import numpy as np
 
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, y_true=y_true, y_prob=y_prob)
+    np.savez_compressed(buffer, y_true=y_true, y_prob=y_prob,
+                        **({} if rows is None else {"rows": rows}))
     atomic_write_bytes(folder / PREDICTIONS_FILE, buffer.getvalue())
 
 

@@ -27,6 +27,7 @@ from pipelines.sources import read_source
 __all__ = [
     "REPORT_ROWS",
     "collect",
+    "collect_sample",
     "is_binary",
     "load_test_images",
     "logits_to_proba",
@@ -133,6 +134,23 @@ def collect(model: Any, dataset: Iterable[Any], *, max_rows: int | None = None,
         >>> y_prob.shape
         (50, 3)
     """
+    y_true, y_prob, _ = collect_sample(model, dataset, max_rows=max_rows, seed=seed)
+    return y_true, y_prob
+
+
+def collect_sample(model: Any, dataset: Iterable[Any], *, max_rows: int | None,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`collect`, with the place in ``dataset`` of each row kept:
+    ``(y_true, y_prob, rows)`` (``rows``: int64, increasing).
+
+    Example:
+        >>> from kerasdnn.network.models import build_model
+        >>> model = build_model(input_shape=(4,), hidden_units=(), num_classes=3)
+        >>> batches = [(np.ones((100, 4)), np.arange(100) % 3)] * 5
+        >>> y_true, _, rows = collect_sample(model, batches, max_rows=50)
+        >>> len(rows), bool(np.all(y_true == rows % 100 % 3))
+        (50, True)
+    """
     kept = _Sample(max_rows, seed)
     for batch in _numpy_batches(model, dataset):
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
@@ -141,8 +159,9 @@ def collect(model: Any, dataset: Iterable[Any], *, max_rows: int | None = None,
         kept.add(np.asarray(y).reshape(-1), _predicted(model, x))
     if not kept.rows:
         raise ConfigError("the dataset is empty: nothing to evaluate")
-    labels, logits = kept.result()
-    return labels.astype(np.int64), logits_to_proba(logits, binary=is_binary(model))
+    rows, labels, logits = kept.result()
+    return (labels.astype(np.int64), logits_to_proba(logits, binary=is_binary(model)),
+            rows.astype(np.int64))
 
 
 def report_rows(info: Any) -> int | None:
@@ -202,11 +221,12 @@ class _Sample:
                                            logits[smallest])
         self.parts, self.held = [(order, keys, labels, logits)], len(keys)
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, labels, logits)`` of the kept rows, ``rows`` their places."""
         if self.max_rows is not None:
             self._shrink()
-        return (np.concatenate([part[2] for part in self.parts]),
-                np.concatenate([part[3] for part in self.parts]))
+        return tuple(np.concatenate([part[i] for part in self.parts])  # type: ignore[return-value]
+                     for i in (0, 2, 3))
 
 
 def validation_predictions(model: Any, splits: Any) -> tuple[np.ndarray, np.ndarray] | None:

@@ -32,7 +32,7 @@ from kerasdnn.core.rundir import (
 )
 from kerasdnn.core.runtime import check_backend, quiet_tensorflow
 from kerasdnn.evaluation.predict import (
-    collect,
+    collect_sample,
     is_binary,
     load_test_images,
     report_rows,
@@ -101,7 +101,8 @@ def evaluate(
     info = splits.info
     model = _load_model(model_path)
     _check_fits(model, model_path, info)
-    y_true, y_prob = collect(model, splits.test, max_rows=report_rows(info), seed=data.seed)
+    y_true, y_prob, rows = collect_sample(model, splits.test, max_rows=report_rows(info),
+                                          seed=data.seed)
     validation = validation_predictions(model, splits)
     images = load_test_images(dataset_name, data_dir=data.data_dir, manual_dir=data.manual_dir)
 
@@ -120,7 +121,8 @@ def evaluate(
         "out_dir": str(out_dir),
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
-    return _write_outputs(out_dir, y_true, y_prob, info, metadata, validation, images)
+    return _write_outputs(out_dir, (y_true, y_prob, rows), info, metadata, validation,
+                          images)
 
 
 def _resolve_source(source: Path) -> tuple[Path, Path, dict[str, Any] | None]:
@@ -206,16 +208,18 @@ def _check_fits(model: Any, model_path: Path, info: Any) -> None:
 
 def _write_outputs(
     out_dir: Path,
-    y_true: np.ndarray,
-    y_prob: np.ndarray,
+    scored: tuple[np.ndarray, np.ndarray, np.ndarray],
     info: Any,
     metadata: dict[str, Any],
     validation: tuple[np.ndarray, np.ndarray] | None,
     images: np.ndarray | None,
 ) -> dict[str, Any]:
-    """Report files and predictions.npz; a new folder is removed again on failure."""
+    """Report files and predictions.npz of ``scored`` (``collect_sample``'s); a new
+    folder is removed again on failure."""
     from kerasdnn.evaluation.reports import write_report
 
+    y_true, y_prob, rows = scored
+    scored_from = sampled_from(info, y_true)
     created = not out_dir.exists()
     try:
         report = write_report(
@@ -226,11 +230,11 @@ def _write_outputs(
             title=f"{info.source} test split · {Path(metadata['model']).name} "
             f"on {metadata['backend']}",
             metadata=metadata,
-            scored_from=sampled_from(info, y_true),
+            scored_from=scored_from,
             validation=validation,
             images=images,
         )
-        write_predictions(out_dir, y_true, y_prob)
+        write_predictions(out_dir, y_true, y_prob, rows=None if scored_from is None else rows)
     except BaseException:
         if created and out_dir.exists():
             shutil.rmtree(out_dir)

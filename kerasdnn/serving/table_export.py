@@ -62,10 +62,12 @@ def raw_test_rows(run_dir: Path, record: dict[str, Any]) -> tuple[dict[str, np.n
                             "cannot read again; train it from a csv: or parquet: file to "
                             "export it")
     state = _state(run_dir)
-    if "stream" in state:  # never whole: the test rows, read piece by piece
+    if "stream" in state:  # never whole: the test rows (or the report's sample of them)
         from pipelines.tables.streaming import raw_split
 
-        return raw_split(state, "test")
+        with np.load(run_dir / PREDICTIONS_FILE) as saved:
+            rows = saved.get("rows")
+        return raw_split(state, "test", rows)
     parts = split_table(arguments["name"], target=arguments["target"],
                         test_split=arguments["test_split"],
                         validation_split=arguments["validation_split"],

@@ -45,7 +45,7 @@ from kerasdnn.core.rundir import (
 )
 from kerasdnn.core.runtime import check_backend, quiet_tensorflow
 from kerasdnn.evaluation.predict import (
-    collect,
+    collect_sample,
     load_test_images,
     report_rows,
     sampled_from,
@@ -355,9 +355,10 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
     with atomic_path(out_dir / MODEL_FILE) as tmp:
         model.save(tmp)
     fault_point("finish_model")
-    y_true, y_prob = collect(model, splits.test, max_rows=report_rows(info),
-                             seed=train_config.seed)
-    write_predictions(out_dir, y_true, y_prob)
+    y_true, y_prob, rows = collect_sample(model, splits.test, max_rows=report_rows(info),
+                                          seed=train_config.seed)
+    scored_from = sampled_from(info, y_true)
+    write_predictions(out_dir, y_true, y_prob, rows=None if scored_from is None else rows)
     report = write_report(
         out_dir,
         y_true,
@@ -368,7 +369,7 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
         validation=None if run.merge_validation else validation_predictions(model, splits),
         images=load_test_images(info.source, data_dir=train_config.data_dir,
                                 manual_dir=train_config.manual_dir),
-        scored_from=sampled_from(info, y_true),
+        scored_from=scored_from,
     )
     fault_point("finish_report")
     remove_checkpoints(out_dir / BACKUP_DIR)  # last: until then --resume finishes the run

@@ -160,10 +160,12 @@ class _Reader:
             yield flush()
 
 
-def raw_split(state: Mapping[str, Any], split: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def raw_split(state: Mapping[str, Any], split: str, rows: np.ndarray | None = None
+              ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The raw kept columns and the class indices of one split of a streamed table,
     read through its fitted ``state`` (as :func:`pipelines.tables.encode.raw_columns`
-    gives them): what an export checks its artifact on.
+    gives them): what an export checks its artifact on.  ``rows``: only the rows at
+    these places in the split (increasing; a report's sample), held alone.
 
     Example:
         >>> import tempfile, pandas as pd
@@ -175,12 +177,26 @@ def raw_split(state: Mapping[str, Any], split: str) -> tuple[dict[str, np.ndarra
         ('float32', True)
     """
     reader = _Reader(state, "the table")
-    chunks = list(reader.chunks(split, reader.records(split)))
+    chunks = list(reader.chunks(split, reader.records(split)) if rows is None
+                  else _rows_at(reader.chunks(split, reader.records(split)), rows))
     if not chunks:
         return ({name: np.zeros(0, np.float32 if kind == "numeric" else object)
                  for name, kind in reader.kinds.items()}, np.zeros(0, np.int32))
     return ({name: np.concatenate([columns[name] for columns, _ in chunks])
              for name in reader.kinds}, np.concatenate([labels for _, labels in chunks]))
+
+def _rows_at(chunks: Iterator[tuple[dict[str, np.ndarray], np.ndarray]], rows: np.ndarray
+             ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """The rows at the increasing places ``rows`` of the split that ``chunks`` read."""
+    rows = np.asarray(rows, np.int64)
+    start = 0
+    for columns, labels in chunks:
+        stop = start + len(labels)
+        wanted = rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start
+        start = stop
+        if len(wanted):
+            yield {name: values[wanted] for name, values in columns.items()}, labels[wanted]
+
 
 def _dataset(reader: _Reader, generate: Callable[..., Iterator[Any]],
              args: tuple[Any, ...] = ()) -> Any:

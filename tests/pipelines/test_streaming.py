@@ -23,7 +23,13 @@ from pipelines.tables import running
 from pipelines.tables.encode import encode, fit_preprocessing
 from pipelines.tables.read import read_table
 from pipelines.tables.schema import Column
-from pipelines.tables.streaming import Shard, fit_streamed, load_streamed, split_codes
+from pipelines.tables.streaming import (
+    Shard,
+    fit_streamed,
+    load_streamed,
+    raw_split,
+    split_codes,
+)
 
 ROWS = 3000
 BATCH = 64
@@ -169,6 +175,19 @@ def test_validation_and_test_are_the_hash_defined_rows_in_table_order(
         names = np.array(state["class_names"])
         assert names[y].tolist() == frame["label"].iloc[rows].tolist()
     assert splits.info.num_examples == {k: len(v) for k, v in reference_rows().items()}
+
+
+@pytest.mark.parametrize("name", ["csv", "parquet"])
+def test_raw_split_reads_the_rows_at_given_places_of_the_split_alone(
+        name: str, fitted: dict[str, dict]) -> None:
+    state = fitted[name]
+    columns, labels = raw_split(state, "test")
+    places = np.array([0, 1, 7, 250, len(labels) - 1])
+    some, some_labels = raw_split(state, "test", places)
+    np.testing.assert_array_equal(some_labels, labels[places])
+    for column, values in columns.items():
+        np.testing.assert_array_equal(some[column], values[places])
+    assert len(raw_split(state, "test", np.array([], np.int64))[1]) == 0
 
 
 def test_two_processes_read_disjoint_pieces_that_cover_every_training_row(

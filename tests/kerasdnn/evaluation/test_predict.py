@@ -184,4 +184,4 @@ def test_collect_with_max_rows_holds_at_most_twice_its_rows() -> None:
         sample.add(y, x)
         largest = max(largest, sample.held)
     assert largest <= 2 * 1_000 + 300
-    assert len(sample.result()[0]) == 1_000
+    assert len(sample.result()[1]) == 1_000

@@ -109,6 +109,23 @@ def test_the_report_of_a_streamed_split_above_its_row_limit_scores_a_uniform_sam
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="a table's export runs on TensorFlow")
+def test_a_run_whose_report_is_a_sample_exports_checked_on_the_sampled_rows(
+        digits_table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kerasdnn
+    from kerasdnn.evaluation import predict
+    from kerasdnn.serving.artifact import export
+
+    monkeypatch.setattr(predict, "REPORT_ROWS", 150)
+    out = tmp_path / "run"
+    result = kerasdnn.train(dataset=digits_table, target="label", stream=True, epochs=1,
+                            hidden_units=(16,), out=str(out), verbose=0)
+    assert (result.report["num_examples"], result.report["scored_from"]) == (150, 365)
+    with np.load(out / "predictions.npz") as saved:
+        assert len(saved["rows"]) == 150 and np.all(np.diff(saved["rows"]) > 0)
+    assert export(out, format="tf_saved_model").is_dir()  # checked on those 150 rows
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="a table's export runs on TensorFlow")
 def test_a_killed_streamed_run_resumes_exactly_and_exports(
         streamed_run: Path, digits_table: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
