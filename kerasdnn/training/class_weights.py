@@ -10,13 +10,14 @@ step then computes Keras's weighted loss (``sum(w * loss) / batch``, see
 The validation data stays unweighted, as in Keras.
 
 ``"balanced"`` weights are scikit-learn's ``compute_class_weight("balanced")`` of
-the training split's labels: ``n_samples / (n_classes * count)``.
+the training split's labels: ``n_samples / (n_classes * count)``, from the count of each
+class (counted batch by batch: a streamed table is never held whole).
 
 Example:
     >>> import numpy as np
-    >>> class_weight_vector("balanced", np.array([0, 0, 0, 1]), ["a", "b"]).tolist()
+    >>> class_weight_vector("balanced", np.array([3, 1]), ["a", "b"]).tolist()
     [0.6666666666666666, 2.0]
-    >>> class_weight_vector({"b": 3}, np.array([0, 1]), ["a", "b"]).tolist()
+    >>> class_weight_vector({"b": 3}, np.array([1, 1]), ["a", "b"]).tolist()
     [1.0, 3.0]
 """
 
@@ -31,17 +32,18 @@ import numpy as np
 from kerasdnn.core.config import TrainConfig
 from kerasdnn.core.errors import ConfigError
 
-__all__ = ["class_weight_vector", "training_labels", "weighted_stream"]
+__all__ = ["class_weight_vector", "training_class_counts", "weighted_stream"]
 
 
-def class_weight_vector(spec: str | Mapping[str, float] | None, labels: np.ndarray,
+def class_weight_vector(spec: str | Mapping[str, float] | None, counts: np.ndarray,
                         class_names: Sequence[str]) -> np.ndarray | None:
     """One weight per class (float64) for ``spec``: ``None`` (none), ``"balanced"``
-    (from ``labels``) or ``{class name or index: weight}`` (the others weigh 1).
+    (from ``counts``, the training examples of each class) or ``{class name or index:
+    weight}`` (the others weigh 1).
 
     Raises:
-        ConfigError: ``balanced`` with a class absent from ``labels``, or a key that
-            names no class (the classes are listed).
+        ConfigError: ``balanced`` with a class of no example, or a key that names no
+            class (the classes are listed).
     """
     if spec is None:
         return None
@@ -49,12 +51,14 @@ def class_weight_vector(spec: str | Mapping[str, float] | None, labels: np.ndarr
     if spec == "balanced":
         from sklearn.utils.class_weight import compute_class_weight
 
-        present = np.unique(labels)
-        if len(present) != count:
-            missing = [class_names[i] for i in range(count) if i not in set(present.tolist())]
+        counts = np.bincount(np.arange(len(counts)), weights=counts, minlength=count)
+        if not np.all(counts > 0):
+            missing = [class_names[i] for i in range(count) if counts[i] == 0]
             raise ConfigError(f"class_weight balanced: class(es) {', '.join(missing)} have no "
                               "training example; give weights as a JSON object instead")
-        return compute_class_weight("balanced", classes=np.arange(count), y=labels)
+        # each class once, weighing its count: the labels' weights without the labels
+        return compute_class_weight("balanced", classes=np.arange(count), y=np.arange(count),
+                                    sample_weight=counts)
     weights = np.ones(count)
     names = [str(name) for name in class_names]
     for key, weight in spec.items():
@@ -68,18 +72,26 @@ def class_weight_vector(spec: str | Mapping[str, float] | None, labels: np.ndarr
     return weights
 
 
-def training_labels(splits: Any, merge_validation: bool = False) -> np.ndarray:
-    """The labels of one epoch of the training split (with ``merge_validation``, and of
-    the validation split), in the order of the data (NumPy ``int64``)."""
+def training_class_counts(splits: Any, num_classes: int,
+                          merge_validation: bool = False) -> np.ndarray:
+    """The examples of each class in one epoch of the training split (with
+    ``merge_validation``, and in the validation split), counted batch by batch
+    (NumPy ``int64``, ``(num_classes,)``).
+
+    Example:
+        >>> import pipelines
+        >>> training_class_counts(pipelines.load("digits", batch_size=500), 10).sum()
+        np.int64(1293)
+    """
     stream = splits.stream
-    if stream is not None:
-        batches = stream.blocks(0, stream.batches_per_epoch).take(1)
-    else:
-        batches = splits.train
-    labels = [np.asarray(y).reshape(-1) for _, y in batches.as_numpy_iterator()]
-    if merge_validation:
-        labels += [np.asarray(y).reshape(-1) for _, y in splits.validation.as_numpy_iterator()]
-    return np.concatenate(labels).astype(np.int64)
+    batches = (stream.blocks(0, 1).take(stream.batches_per_epoch) if stream is not None
+               else splits.train)
+    datasets = [batches, splits.validation] if merge_validation else [batches]
+    counts = np.zeros(num_classes, np.int64)
+    for dataset in datasets:
+        for batch in dataset.as_numpy_iterator():
+            counts += np.bincount(np.asarray(batch[1]).reshape(-1), minlength=num_classes)
+    return counts
 
 
 def weighted_stream(train_data: Any, splits: Any, train_config: TrainConfig,
@@ -99,9 +111,10 @@ def weighted_stream(train_data: Any, splits: Any, train_config: TrainConfig,
         return train_data
     import tensorflow as tf
 
+    names = list(splits.info.class_names)
     vector = class_weight_vector(train_config.class_weight,
-                                 training_labels(splits, merge_validation),
-                                 list(splits.info.class_names))
+                                 training_class_counts(splits, len(names), merge_validation),
+                                 names)
     table = tf.constant(vector, tf.float32)  # float32, as Keras's own class-weight map
 
     def weigh(x: Any, y: Any) -> tuple[Any, Any, Any]:

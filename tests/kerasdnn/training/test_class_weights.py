@@ -20,17 +20,37 @@ from kerasdnn.training.class_weights import class_weight_vector, weighted_stream
 def test_balanced_weights_are_n_over_classes_times_count():
     labels = np.array([0] * 6 + [1] * 3 + [2])
     expected = [10 / (3 * 6), 10 / (3 * 3), 10 / (3 * 1)]
-    np.testing.assert_allclose(class_weight_vector("balanced", labels, ["a", "b", "c"]),
-                               expected)
+    np.testing.assert_allclose(class_weight_vector("balanced", np.bincount(labels),
+                                                   ["a", "b", "c"]), expected)
 
 
 def test_a_mapping_names_classes_by_name_or_index_and_the_rest_weigh_one():
     names = ["cat", "dog", "owl"]
-    assert class_weight_vector({"owl": 4, "0": 2}, np.array([0]), names).tolist() == [2, 1, 4]
+    assert class_weight_vector({"owl": 4, "0": 2}, np.array([1, 0, 0]), names).tolist() == [
+        2, 1, 4]
     with pytest.raises(ConfigError, match="names no class 'eel'; the classes are cat, dog, owl"):
-        class_weight_vector({"eel": 1}, np.array([0]), names)
-    with pytest.raises(ConfigError, match="have no training example"):
-        class_weight_vector("balanced", np.array([0, 0, 1]), names)
+        class_weight_vector({"eel": 1}, np.array([1, 0, 0]), names)
+    with pytest.raises(ConfigError, match=r"class\(es\) owl have no training example"):
+        class_weight_vector("balanced", np.array([2, 1, 0]), names)
+
+
+def test_a_streamed_epochs_classes_are_counted_batch_by_batch_not_read_as_one_block():
+    from kerasdnn.training.class_weights import training_class_counts
+
+    labels = np.arange(1000) % 3
+    asked = []
+
+    class Stream:  # an epoch of 10 batches of 100 rows
+        batches_per_epoch = 10
+
+        def blocks(self, first_epoch: int, batches_per_block: int) -> tf.data.Dataset:
+            asked.append(batches_per_block)
+            return tf.data.Dataset.from_tensor_slices((np.zeros((1000, 2)), labels)).batch(
+                100 * batches_per_block).repeat()
+
+    splits = types.SimpleNamespace(stream=Stream(), validation=None)
+    assert training_class_counts(splits, 3).tolist() == np.bincount(labels).tolist()
+    assert asked == [1]  # a batch at a time: a streamed table is never held whole
 
 
 def test_the_config_refuses_bad_weights():
