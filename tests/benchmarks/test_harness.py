@@ -417,3 +417,33 @@ def test_search_benchmark_data_are_mnist_shaped_seeded_and_learnable() -> None:
     means = np.stack([x_train[data["y_train"] == k].mean(0) for k in range(10)])
     guess = ((x_test[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
     assert (guess == data["y_test"]).mean() > 0.35
+
+
+def test_memory_limit_kills_a_run_above_its_cgroups_limit_and_not_one_below() -> None:
+    from benchmarks import memory_limit
+
+    try:
+        with memory_limit.memory_cgroup(100):
+            pass
+    except memory_limit.CannotLimit as error:
+        pytest.skip(str(error))
+    allocate = "import numpy as np; a = np.ones({} * 2**20 // 8); print(a.sum())"
+    above = memory_limit.run_limited(["-c", allocate.format(300)], 150, timeout=60)
+    below = memory_limit.run_limited(["-c", allocate.format(30)], 150, timeout=60)
+    assert memory_limit.outcome(above) == "killed by the OOM killer at the limit (status -9)"
+    assert memory_limit.outcome(below) == "completed", below.stderr
+
+
+def test_memory_limit_table_gives_the_allowance_over_the_imports() -> None:
+    from benchmarks.memory_limit import table
+
+    text = table([{"mode": "streamed", "limit_mb": 2000, "outcome": "completed",
+                   "wall_seconds": 61.2, "baseline_mb": 770.0, "peak_mb": 1500.0,
+                   "test_accuracy": 0.8612},
+                  {"mode": "in memory", "limit_mb": 2000, "wall_seconds": 20.0,
+                   "outcome": "killed by the OOM killer at the limit (status -9)"}])
+    streamed, killed = text.splitlines()[2:]
+    assert [cell.strip() for cell in streamed.split("|")[1:-1]] == [
+        "kerasdnn.train, streamed", "2,000", "770", "1,230", "1,500 (+730)", "completed",
+        "0.8612", "61"]
+    assert "killed by the OOM killer" in killed
