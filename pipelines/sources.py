@@ -16,6 +16,7 @@ import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from pipelines.idx import find_idx_file, read_idx
 from pipelines.info import RawData
 from pipelines.splitting import split_indices
 
-__all__ = ["DIGITS_TEST_FRACTION", "SOURCES", "Source", "describe", "read_source"]
+__all__ = ["DIGITS_TEST_FRACTION", "SOURCES", "Source", "check_counts", "describe", "read_source"]
 
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_TEST_SEED = 0
@@ -82,7 +83,8 @@ def _value_max(x: np.ndarray) -> float:
     return 1.0
 
 
-def _check_counts(what: str, x: np.ndarray, y: np.ndarray, where: str, fix: str) -> None:
+def check_counts(what: str, x: Any, y: Any, where: str, fix: str) -> None:
+    """Refuse labels that are not one class index per example of ``x``."""
     if y.ndim != 1:
         raise DataFormatError(
             f"{where}: {what} labels must be one class index per example, got shape "
@@ -104,7 +106,7 @@ def _read_idx_dir(argument: str, *, source: str, **_: object) -> RawData:
     for split, stem in (("train", "train"), ("test", "t10k")):
         x = read_idx(find_idx_file(folder, f"{stem}-images", "idx3"))
         y = read_idx(find_idx_file(folder, f"{stem}-labels", "idx1"))
-        _check_counts(split, x, y, f"idx:{folder}", f"{stem}-images and {stem}-labels do not "
+        check_counts(split, x, y, f"idx:{folder}", f"{stem}-images and {stem}-labels do not "
                       "belong together: put the images and labels files of one download there")
         arrays[split] = (x, y)
     (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
@@ -143,8 +145,8 @@ def _read_npz(argument: str, *, source: str, **_: object) -> RawData:
             f"npz: {path} is damaged or truncated ({error}); write it again with np.savez"
         ) from None
     fix = "x_{0} and y_{0} need one label per example".format
-    _check_counts("train", x_train, y_train, f"npz:{path}", fix("train"))
-    _check_counts("test", x_test, y_test, f"npz:{path}", fix("test"))
+    check_counts("train", x_train, y_train, f"npz:{path}", fix("train"))
+    check_counts("test", x_test, y_test, f"npz:{path}", fix("test"))
     return RawData(
         source=source,
         x_train=x_train,

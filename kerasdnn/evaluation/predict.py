@@ -170,11 +170,13 @@ def trained_data(record: Mapping[str, Any] | None) -> TrainConfig:
 
 
 def load_test_images(
-    dataset: str, *, data_dir: Any = None, manual_dir: Any = None
+    dataset: str, *, data_dir: Any = None, manual_dir: Any = None, stream: bool = False
 ) -> np.ndarray | None:
     """The test images of ``dataset`` as stored (unscaled, in the test split's order)
     for the gallery of mistakes; None when its examples are not images.  The
-    source is read again: ``pipelines.load`` keeps only the scaled examples.
+    source is read again: ``pipelines.load`` keeps only the scaled examples.  With
+    ``stream`` (a run that streamed ``npz:``/``idx:``), the test images memory-mapped:
+    the gallery reads only the few it shows, and the training arrays are not read.
 
     Example:
         >>> load_test_images("digits").shape
@@ -185,6 +187,11 @@ def load_test_images(
 
     if is_table(dataset) or dataset == "dataframe":  # rows of a table are no images
         return None
+    if stream:
+        from pipelines.array_files import stored_arrays
+
+        images = stored_arrays(dataset).x_test.memmap()
+        return images if is_image_batch(images) else None
     images = read_source(dataset, data_dir=data_dir, manual_dir=manual_dir).x_test
     return images if is_image_batch(images) else None
 

@@ -101,7 +101,8 @@ def evaluate(
     _check_fits(model, model_path, info)
     y_true, y_prob = collect(model, splits.test)
     validation = validation_predictions(model, splits)
-    images = load_test_images(dataset_name, data_dir=data.data_dir, manual_dir=data.manual_dir)
+    images = load_test_images(dataset_name, data_dir=data.data_dir, manual_dir=data.manual_dir,
+                              stream=data.stream)
 
     metadata = {
         "model": str(model_path),

@@ -155,7 +155,7 @@ def train(
     check_requested(train_config, model_config, backend)
     if merge_validation and train_config.stream:
         raise ConfigError("a retraining on train + validation holds both in memory, which a "
-                          "streamed table (--stream) cannot; retrain without --stream, or keep "
+                          "streamed source (--stream) cannot; retrain without --stream, or keep "
                           "the run trained on the training split")
     processes, replicas = _start_distribution(
         backend, train_config, coordinator, num_processes, process_id)
@@ -360,7 +360,8 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
         title=f"{info.source} · {out_dir.name}",
         validation=None if run.merge_validation else validation_predictions(model, splits),
         images=load_test_images(info.source, data_dir=train_config.data_dir,
-                                manual_dir=train_config.manual_dir),
+                                manual_dir=train_config.manual_dir,
+                                stream=train_config.stream),
     )
     fault_point("finish_report")
     remove_checkpoints(out_dir / BACKUP_DIR)  # last: until then --resume finishes the run
