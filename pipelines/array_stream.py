@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.array_files import StoredArray, StoredArrays, stored_arrays
-from pipelines.builder import standardizing
+from pipelines.builder import Scaling, standardizing
 from pipelines.checks import check_arguments, check_shuffle_buffer, checked
 from pipelines.constants import BATCH_SIZE, SEED, SHUFFLE_BUFFER, VALIDATION_SPLIT
 from pipelines.errors import InvalidArgumentError, InvalidDataError
@@ -58,7 +58,8 @@ from pipelines.sources import check_counts
 from pipelines.stream import EpochStream, pass_seeds
 from pipelines.tables.plan import split_codes
 
-__all__ = ["PIECE_BYTES", "load_streamed_arrays", "pieces", "training_moments"]
+__all__ = ["PIECE_BYTES", "load_streamed_arrays", "pieces", "raw_test_and_scaling",
+           "training_moments"]
 
 PIECE_BYTES = 8 << 20  # features per piece: ~8 MiB
 
@@ -215,6 +216,58 @@ def _train_records(stored: StoredArrays, validation_split: float, seed: int,
     return records
 
 
+def _scaling(stored: StoredArrays, records: Sequence[Mapping[str, Any]],
+             validation_split: float, seed: int, scale: str, piece_bytes: int) -> Scaling:
+    """The :class:`Scaling` of a streamed source: its features checked finite and, where
+    the scale needs them, its largest value or training moments, in one pass."""
+    x, name = stored.x_train, stored.source
+    scale = "unit" if scale == "auto" else scale
+    needs_pass = np.issubdtype(x.dtype, np.floating) or scale == "standardize" or (
+        np.issubdtype(x.dtype, np.integer) and x.dtype != np.uint8)
+    codes = _codes(validation_split, seed)
+    found = _scan(x, records, codes, where=name, split="train",
+                  moments=scale == "standardize") if needs_pass else _Scan()
+    if np.issubdtype(stored.x_test.dtype, np.floating):
+        _scan(stored.x_test, [{"start": a, "stop": b} for a, b in pieces(
+            len(stored.x_test), stored.x_test.row_bytes, piece_bytes)], codes, where=name,
+            split="test", moments=False)
+    if scale == "standardize":
+        return Scaling(scale, *standardizing(np.asarray(found.mean, np.float64), found.std,
+                                             x.shape[1:]))
+    # as pipelines.sources' value_max: the dtype's range, the data's largest value, or 1
+    value_max = 255.0 if x.dtype == np.uint8 else max(found.largest, 1.0) if \
+        np.issubdtype(x.dtype, np.integer) else 1.0
+    return Scaling(scale, np.zeros((), np.float32), np.asarray(1.0 / value_max, np.float32))
+
+
+def raw_test_and_scaling(name: str, *, validation_split: float = VALIDATION_SPLIT,
+                     seed: int = SEED, scale: str = "auto", piece_bytes: int = PIECE_BYTES,
+                     **_: Any) -> tuple[RawData, Scaling]:
+    """The test arrays of a streamed ``npz:``/``idx:`` source (read whole; the training
+    arrays left empty) and the :class:`Scaling` its streamed load applies: what an
+    export of a streamed run checks its artifact on (``_``: load arguments it ignores).
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/m.npz"
+        >>> x = np.arange(800, dtype=np.uint8).reshape(200, 2, 2)
+        >>> np.savez(path, x_train=x, y_train=np.arange(200) % 2, x_test=x[:10],
+        ...          y_test=np.arange(10) % 2)
+        >>> raw, scaling = raw_test_and_scaling(f"npz:{path}", scale="standardize", stream=True)
+        >>> raw.x_test.shape, raw.x_train.shape, scaling.offset.shape
+        ((10, 2, 2), (0, 2, 2), (2, 2))
+    """
+    check_arguments(None, validation_split, seed, scale)
+    stored = stored_arrays(name)
+    y_train, y_test, class_names = _checked_labels(stored)
+    records = _train_records(stored, validation_split, seed, piece_bytes)
+    scaling = _scaling(stored, records, validation_split, seed, scale, piece_bytes)
+    raw = RawData(name, stored.x_train.rows(0, 0), y_train[:0],
+                  stored.x_test.rows(0, len(stored.x_test)), y_test, class_names, 1.0,
+                  default_scale="unit")
+    return raw, scaling
+
+
 def _checked_labels(stored: StoredArrays) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The labels (read whole: one integer a row) and class names, checked by the
     in-memory rules (:func:`pipelines.checks.checked`) on the first row of features."""
@@ -276,24 +329,9 @@ def load_streamed_arrays(
                 f"{name}: cannot split {len(y_train)} examples into a non-empty validation part "
                 f"(fraction {validation_split}) and a non-empty rest: an empty split; use more "
                 "data or another fraction")
+    scaling = _scaling(stored, records, validation_split, seed, scale, piece_bytes)
+    offset, multiplier = scaling.offset, scaling.multiplier
     x = stored.x_train
-    scale = "unit" if scale == "auto" else scale
-    needs_pass = np.issubdtype(x.dtype, np.floating) or scale == "standardize" or (
-        np.issubdtype(x.dtype, np.integer) and x.dtype != np.uint8)
-    codes = _codes(validation_split, seed)
-    found = _scan(x, records, codes, where=name, split="train",
-                  moments=scale == "standardize") if needs_pass else _Scan()
-    if np.issubdtype(stored.x_test.dtype, np.floating):
-        _scan(stored.x_test, [{"start": a, "stop": b} for a, b in pieces(
-            len(stored.x_test), stored.x_test.row_bytes, piece_bytes)], codes, where=name,
-            split="test", moments=False)
-    if scale == "standardize":
-        offset, multiplier = standardizing(np.asarray(found.mean, np.float64), found.std,
-                                           x.shape[1:])
-    else:  # as pipelines.sources' value_max: the dtype's range, the data's, or 1
-        value_max = 255.0 if x.dtype == np.uint8 else max(found.largest, 1.0) if \
-            np.issubdtype(x.dtype, np.integer) else 1.0
-        offset, multiplier = np.zeros((), np.float32), np.asarray(1.0 / value_max, np.float32)
     rows = _Rows(stored, {"train": y_train, "test": y_test},
                  {"seed": seed, "validation_split": validation_split}, offset, multiplier,
                  flatten)
@@ -316,7 +354,7 @@ def load_streamed_arrays(
     info = DatasetInfo(name=name, source=name,
                        input_shape=(math.prod(shape),) if flatten else tuple(shape),
                        num_classes=len(class_names), class_names=class_names,
-                       num_examples=counts, scale=scale)
+                       num_examples=counts, scale=scaling.scale)
     return Splits(made["train"], made["validation"], made["test"], info, stream)
 
 

@@ -213,8 +213,14 @@ def _raw_test_split(run_dir: Path, record: dict[str, Any],
 
 
 def _source(record: dict[str, Any]) -> Any:
-    """``(raw arrays, Scaling)`` of the run's source, as ``pipelines.load`` saw them."""
-    return raw_source_and_scaling(**load_arguments(trained_data(record)))
+    """``(raw arrays, Scaling)`` of the run's source, as ``pipelines.load`` saw them (a
+    streamed ``npz:``/``idx:`` run: its test arrays and its streamed scaling)."""
+    config = trained_data(record)
+    if config.stream:
+        from pipelines.array_stream import raw_test_and_scaling
+
+        return raw_test_and_scaling(**load_arguments(config))
+    return raw_source_and_scaling(**load_arguments(config))
 
 
 def _write(run_dir: Path, scaling: Any, format: str, path: Path, raw_x: np.ndarray) -> None:
