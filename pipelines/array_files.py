@@ -30,7 +30,7 @@ import numpy as np
 
 from pipelines.errors import DataFormatError, InvalidArgumentError, InvalidDataError
 from pipelines.idx import GZIP_MAGIC, find_idx_file, idx_header
-from pipelines.sources import NPZ_KEYS
+from pipelines.sources import NPZ_KEYS, check_npz_keys, idx_folder, npz_file
 
 __all__ = ["STREAMED_PREFIXES", "StoredArray", "StoredArrays", "stored_arrays"]
 
@@ -140,17 +140,10 @@ def _npz_member(path: Path, archive: zipfile.ZipFile, key: str) -> StoredArray:
 
 
 def _npz(argument: str, source: str) -> StoredArrays:
-    path = Path(argument).expanduser()
-    wanted = f"a .npz file (np.savez) with arrays {', '.join(NPZ_KEYS)}"
-    if not path.is_file():
-        raise DataFormatError(f"npz: file {path} does not exist; give the path of {wanted}")
-    if not zipfile.is_zipfile(path):
-        raise DataFormatError(f"npz: {path} is not a .npz archive; give {wanted}")
+    path = npz_file(argument)
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-        missing = [key for key in NPZ_KEYS if f"{key}.npy" not in names]
-        if missing:
-            raise DataFormatError(f"npz: {path} lacks {', '.join(missing)}; give {wanted}")
+        check_npz_keys(path, [name.removesuffix(".npy") for name in names])
         arrays = [_npz_member(path, archive, key) for key in NPZ_KEYS]
     class_names = None
     if "class_names.npy" in names:  # small: read whole
@@ -171,10 +164,7 @@ def _idx_file(path: Path) -> StoredArray:
 
 
 def _idx(argument: str, source: str) -> StoredArrays:
-    folder = Path(argument).expanduser()
-    if not folder.is_dir():
-        raise DataFormatError(f"idx: folder {folder} does not exist; give a folder of MNIST "
-                              "IDX files")
+    folder = idx_folder(argument)
     arrays = [_idx_file(find_idx_file(folder, f"{stem}-{what}", kind))
               for stem in ("train", "t10k")
               for what, kind in (("images", "idx3"), ("labels", "idx1"))]
