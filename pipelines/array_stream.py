@@ -2,7 +2,7 @@
 read piece by piece (:mod:`pipelines.array_files`), never whole.
 
 * **Pieces.**  A piece is a range of rows of the training arrays (about
-  :data:`PIECE_BYTES` of features); the test split is the file's own
+  :data:`PIECE_BYTES` of features, at least :data:`MIN_PIECES` pieces); the test split is the file's own
   ``x_test``/``y_test``, read in pieces too.  Only the labels (one integer a row) are
   held whole, to check them as the in-memory load does.
 * **Validation by hash.**  A training row is held out for validation by a hash of
@@ -58,20 +58,22 @@ from pipelines.sources import check_counts
 from pipelines.stream import EpochStream, pass_seeds
 from pipelines.tables.plan import split_codes
 
-__all__ = ["PIECE_BYTES", "load_streamed_arrays", "pieces", "raw_test_and_scaling",
+__all__ = ["MIN_PIECES", "PIECE_BYTES", "load_streamed_arrays", "pieces", "raw_test_and_scaling",
            "training_moments"]
 
 PIECE_BYTES = 8 << 20  # features per piece: ~8 MiB
+MIN_PIECES = 16  # a small file still shuffles across pieces and deals to processes
 
 
 def pieces(count: int, row_bytes: int, piece_bytes: int = PIECE_BYTES) -> list[tuple[int, int]]:
-    """``(start, stop)`` row ranges of about ``piece_bytes`` each, covering ``count`` rows.
+    """``(start, stop)`` row ranges of about ``piece_bytes`` each (at most ``count /
+    MIN_PIECES`` rows), covering ``count`` rows.
 
     Example:
-        >>> pieces(10, 4, 16)
-        [(0, 4), (4, 8), (8, 10)]
+        >>> pieces(100, 4, 32)[:3], len(pieces(100, 1, 1 << 20))
+        ([(0, 7), (7, 14), (14, 21)], 15)
     """
-    step = max(1, piece_bytes // max(row_bytes, 1))
+    step = max(1, min(piece_bytes // max(row_bytes, 1), -(-count // MIN_PIECES)))
     return [(start, min(start + step, count)) for start in range(0, count, step)]
 
 

@@ -19,6 +19,7 @@ from kerasdnn.core.rundir import CONFIG_FILE, REPORT_JSON
 from kerasdnn.training.faults import ENV as KERASDNN_FAULT
 from tests.conftest import REPO_ROOT
 from tests.kerasdnn.test_train import run_train
+from tests.kerasdnn.training.test_data_parallel import run_two_processes
 from tests.kerasdnn.training.test_streamed_run import accuracy, history
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
@@ -89,3 +90,14 @@ def test_a_killed_streamed_npz_run_resumes_exactly_and_exports(
             [sys.executable, "-m", "kerasdnn.export", str(out), "--format", "tf_saved_model"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
         assert exported.returncode == 0, exported.stderr  # checked on the run's predictions
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="multi-process training: JAX, PyTorch")
+def test_two_processes_each_reading_their_own_pieces_reach_the_one_process_accuracy(
+        streamed_run: Path, digits_npz: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    for result in run_two_processes(out, *args(digits_npz)):
+        assert result.returncode == 0, result.stderr
+    record = json.loads((out / CONFIG_FILE).read_text())
+    assert record["distribution"] == {"kind": "data_parallel", "devices": 2, "processes": 2}
+    assert accuracy(out) > accuracy(streamed_run) - 0.03
