@@ -2,19 +2,21 @@
 read piece by piece (:mod:`pipelines.array_files`), never whole.
 
 * **Pieces.**  A piece is a range of rows of the training arrays (about
-  :data:`PIECE_BYTES` of features, at least :data:`MIN_PIECES` pieces); the test split is the file's own
-  ``x_test``/``y_test``, read in pieces too.  Only the labels (one integer a row) are
-  held whole, to check them as the in-memory load does.
+  :data:`PIECE_BYTES` of features, at least :data:`MIN_PIECES` pieces); the test
+  split is the file's own ``x_test``/``y_test``, read in pieces too.  Only the labels
+  (one integer a row) are held whole, to check them as the in-memory load does.
 * **Validation by hash.**  A training row is held out for validation by a hash of
   its row number and the seed alone (:func:`~pipelines.tables.plan.split_codes`, as a
   streamed table): ``validation_split`` of the rows in expectation, whichever process
   reads them; unlike the in-memory split, not stratified (that needs every label
   before the first row is read).
 * **Scaling** as in memory: ``"unit"`` (the default of these sources) divides by the
-  dtype's range (uint8: 255; other integers: the largest training value, one pass;
-  floats: 1); ``"standardize"`` takes the per-feature mean and standard deviation of
-  the training rows in one pass, in float64 (pieces merged with Chan et al.'s
-  pairwise update: equal to NumPy's two-pass ``mean``/``std`` to ~1e-12 relative).
+  dtype's range (uint8: 255; other integers: the largest value of ``x_train``, one
+  pass; floats: 1); ``"standardize"`` takes the per-feature mean and standard
+  deviation of the training rows in one pass, in float64 (pieces merged with Chan et
+  al.'s pairwise update: NumPy's two-pass ``mean``/``std`` to 1e-10 relative, tested).
+* **Refused**: members compressed by ``np.savez_compressed`` and gzipped IDX files,
+  which have no rows at an offset to read (:mod:`pipelines.array_files`).
 * **Bounded shuffle and per-process pieces** as for tables
   (:mod:`pipelines.piece_stream`).
 
@@ -101,7 +103,7 @@ class _Rows:
             start, stop = record["start"], record["stop"]
             rows, labels = x.rows(start, stop), self.labels[file][start:stop]
             if file == "train":
-                keep = self.codes(start, stop) == (split == "validation")
+                keep = self.codes(start, stop) == (1 if split == "validation" else 0)
                 rows, labels = rows[keep], labels[keep]
             if len(labels):
                 yield {"x": rows}, labels

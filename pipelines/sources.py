@@ -248,10 +248,12 @@ SOURCES: tuple[Source, ...] = (
     ),
     Source(
         "idx:DIR",
-        "a folder of MNIST-format IDX files (train-/t10k- images and labels, plain or .gz)",
+        "a folder of MNIST-format IDX files (train-/t10k- images and labels, plain or .gz; "
+        "--stream reads plain ones piece by piece)",
         _read_idx_dir,
     ),
-    Source("npz:PATH", "a Keras-style mnist.npz (x_train, y_train, x_test, y_test)", _read_npz),
+    Source("npz:PATH", "a Keras-style mnist.npz (x_train, y_train, x_test, y_test; --stream "
+           "reads an uncompressed one, np.savez, piece by piece)", _read_npz),
     Source("csv:PATH", "a CSV table with a header row; needs --target COLUMN (README: Your "
            "own table)", _read_table),
     Source("parquet:PATH", "a Parquet table (a file, a folder of shards or a glob); needs "
