@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SCALES", "EpochStream", "Scaling", "load", "make_dataset", "make_stream",
-    "pass_seeds", "raw_source_and_scaling", "train_and_validation",
+    "pass_seeds", "raw_source_and_scaling", "standardizing", "train_and_validation",
 ]
 
 SCALE_CHUNK = 8192  # examples scaled per vectorised call when caching
@@ -55,14 +55,26 @@ SCALE_CHUNK = 8192  # examples scaled per vectorised call when caching
 def _scaling(x_train: np.ndarray, scale: str, value_max: float) -> tuple[np.ndarray, np.ndarray]:
     """``(offset, multiplier)`` with ``(x - offset) * multiplier`` the scaled value
     (scalars for unit, per feature for standardize).  Standardize uses the training
-    examples only; zero-variance features keep scale 1, as scikit-learn's
-    StandardScaler does."""
+    examples only (:func:`standardizing`)."""
     shape = x_train.shape[1:]
     if scale == "unit":
         return np.zeros((), np.float32), np.asarray(1.0 / value_max, np.float32)
     x64 = x_train.reshape(len(x_train), -1).astype(np.float64)
-    mean = x64.mean(axis=0)
-    std = x64.std(axis=0)
+    return standardizing(x64.mean(axis=0), x64.std(axis=0), shape)
+
+
+def standardizing(mean: np.ndarray, std: np.ndarray, shape: tuple[int, ...]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(offset, multiplier)`` of ``scale="standardize"`` (float32, of ``shape``) from the
+    float64 per-feature ``mean`` and population ``std`` of the training examples;
+    zero-variance features keep scale 1, as scikit-learn's StandardScaler does.
+
+    Example:
+        >>> offset, multiplier = standardizing(np.array([1.0, 2.0]), np.array([0.5, 0.0]), (2,))
+        >>> offset.tolist(), multiplier.tolist()
+        ([1.0, 2.0], [2.0, 1.0])
+    """
+    std = np.array(std, np.float64)
     std[std < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 1.0
     return mean.reshape(shape).astype(np.float32), (1.0 / std).reshape(shape).astype(np.float32)
 

@@ -13,7 +13,7 @@ from pipelines.constants import COUNT_MAX, SCALES, SEED_MAX, is_seed, is_validat
 from pipelines.errors import InvalidArgumentError, InvalidDataError
 from pipelines.info import RawData
 
-__all__ = ["check_arguments", "checked"]
+__all__ = ["check_arguments", "check_shuffle_buffer", "checked"]
 
 
 def check_arguments(
@@ -48,6 +48,21 @@ integer (at most 2147483647) or None, got 0
         raise InvalidArgumentError(
             f"scale (--scale) must be one of {', '.join(SCALES)}, got {scale!r}"
         )
+
+
+def check_shuffle_buffer(shuffle_buffer: int) -> None:
+    """Refuse a ``shuffle_buffer`` of a streamed source that is no whole number of rows >= 1.
+
+    Example:
+        >>> check_shuffle_buffer(0)
+        Traceback (most recent call last):
+        pipelines.errors.InvalidArgumentError: shuffle_buffer (--shuffle-buffer) must be a \
+whole number of rows >= 1, got 0
+    """
+    if not isinstance(shuffle_buffer, numbers.Integral) or isinstance(shuffle_buffer, bool) \
+            or shuffle_buffer < 1:
+        raise InvalidArgumentError("shuffle_buffer (--shuffle-buffer) must be a whole "
+                                   f"number of rows >= 1, got {shuffle_buffer!r}")
 
 
 def _integer_labels(y: np.ndarray, split: str, source: str) -> np.ndarray:

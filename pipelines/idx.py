@@ -25,7 +25,7 @@ import numpy as np
 
 from pipelines.errors import DataFormatError
 
-__all__ = ["IDX_DTYPES", "find_idx_file", "read_idx"]
+__all__ = ["GZIP_MAGIC", "IDX_DTYPES", "find_idx_file", "idx_header", "read_idx"]
 
 # Type code (third byte of the magic number) -> big-endian NumPy dtype.
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -36,14 +36,14 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-_GZIP_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise DataFormatError(f"IDX file {path} does not exist: check the folder name")
     raw = path.read_bytes()
-    if raw[:2] != _GZIP_MAGIC:
+    if raw[:2] != GZIP_MAGIC:
         return raw
     try:
         return gzip.decompress(raw)
@@ -65,34 +65,48 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """
     path = Path(path)
     raw = _read_bytes(path)
-    if len(raw) < 4:
+    shape, dtype, header_size = idx_header(path, raw, len(raw))
+    data = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
+    return data.astype(dtype.newbyteorder("="), copy=True)
+
+
+def idx_header(path: Path, head: bytes, size: int) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, big-endian dtype, header size in bytes)`` of the IDX file ``path`` of
+    ``size`` bytes (uncompressed) that starts with ``head`` (at least its header);
+    :class:`DataFormatError` unless the header is sound and the data exactly as long
+    as it announces.
+
+    Example:
+        >>> idx_header(Path("labels"), bytes([0, 0, 8, 1, 0, 0, 0, 3]), 11)
+        ((3,), dtype('uint8'), 8)
+    """
+    if size < 4:
         raise DataFormatError(
-            f"IDX file {path} is truncated: {len(raw)} bytes, no header; download it again"
+            f"IDX file {path} is truncated: {size} bytes, no header; download it again"
         )
-    zero1, zero2, type_code, ndim = raw[:4]
+    zero1, zero2, type_code, ndim = head[:4]
     if zero1 != 0 or zero2 != 0 or type_code not in IDX_DTYPES or ndim == 0:
         raise DataFormatError(
-            f"IDX file {path} has a wrong magic number 0x{raw[:4].hex()} (expected "
+            f"IDX file {path} has a wrong magic number 0x{head[:4].hex()} (expected "
             "0x0000TTNN with type TT in 08,09,0b,0c,0d,0e): it is not an IDX file; give the "
             "MNIST IDX files (download them again)"
         )
     header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
+    if size < header_size:
         raise DataFormatError(
             f"IDX file {path} is truncated inside its {ndim} dimensions; download it again"
         )
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[type_code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    actual = len(raw) - header_size
+    actual = size - header_size
     if actual != expected:
         problem = "truncated" if actual < expected else "longer than its header says"
         raise DataFormatError(
             f"IDX file {path} is {problem}: header {shape} needs {expected} bytes of "
             f"data, found {actual}; download it again"
         )
-    data = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
-    return data.astype(dtype.newbyteorder("="), copy=True)
+    return shape, dtype, header_size
 
 
 def find_idx_file(folder: str | os.PathLike[str], stem: str, kind: str) -> Path:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,10 @@ from pipelines.idx import find_idx_file, read_idx
 from pipelines.info import RawData
 from pipelines.splitting import split_indices
 
-__all__ = ["DIGITS_TEST_FRACTION", "SOURCES", "Source", "describe", "read_source"]
+__all__ = [
+    "DIGITS_TEST_FRACTION", "SOURCES", "Source", "check_counts", "check_npz_keys", "describe",
+    "idx_folder", "npz_file", "read_source",
+]
 
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_TEST_SEED = 0
@@ -82,7 +86,8 @@ def _value_max(x: np.ndarray) -> float:
     return 1.0
 
 
-def _check_counts(what: str, x: np.ndarray, y: np.ndarray, where: str, fix: str) -> None:
+def check_counts(what: str, x: Any, y: Any, where: str, fix: str) -> None:
+    """Refuse labels that are not one class index per example of ``x``."""
     if y.ndim != 1:
         raise DataFormatError(
             f"{where}: {what} labels must be one class index per example, got shape "
@@ -94,17 +99,43 @@ def _check_counts(what: str, x: np.ndarray, y: np.ndarray, where: str, fix: str)
         )
 
 
-def _read_idx_dir(argument: str, *, source: str, **_: object) -> RawData:
+def idx_folder(argument: str) -> Path:
+    """The folder of an ``idx:`` source, once it exists."""
     folder = Path(argument).expanduser()
     if not folder.is_dir():
         raise DataFormatError(
             f"idx: folder {folder} does not exist; give a folder of MNIST IDX files"
         )
+    return folder
+
+
+_NPZ_WANTED = f"a .npz file (np.savez) with arrays {', '.join(NPZ_KEYS)}, like Keras's mnist.npz"
+
+
+def npz_file(argument: str) -> Path:
+    """The path of an ``npz:`` source, once it is a zip archive."""
+    path = Path(argument).expanduser()
+    if not path.is_file():
+        raise DataFormatError(f"npz: file {path} does not exist; give the path of {_NPZ_WANTED}")
+    if not zipfile.is_zipfile(path):  # NumPy would try it as a pickle: never
+        raise DataFormatError(f"npz: {path} is not a .npz archive; give {_NPZ_WANTED}")
+    return path
+
+
+def check_npz_keys(path: Path, keys: Sequence[str]) -> None:
+    """Refuse an ``npz:`` archive whose arrays (``keys``) lack one of :data:`NPZ_KEYS`."""
+    missing = [key for key in NPZ_KEYS if key not in keys]
+    if missing:
+        raise DataFormatError(f"npz: {path} lacks {', '.join(missing)}; give {_NPZ_WANTED}")
+
+
+def _read_idx_dir(argument: str, *, source: str, **_: object) -> RawData:
+    folder = idx_folder(argument)
     arrays = {}
     for split, stem in (("train", "train"), ("test", "t10k")):
         x = read_idx(find_idx_file(folder, f"{stem}-images", "idx3"))
         y = read_idx(find_idx_file(folder, f"{stem}-labels", "idx1"))
-        _check_counts(split, x, y, f"idx:{folder}", f"{stem}-images and {stem}-labels do not "
+        check_counts(split, x, y, f"idx:{folder}", f"{stem}-images and {stem}-labels do not "
                       "belong together: put the images and labels files of one download there")
         arrays[split] = (x, y)
     (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
@@ -120,17 +151,10 @@ def _read_idx_dir(argument: str, *, source: str, **_: object) -> RawData:
 
 
 def _read_npz(argument: str, *, source: str, **_: object) -> RawData:
-    path = Path(argument).expanduser()
-    wanted = f"a .npz file (np.savez) with arrays {', '.join(NPZ_KEYS)}, like Keras's mnist.npz"
-    if not path.is_file():
-        raise DataFormatError(f"npz: file {path} does not exist; give the path of {wanted}")
-    if not zipfile.is_zipfile(path):  # NumPy would try it as a pickle: never
-        raise DataFormatError(f"npz: {path} is not a .npz archive; give {wanted}")
+    path = npz_file(argument)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [key for key in NPZ_KEYS if key not in npz.files]
-            if missing:
-                raise DataFormatError(f"npz: {path} lacks {', '.join(missing)}; give {wanted}")
+            check_npz_keys(path, npz.files)
             x_train, y_train, x_test, y_test = (np.asarray(npz[key]) for key in NPZ_KEYS)
             names = [str(n) for n in npz["class_names"]] if "class_names" in npz.files else None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
@@ -143,8 +167,8 @@ def _read_npz(argument: str, *, source: str, **_: object) -> RawData:
             f"npz: {path} is damaged or truncated ({error}); write it again with np.savez"
         ) from None
     fix = "x_{0} and y_{0} need one label per example".format
-    _check_counts("train", x_train, y_train, f"npz:{path}", fix("train"))
-    _check_counts("test", x_test, y_test, f"npz:{path}", fix("test"))
+    check_counts("train", x_train, y_train, f"npz:{path}", fix("train"))
+    check_counts("test", x_test, y_test, f"npz:{path}", fix("test"))
     return RawData(
         source=source,
         x_train=x_train,
@@ -224,10 +248,12 @@ SOURCES: tuple[Source, ...] = (
     ),
     Source(
         "idx:DIR",
-        "a folder of MNIST-format IDX files (train-/t10k- images and labels, plain or .gz)",
+        "a folder of MNIST-format IDX files (train-/t10k- images and labels, plain or .gz; "
+        "--stream reads plain ones piece by piece)",
         _read_idx_dir,
     ),
-    Source("npz:PATH", "a Keras-style mnist.npz (x_train, y_train, x_test, y_test)", _read_npz),
+    Source("npz:PATH", "a Keras-style mnist.npz (x_train, y_train, x_test, y_test; --stream "
+           "reads an uncompressed one, np.savez, piece by piece)", _read_npz),
     Source("csv:PATH", "a CSV table with a header row; needs --target COLUMN (README: Your "
            "own table)", _read_table),
     Source("parquet:PATH", "a Parquet table (a file, a folder of shards or a glob); needs "

@@ -338,7 +338,12 @@ CASES = [
       "target (--target) is for a table"),
     # kerasdnn.train: streamed tables (--stream)
     T("stream-for-images", ("--dataset", "digits", "--stream", *OUT),
-      "stream (--stream) is for a table"),
+      "stream (--stream) reads a table (csv:PATH, parquet:PATH), an npz:PATH or an idx:DIR"),
+    T("stream-compressed-npz", ("--dataset", "npz:m.npz", "--stream", *OUT),
+      "is compressed (np.savez_compressed), which cannot be read piece by piece; save it "
+      "with np.savez", setup=lambda f: np.savez_compressed(f / "m.npz", **make_arrays())),
+    T("stream-gzipped-idx", ("--dataset", "idx:d", "--stream", *OUT),
+      "is gzipped, which cannot be read piece by piece; gunzip it", setup=idx(gz=True)),
     T("stream-buffer-without-stream", ("--dataset", "csv:t.csv", "--target", "label",
       "--shuffle-buffer", "100", *OUT), "--shuffle-buffer needs --stream",
       setup=text("t.csv", table_csv())),

@@ -79,9 +79,9 @@ def training_parser(prog: str, description: str, epilog: str) -> ArgumentParser:
                       help='a table\'s column kinds, {"column": "numeric" | "categorical" | '
                       '"drop"} (default: inferred)')
     data.add_argument("--stream", action="store_true",
-                      help="read a csv: or parquet: table piece by piece instead of whole, "
-                      "for tables larger than memory (README: Data larger than memory; "
-                      "default: off)")
+                      help="read a csv: or parquet: table, an npz: file or an idx: folder "
+                      "piece by piece instead of whole, for data larger than memory (README: "
+                      "Data larger than memory; default: off)")
     data.add_argument("--shuffle-buffer", type=setting("shuffle_buffer"), metavar="ROWS",
                       help="with --stream, the rows shuffled together (default: 65536)")
     data.add_argument("--validation-split", type=setting("validation_split", float),

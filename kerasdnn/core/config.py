@@ -223,10 +223,11 @@ class TrainConfig(_JSONConfig):
             ``{column: "numeric" | "categorical" | "drop"}`` (``--features FILE.json``).
         test_data: a table (``csv:PATH``, ``parquet:PATH``) of the same columns used as
             the test split instead of ``test_split`` of the rows.
-        stream: read a ``csv:`` or ``parquet:`` table piece by piece, never whole
-            (:mod:`pipelines.tables.streaming`: one pass to fit the preprocessing,
-            splits by a hash of the row number, a shuffle within windows of rows;
-            in a multi-process run each process reads its own pieces).
+        stream: read a ``csv:`` or ``parquet:`` table, an ``npz:`` file or an ``idx:``
+            folder piece by piece, never whole (:mod:`pipelines.tables.streaming`,
+            :mod:`pipelines.array_stream`: one pass for the statistics, splits by a
+            hash of the row number, a shuffle within windows of rows; in a
+            multi-process run each process reads its own pieces).
         shuffle_buffer: with ``stream``, the rows permuted together per window
             (``None``: 65,536).
         input_path: how the training examples reach the step: ``"resident"`` (kept on

@@ -26,6 +26,7 @@ from pipelines.sources import read_source
 
 __all__ = [
     "REPORT_ROWS",
+    "SampledRows",
     "collect",
     "collect_sample",
     "is_binary",
@@ -164,18 +165,37 @@ def collect_sample(model: Any, dataset: Iterable[Any], *, max_rows: int | None,
             rows.astype(np.int64))
 
 
-def report_rows(info: Any) -> int | None:
-    """The rows a report of ``info``'s splits scores at most: :data:`REPORT_ROWS` for
-    a table read piece by piece (``--stream``), else all (``None``).
+def report_rows(streamed: bool) -> int | None:
+    """The rows a report scores at most: :data:`REPORT_ROWS` for a source read piece by
+    piece (``--stream``), else all (``None``).
 
     Example:
-        >>> import types
-        >>> report_rows(types.SimpleNamespace(table={"stream": {}})), report_rows(
-        ...     types.SimpleNamespace(table=None))
+        >>> report_rows(True), report_rows(False)
         (1000000, None)
     """
-    table = getattr(info, "table", None)
-    return REPORT_ROWS if isinstance(table, Mapping) and "stream" in table else None
+    return REPORT_ROWS if streamed else None
+
+
+class SampledRows:
+    """The rows ``rows`` of ``array`` (e.g. a memory map of a split's images), each read
+    when it is indexed: what a report of a sample shows (its gallery) in the sample's
+    order, without reading the sample's rows at once.
+
+    Example:
+        >>> view = SampledRows(np.arange(10) * 10, np.array([2, 5]))
+        >>> view.shape, int(view[1])
+        ((2,), 50)
+    """
+
+    def __init__(self, array: Any, rows: np.ndarray) -> None:
+        self.array, self.rows = array, np.asarray(rows)
+        self.shape = (len(self.rows), *np.shape(array)[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.asarray(self.array[self.rows[index]])
 
 
 def sampled_from(info: Any, y_true: np.ndarray) -> int | None:
@@ -229,9 +249,10 @@ class _Sample:
                      for i in (0, 2, 3))
 
 
-def validation_predictions(model: Any, splits: Any) -> tuple[np.ndarray, np.ndarray] | None:
+def validation_predictions(model: Any, splits: Any, max_rows: int | None = None
+                           ) -> tuple[np.ndarray, np.ndarray] | None:
     """``(y_true, y_prob)`` of the validation split when the task is binary (its
-    decision threshold is chosen there), else None.
+    decision threshold is chosen there), else None (``max_rows``: :func:`collect`'s).
 
     Example:
         >>> import types
@@ -241,7 +262,7 @@ def validation_predictions(model: Any, splits: Any) -> tuple[np.ndarray, np.ndar
     """
     if splits.info.num_classes != 2 or not splits.info.num_examples.get("validation"):
         return None
-    return collect(model, splits.validation, max_rows=report_rows(splits.info))
+    return collect(model, splits.validation, max_rows=max_rows)
 
 
 def trained_data(record: Mapping[str, Any] | None) -> TrainConfig:
@@ -267,11 +288,13 @@ def trained_data(record: Mapping[str, Any] | None) -> TrainConfig:
 
 
 def load_test_images(
-    dataset: str, *, data_dir: Any = None, manual_dir: Any = None
+    dataset: str, *, data_dir: Any = None, manual_dir: Any = None, stream: bool = False
 ) -> np.ndarray | None:
     """The test images of ``dataset`` as stored (unscaled, in the test split's order)
     for the gallery of mistakes; None when its examples are not images.  The
-    source is read again: ``pipelines.load`` keeps only the scaled examples.
+    source is read again: ``pipelines.load`` keeps only the scaled examples.  With
+    ``stream`` (a run that streamed ``npz:``/``idx:``), the test images memory-mapped:
+    the gallery reads only the few it shows, and the training arrays are not read.
 
     Example:
         >>> load_test_images("digits").shape
@@ -282,6 +305,11 @@ def load_test_images(
 
     if is_table(dataset) or dataset == "dataframe":  # rows of a table are no images
         return None
+    if stream:
+        from pipelines.array_files import stored_arrays
+
+        images = stored_arrays(dataset).x_test.memmap()
+        return images if is_image_batch(images) else None
     images = read_source(dataset, data_dir=data_dir, manual_dir=manual_dir).x_test
     return images if is_image_batch(images) else None
 

@@ -32,6 +32,7 @@ from kerasdnn.core.rundir import (
 )
 from kerasdnn.core.runtime import check_backend, quiet_tensorflow
 from kerasdnn.evaluation.predict import (
+    SampledRows,
     collect_sample,
     is_binary,
     load_test_images,
@@ -101,10 +102,11 @@ def evaluate(
     info = splits.info
     model = _load_model(model_path)
     _check_fits(model, model_path, info)
-    y_true, y_prob, rows = collect_sample(model, splits.test, max_rows=report_rows(info),
-                                          seed=data.seed)
-    validation = validation_predictions(model, splits)
-    images = load_test_images(dataset_name, data_dir=data.data_dir, manual_dir=data.manual_dir)
+    limit = report_rows(data.stream)
+    y_true, y_prob, rows = collect_sample(model, splits.test, max_rows=limit, seed=data.seed)
+    validation = validation_predictions(model, splits, max_rows=limit)
+    images = load_test_images(dataset_name, data_dir=data.data_dir, manual_dir=data.manual_dir,
+                              stream=data.stream)
 
     metadata = {
         "model": str(model_path),
@@ -212,7 +214,7 @@ def _write_outputs(
     info: Any,
     metadata: dict[str, Any],
     validation: tuple[np.ndarray, np.ndarray] | None,
-    images: np.ndarray | None,
+    images: Any,
 ) -> dict[str, Any]:
     """Report files and predictions.npz of ``scored`` (``collect_sample``'s); a new
     folder is removed again on failure."""
@@ -220,6 +222,8 @@ def _write_outputs(
 
     y_true, y_prob, rows = scored
     scored_from = sampled_from(info, y_true)
+    if images is not None and scored_from is not None:
+        images = SampledRows(images, rows)
     created = not out_dir.exists()
     try:
         report = write_report(

@@ -202,19 +202,30 @@ def _export_in_subprocess(run_dir: Path, format: str, target: Path) -> Path:
 
 def _raw_test_split(run_dir: Path, record: dict[str, Any],
                     raw: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The run's test examples as the source gives them, and the run's probabilities."""
+    """The run's test examples as the source gives them, and the run's probabilities
+    (of the report's sample of them, when its ``predictions.npz`` has ``rows``)."""
     y_true, y_prob = read_predictions(run_dir)
-    if raw.y_test.shape != y_true.shape or np.any(raw.y_test != y_true):
+    with np.load(run_dir / PREDICTIONS_FILE) as saved:
+        rows = saved.get("rows")
+    x_test, y_test = (raw.x_test, raw.y_test) if rows is None else (
+        np.asarray(raw.x_test[rows]), raw.y_test[rows])
+    if y_test.shape != y_true.shape or np.any(y_test != y_true):
         raise ExportError(
             f"the test split of {record['dataset'].get('source')} is not the one "
             f"{run_dir / PREDICTIONS_FILE} was made on (labels differ); has the data changed?"
         )
-    return raw.x_test, y_prob
+    return x_test, y_prob
 
 
 def _source(record: dict[str, Any]) -> Any:
-    """``(raw arrays, Scaling)`` of the run's source, as ``pipelines.load`` saw them."""
-    return raw_source_and_scaling(**load_arguments(trained_data(record)))
+    """``(raw arrays, Scaling)`` of the run's source, as ``pipelines.load`` saw them (a
+    streamed ``npz:``/``idx:`` run: its test arrays and its streamed scaling)."""
+    config = trained_data(record)
+    if config.stream:
+        from pipelines.array_stream import raw_test_and_scaling
+
+        return raw_test_and_scaling(**load_arguments(config))
+    return raw_source_and_scaling(**load_arguments(config))
 
 
 def _write(run_dir: Path, scaling: Any, format: str, path: Path, raw_x: np.ndarray) -> None:

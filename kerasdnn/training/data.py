@@ -63,7 +63,10 @@ def _table_arguments(train_config: TrainConfig) -> dict[str, Any]:
         given = {"target": train_config.target, "drop": train_config.drop,
                  "features": train_config.features, "test_data": train_config.test_data,
                  "stream": train_config.stream}
-        return {key: value for key, value in given.items() if value}  # refused by load
+        arguments = {key: value for key, value in given.items() if value}  # refused by load
+        if train_config.stream:  # npz:PATH or idx:DIR piece by piece, or refused by load
+            arguments["shuffle_buffer"] = train_config.shuffle_buffer or SHUFFLE_BUFFER
+        return arguments
     arguments: dict[str, Any] = {
         "target": train_config.target, "drop": train_config.drop,
         "features": train_config.features, "test_split": train_config.test_split,

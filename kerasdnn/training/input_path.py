@@ -8,7 +8,7 @@ takes the resident path wherever it can and the examples fit
 
 * on TensorFlow, which reads its stream in-graph already;
 * with ``--data-parallel``, whose batches are padded and shared out;
-* for a stream that is not the stored examples themselves: a streamed table
+* for a stream that is not the stored examples themselves: a streamed source
   (``--stream``), class weights, the estimator's sample weights;
 * on JAX with ``jit_compile`` off (the gather runs inside the compiled step).
 
@@ -34,7 +34,7 @@ __all__ = ["INPUT_PATHS", "check_requested", "resolve_input_path", "why_not_resi
 def why_not_resident(backend: str, *, data_parallel: bool = False, stream: bool = False,
                      added: bool = False, jit: bool = True) -> str | None:
     """Why the resident path cannot run with these settings (``None``: it can):
-    ``stream``, a streamed table; ``added``, a stream that adds to its stored examples
+    ``stream``, a streamed source; ``added``, a stream that adds to its stored examples
     (class or sample weights, per-batch scaling).
 
     Example:
@@ -46,7 +46,7 @@ def why_not_resident(backend: str, *, data_parallel: bool = False, stream: bool 
     if data_parallel:
         return "data-parallel batches are padded and shared out"
     if stream:
-        return "a streamed table (--stream) is never held whole"
+        return "a streamed source (--stream) is never held whole"
     if added:
         return "the stream adds to its stored examples (class or sample weights)"
     if backend == "jax" and not jit:

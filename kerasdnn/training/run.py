@@ -45,6 +45,7 @@ from kerasdnn.core.rundir import (
 )
 from kerasdnn.core.runtime import check_backend, quiet_tensorflow
 from kerasdnn.evaluation.predict import (
+    SampledRows,
     collect_sample,
     load_test_images,
     report_rows,
@@ -161,7 +162,7 @@ def train(
     check_requested(train_config, model_config, backend)
     if merge_validation and train_config.stream:
         raise ConfigError("a retraining on train + validation holds both in memory, which a "
-                          "streamed table (--stream) cannot; retrain without --stream, or keep "
+                          "streamed source (--stream) cannot; retrain without --stream, or keep "
                           "the run trained on the training split")
     processes, replicas = _start_distribution(
         backend, train_config, coordinator, num_processes, process_id)
@@ -355,10 +356,13 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
     with atomic_path(out_dir / MODEL_FILE) as tmp:
         model.save(tmp)
     fault_point("finish_model")
-    y_true, y_prob, rows = collect_sample(model, splits.test, max_rows=report_rows(info),
+    limit = report_rows(train_config.stream)
+    y_true, y_prob, rows = collect_sample(model, splits.test, max_rows=limit,
                                           seed=train_config.seed)
     scored_from = sampled_from(info, y_true)
     write_predictions(out_dir, y_true, y_prob, rows=None if scored_from is None else rows)
+    images = load_test_images(info.source, data_dir=train_config.data_dir,
+                              manual_dir=train_config.manual_dir, stream=train_config.stream)
     report = write_report(
         out_dir,
         y_true,
@@ -366,9 +370,9 @@ def _finish(run: _Run, model: Any, splits: Any, history: dict[str, list[float]])
         class_names=list(info.class_names),
         history=history,
         title=f"{info.source} · {out_dir.name}",
-        validation=None if run.merge_validation else validation_predictions(model, splits),
-        images=load_test_images(info.source, data_dir=train_config.data_dir,
-                                manual_dir=train_config.manual_dir),
+        validation=(None if run.merge_validation else
+                    validation_predictions(model, splits, max_rows=limit)),
+        images=images if images is None or scored_from is None else SampledRows(images, rows),
         scored_from=scored_from,
     )
     fault_point("finish_report")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.checks import check_arguments
+from pipelines.checks import check_arguments, check_shuffle_buffer
 from pipelines.constants import SHUFFLE_BUFFER, VALIDATION_SPLIT
 from pipelines.errors import InvalidArgumentError, InvalidDataError
 from pipelines.info import DatasetInfo, Splits
@@ -249,10 +249,7 @@ def load_table(
             raise InvalidArgumentError("with stream (--stream), give test_data as csv:PATH or "
                                        "parquet:PATH, not a DataFrame")
         _check_test_split(test_split)
-        if not isinstance(shuffle_buffer, int) or isinstance(shuffle_buffer, bool) or \
-                shuffle_buffer < 1:
-            raise InvalidArgumentError("shuffle_buffer (--shuffle-buffer) must be a whole "
-                                       f"number of rows >= 1, got {shuffle_buffer!r}")
+        check_shuffle_buffer(shuffle_buffer)
         return load_streamed(
             str(source), target=target, drop=drop, features=features, test_split=test_split,
             batch_size=batch_size, validation_split=validation_split, seed=seed, repeat=repeat,
@@ -324,13 +321,17 @@ def load(
     if not is_table(name):
         given = [key for key, value in (("target", target), ("drop", drop),
                                         ("features", features), ("preprocessing", preprocessing),
-                                        ("test_data", test_data),
-                                        ("stream", arguments.pop("stream", False)))
-                 if value]
+                                        ("test_data", test_data)) if value]
         if given:
             raise InvalidArgumentError(
                 f"{given[0]} (--{given[0].replace('_', '-')}) is for a table (csv:PATH, "
                 f"parquet:PATH or a DataFrame), not {name!r}; leave it out")
+        if arguments.pop("stream", False):  # npz:PATH or idx:DIR, piece by piece
+            from pipelines.array_stream import load_streamed_arrays
+
+            for ignored in ("cache", "data_dir", "manual_dir"):
+                arguments.pop(ignored, None)  # nothing cached, no TFDS
+            return load_streamed_arrays(name, **arguments)
         from pipelines.builder import load as load_source
 
         for ignored in ("shuffle_buffer", "shard"):

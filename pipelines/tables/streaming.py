@@ -47,15 +47,22 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from pipelines.constants import SHUFFLE_BUFFER
-from pipelines.errors import InvalidArgumentError, InvalidDataError
+from pipelines.errors import InvalidArgumentError
 from pipelines.info import DatasetInfo, Splits
+from pipelines.piece_stream import (
+    Shard,
+    batched,
+    in_caller,
+    piece_order,
+    shuffle_windows,
+    training_stream,
+)
 from pipelines.read_ahead import read_ahead
 from pipelines.stream import EpochStream, pass_seeds
 from pipelines.tables.encode import Preprocessor
@@ -64,32 +71,6 @@ from pipelines.tables.plan import SPLITS, class_indices, fit_streamed, label_tex
 from pipelines.tables.schema import Column
 
 __all__ = ["Shard", "fit_streamed", "load_streamed", "raw_split", "split_codes"]
-
-_ENDLESS = 2**62  # epochs of an endless stream
-
-
-@dataclasses.dataclass(frozen=True)
-class Shard:
-    """This process's place in a multi-process run: ``index`` of ``count`` processes,
-    ``replicas`` devices in all (a multiple of ``count``)."""
-
-    index: int = 0
-    count: int = 1
-    replicas: int = 1
-
-
-def _deal(records: Sequence[Mapping[str, Any]], count: int) -> list[list[int]]:
-    """The pieces (indices) with training rows dealt to ``count`` processes: largest
-    first, each to the process with the fewest training rows so far."""
-    shares: list[list[int]] = [[] for _ in range(count)]
-    totals = [0] * count
-    for index in sorted((i for i, r in enumerate(records) if r["train"]),
-                        key=lambda i: (-records[i]["train"], i)):
-        process = totals.index(min(totals))
-        shares[process].append(index)
-        totals[process] += records[index]["train"]
-    return [sorted(share) for share in shares]
-
 
 @dataclasses.dataclass(frozen=True)
 class _Reader:
@@ -137,27 +118,9 @@ class _Reader:
                  buffer: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         """The training rows of ``records`` in an order shuffled by ``seed``: pieces in
         a permuted order, rows permuted within windows of at least ``buffer`` rows."""
-        order = np.random.default_rng(list(seed)).permutation(len(records))
-        pending: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
-        window = 0
-
-        def flush() -> tuple[dict[str, np.ndarray], np.ndarray]:
-            columns = {name: np.concatenate([c[name] for c, _ in pending])
-                       for name in pending[0][0]}
-            labels = np.concatenate([y for _, y in pending])
-            permutation = np.random.default_rng([*seed, window]).permutation(len(labels))
-            pending.clear()
-            return {name: v[permutation] for name, v in columns.items()}, labels[permutation]
-
-        size = 0
-        for columns, labels in self.chunks("train", [records[i] for i in order]):
-            pending.append((columns, labels))
-            size += len(labels)
-            if size >= buffer:
-                yield flush()
-                window, size = window + 1, 0
-        if pending:
-            yield flush()
+        order = piece_order(len(records), seed)
+        yield from shuffle_windows(self.chunks("train", [records[i] for i in order]), seed,
+                                   buffer)
 
 
 def raw_split(state: Mapping[str, Any], split: str, rows: np.ndarray | None = None
@@ -209,29 +172,7 @@ def _dataset(reader: _Reader, generate: Callable[..., Iterator[Any]],
     preprocess = Preprocessor(reader.state)
     chunks = tf.data.Dataset.from_generator(generate, args=args or None,
                                             output_signature=signature)
-    return _in_caller(chunks.map(lambda columns, labels: (preprocess(columns), labels)))
-
-
-def _in_caller(dataset: Any) -> Any:
-    """``dataset`` without the prefetch ``tf.data`` adds by default: the generator then
-    runs only when a caller asks for an element, never on a thread of TensorFlow's
-    own that an iterator's deletion would wait for while holding the GIL (a deadlock,
-    at exit too); :func:`read_ahead` reads ahead instead."""
-    from pipelines.tf_setup import tf
-
-    options = tf.data.Options()
-    options.experimental_optimization.inject_prefetch = False
-    return dataset.with_options(options)
-
-
-def _batched(dataset: Any, batch_size: int | None, count: int) -> Any:
-    from pipelines.tf_setup import tf
-
-    if batch_size is None:
-        return _in_caller(dataset.unbatch().apply(
-            tf.data.experimental.assert_cardinality(count)))
-    return _in_caller(dataset.rebatch(batch_size).apply(
-        tf.data.experimental.assert_cardinality(math.ceil(count / batch_size))))
+    return in_caller(chunks.map(lambda columns, labels: (preprocess(columns), labels)))
 
 
 def _training_stream(reader: _Reader, *, batch_size: int, seed: int, buffer: int,
@@ -239,78 +180,17 @@ def _training_stream(reader: _Reader, *, batch_size: int, seed: int, buffer: int
     """The endless training stream; with several processes, this process's share."""
     from pipelines.tf_setup import tf
 
-    all_records = reader.records("train")
-    shares = _deal(all_records, shard.count)
-    if not shares[shard.index]:
-        raise InvalidDataError(
-            f"{reader.where} has {sum(1 for s in shares if s)} piece(s) with training rows "
-            f"for {shard.count} processes; split it into more files (a folder or glob of "
-            "CSV or Parquet shards) or write Parquet with smaller row groups")
-    records = [all_records[i] for i in shares[shard.index]]
-
     @tf.autograph.experimental.do_not_convert  # builds a generator's dataset: no graph
-    def epoch_rows(epoch: Any) -> Any:
+    def epoch_rows(records: Sequence[Mapping[str, Any]], index: int, epoch: Any) -> Any:
         def generate(epoch: np.int64) -> Iterator[Any]:
-            yield from read_ahead(reader.shuffled(records, (seed, int(epoch), shard.index),
-                                                  buffer))
+            yield from read_ahead(reader.shuffled(records, (seed, int(epoch), index), buffer))
 
         return _dataset(reader, generate, (epoch,))
 
-    if shard.count == 1:
-        def blocks(first_epoch: int, batches_per_block: int) -> Any:
-            return _in_caller(tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(
-                lambda epoch: epoch_rows(epoch).rebatch(batch_size * batches_per_block)
-            ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)))
-
-        total = sum(record["train"] for record in records)
-        return EpochStream(batch_size, math.ceil(total / batch_size), blocks,
-                           python_reader=True)
-    return _sharded_stream(epoch_rows, [sum(all_records[i]["train"] for i in share)
-                                        for share in shares], batch_size, shard)
-
-
-def _sharded_stream(epoch_rows: Callable[[Any], Any], rows: Sequence[int], batch_size: int,
-                    shard: Shard) -> EpochStream:
-    """This process's padded, weighted ``(x, y, sample_weight)`` share of each global
-    batch: ``rows[p]`` training rows in process ``p``'s pieces."""
-    from pipelines.tf_setup import tf
-
-    count, index = shard.count, shard.index
-    takes = [batch_size // count + (p < batch_size % count) for p in range(count)]
-    steps = max(math.ceil(n / take) for n, take in zip(rows, takes, strict=True))
-    padded = math.ceil(batch_size / shard.replicas) * shard.replicas
-    slot = padded // count
-    real = np.array([[min(take, max(0, n - k * take)) for n, take in zip(rows, takes,
-                                                                           strict=True)]
-                     for k in range(steps)]).sum(axis=1)
-    weights = tf.constant(padded / real, tf.float32)  # per step: the real rows weigh it all
-    own_steps = math.ceil(rows[index] / takes[index])
-
-    def epoch_batches(epoch: Any) -> Any:
-        batches = epoch_rows(epoch).rebatch(takes[index])
-        width = batches.element_spec[0].shape[-1]
-        empty = tf.data.Dataset.from_tensors(
-            (tf.zeros([0, width], tf.float32), tf.zeros([0], tf.int32))
-        ).repeat(steps - own_steps)
-
-        def pad(step: Any, batch: Any) -> tuple[Any, Any, Any]:
-            x, y = batch
-            extra = slot - tf.shape(y)[0]
-            weight = tf.concat([tf.fill(tf.shape(y), tf.gather(weights, step)),
-                                tf.zeros([extra], tf.float32)], 0)
-            return (tf.pad(x, [[0, extra], [0, 0]]), tf.pad(y, [[0, extra]]), weight)
-
-        return batches.concatenate(empty).enumerate().map(pad)
-
-    def joined(*block: Any) -> tuple[Any, ...]:  # every batch has slot rows: one reshape
-        return tuple(tf.reshape(part, [-1, *part.shape[2:]]) for part in block)
-
-    def blocks(first_epoch: int, batches_per_block: int) -> Any:
-        return _in_caller(tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(
-            lambda epoch: epoch_batches(epoch).batch(batches_per_block).map(joined)
-        ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)))
-
-    return EpochStream(slot, steps, blocks, sharded=True, python_reader=True)
+    return training_stream(reader.records("train"), epoch_rows, batch_size=batch_size,
+                           shard=shard, where=reader.where,
+                           too_few="split it into more files (a folder or glob of CSV or "
+                           "Parquet shards) or write Parquet with smaller row groups")
 
 
 def load_streamed(
@@ -327,7 +207,7 @@ def load_streamed(
     preprocessing: Mapping[str, Any] | None = None,
     test_data: str | None = None,
     shuffle_buffer: int = SHUFFLE_BUFFER,
-    shard: Shard = Shard(),
+    shard: Shard | None = None,
 ) -> Splits:
     """:func:`pipelines.tables.load.load_table` of a ``csv:`` or ``parquet:`` table that is
     read piece by piece, never whole (the module's docstring says how); the
@@ -358,7 +238,7 @@ def load_streamed(
     made: dict[str, Any] = {}
     for split in ("validation", "test"):
         records = reader.records(split)
-        made[split] = _batched(_dataset(reader, lambda records=records, split=split:
+        made[split] = batched(_dataset(reader, lambda records=records, split=split:
                                         read_ahead(reader.chunks(split, records))),
                                batch_size, counts[split])
     stream = None
@@ -367,11 +247,11 @@ def load_streamed(
             raise InvalidArgumentError("repeat=True needs a batch_size: an endless stream is "
                                        "made of batches")
         stream = _training_stream(reader, batch_size=batch_size, seed=int(seed),
-                                  buffer=int(shuffle_buffer), shard=shard)
+                                  buffer=int(shuffle_buffer), shard=shard or Shard())
         made["train"] = stream.dataset
     else:
         records = reader.records("train")
-        made["train"] = _batched(pass_seeds(int(seed)).flat_map(lambda pass_seed: _dataset(
+        made["train"] = batched(pass_seeds(int(seed)).flat_map(lambda pass_seed: _dataset(
             reader, lambda p: read_ahead(reader.shuffled(records, (int(seed), int(p)),
                                                          shuffle_buffer)),
             (pass_seed[1],))), batch_size, counts["train"])

@@ -234,7 +234,8 @@ def test_text_below_the_inferred_rows_of_a_numeric_column_is_one_clear_error(
 
 
 def test_stream_is_refused_where_there_is_nothing_to_stream() -> None:
-    with pytest.raises(InvalidArgumentError, match=r"stream .* is for a table"):
+    with pytest.raises(InvalidArgumentError, match=r"stream .* an npz:PATH or an idx:DIR "
+                       r"piece by piece, not 'digits'"):
         pipelines.load("digits", stream=True)
     with pytest.raises(InvalidArgumentError, match="a DataFrame is in memory already"):
         pipelines.load(table(), target="label", stream=True)

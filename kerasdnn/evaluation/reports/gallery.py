@@ -74,7 +74,8 @@ def misclassified_figure(
         y_prob: probabilities ``(n, k)`` (or a binary layout, as in the reports).
         class_names: one name per class (default ``"0"``, ``"1"``, …).
     """
-    images = np.asarray(images)
+    if not hasattr(images, "shape"):  # an array (or a memory map, a lazy view) stays one
+        images = np.asarray(images)
     y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
     prob = as_probabilities(y_prob, num_examples=y_true.shape[0])
     if not is_image_batch(images) or images.shape[0] != y_true.shape[0]:
