@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +15,10 @@ import numpy as np
 import pytest
 
 from kerasdnn.core.rundir import CONFIG_FILE, REPORT_JSON
-from kerasdnn.training.faults import ENV as KERASDNN_FAULT
 from tests.conftest import REPO_ROOT
 from tests.kerasdnn.test_train import run_train
 from tests.kerasdnn.training.test_data_parallel import run_two_processes
-from tests.kerasdnn.training.test_streamed_run import accuracy, history
+from tests.kerasdnn.training.test_streamed_run import accuracy, resumed_after_a_kill
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 pytestmark = pytest.mark.slow
@@ -76,15 +74,8 @@ def test_evaluate_reads_the_same_test_rows(streamed_run: Path) -> None:
 
 def test_a_killed_streamed_npz_run_resumes_exactly_and_exports(
         streamed_run: Path, digits_npz: str, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    killed = run_train(*args(digits_npz, "--out", str(out)),
-                       env={KERASDNN_FAULT: "epoch_end:1"})
-    assert killed.returncode == -signal.SIGKILL
-    resumed = run_train(*args(digits_npz, "--out", str(out), "--resume"))
-    assert resumed.returncode == 0, resumed.stderr
-    for key, values in history(streamed_run).items():
-        if key != "epoch":
-            np.testing.assert_allclose(history(out)[key], values, rtol=1e-6, err_msg=key)
+    out = resumed_after_a_kill(args(digits_npz), tmp_path / "run", "epoch_end:1",
+                               streamed_run)
     if BACKEND == "tensorflow":  # the export runs on TensorFlow, whichever backend trained
         exported = subprocess.run(
             [sys.executable, "-m", "kerasdnn.export", str(out), "--format", "tf_saved_model"],

@@ -51,6 +51,20 @@ def history(run: Path) -> dict[str, np.ndarray]:
     return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
 
 
+def resumed_after_a_kill(arguments: tuple[str, ...], out: Path, fault: str,
+                         uninterrupted: Path) -> Path:
+    """``out``: a run of ``arguments`` killed at ``fault`` and resumed, whose history is
+    checked to equal the ``uninterrupted`` run's (epoch ``e``'s order: the seed and ``e``)."""
+    killed = run_train(*arguments, "--out", str(out), env={KERASDNN_FAULT: fault})
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run_train(*arguments, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    for key, values in history(uninterrupted).items():
+        if key != "epoch":
+            np.testing.assert_allclose(history(out)[key], values, rtol=1e-6, err_msg=key)
+    return out
+
+
 def accuracy(run: Path) -> float:
     return json.loads((run / REPORT_JSON).read_text())["accuracy"]
 
@@ -128,15 +142,8 @@ def test_a_run_whose_report_is_a_sample_exports_checked_on_the_sampled_rows(
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="a table's export runs on TensorFlow")
 def test_a_killed_streamed_run_resumes_exactly_and_exports(
         streamed_run: Path, digits_table: str, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    killed = run_train(*args(digits_table, "--out", str(out)),
-                       env={KERASDNN_FAULT: "epoch_end:2"})
-    assert killed.returncode == -signal.SIGKILL
-    resumed = run_train(*args(digits_table, "--out", str(out), "--resume"))
-    assert resumed.returncode == 0, resumed.stderr
-    for key, values in history(streamed_run).items():
-        if key != "epoch":
-            np.testing.assert_allclose(history(out)[key], values, rtol=1e-6, err_msg=key)
+    out = resumed_after_a_kill(args(digits_table), tmp_path / "run", "epoch_end:2",
+                               streamed_run)
     exported = subprocess.run(
         [sys.executable, "-m", "kerasdnn.export", str(out), "--format", "tf_saved_model"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
