@@ -51,8 +51,7 @@ from pipelines.piece_stream import (
     Shard,
     batched,
     in_caller,
-    piece_order,
-    shuffle_windows,
+    shuffled_pieces,
     training_stream,
 )
 from pipelines.read_ahead import read_ahead
@@ -127,9 +126,8 @@ class _Rows:
 
     def shuffled(self, records: Sequence[Mapping[str, Any]], seed: Sequence[int],
                  buffer: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        order = piece_order(len(records), seed)
-        return self.scaled(shuffle_windows(self.chunks("train", [records[i] for i in order]),
-                                           seed, buffer))
+        return self.scaled(shuffled_pieces(
+            records, lambda pieces: self.chunks("train", pieces), seed, buffer))
 
 
 @dataclasses.dataclass

@@ -52,3 +52,6 @@ def is_seed(value: object) -> bool:
     """The one seed rule: an integer 0 .. :data:`SEED_MAX` (not a bool)."""
     return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
             and 0 <= value <= SEED_MAX)
+
+
+ENDLESS_EPOCHS = 2**62  # the epochs of an endless stream (tf.data.Dataset.range's end)

@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.constants import ENDLESS_EPOCHS
 from pipelines.errors import InvalidDataError
 from pipelines.stream import EpochStream
 
 __all__ = ["Shard", "batched", "deal", "in_caller", "piece_order", "sharded_stream",
-           "shuffle_windows", "training_stream"]
+           "shuffle_windows", "shuffled_pieces", "training_stream"]
 
-_ENDLESS = 2**62  # epochs of an endless stream
 
 Chunk = tuple[dict[str, np.ndarray], np.ndarray]  # (columns or {"x": rows}, labels)
 
@@ -72,6 +72,24 @@ def piece_order(count: int, seed: Sequence[int]) -> np.ndarray:
         [0, 1, 2, 3]
     """
     return np.random.default_rng(list(seed)).permutation(count)
+
+
+def shuffled_pieces(records: Sequence[Mapping[str, Any]],
+                    read: Callable[[list[Mapping[str, Any]]], Iterator[Chunk]],
+                    seed: Sequence[int], buffer: int) -> Iterator[Chunk]:
+    """The chunks ``read`` gives of the pieces ``records`` taken in :func:`piece_order`,
+    in windows of at least ``buffer`` rows permuted by :func:`shuffle_windows`: one
+    epoch's training rows, shuffled by ``seed``.
+
+    Example:
+        >>> def read(pieces):
+        ...     return iter([({"x": np.arange(p, p + 2)}, np.arange(p, p + 2)) for p in pieces])
+        >>> chunks = shuffled_pieces([0, 2, 4], read, (1, 0), 3)
+        >>> sorted(np.concatenate([y for _, y in chunks]).tolist())
+        [0, 1, 2, 3, 4, 5]
+    """
+    order = piece_order(len(records), seed)
+    return shuffle_windows(read([records[i] for i in order]), seed, buffer)
 
 
 def shuffle_windows(chunks: Iterator[Chunk], seed: Sequence[int], buffer: int
@@ -150,7 +168,7 @@ def training_stream(records: Sequence[Mapping[str, Any]],
 
     if shard.count == 1:
         def blocks(first_epoch: int, batches_per_block: int) -> Any:
-            return in_caller(tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(
+            return in_caller(tf.data.Dataset.range(first_epoch, ENDLESS_EPOCHS).flat_map(
                 lambda epoch: own_rows(epoch).rebatch(batch_size * batches_per_block)
             ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)))
 
@@ -198,7 +216,7 @@ def sharded_stream(epoch_rows: Callable[[Any], Any], rows: Sequence[int], batch_
         return tuple(tf.reshape(part, [-1, *part.shape[2:]]) for part in block)
 
     def blocks(first_epoch: int, batches_per_block: int) -> Any:
-        return in_caller(tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(
+        return in_caller(tf.data.Dataset.range(first_epoch, ENDLESS_EPOCHS).flat_map(
             lambda epoch: epoch_batches(epoch).batch(batches_per_block).map(joined)
         ).apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)))
 

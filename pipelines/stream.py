@@ -24,13 +24,14 @@ import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from pipelines.constants import ENDLESS_EPOCHS
+
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.tf_setup import tf
 
 __all__ = ["EpochStream", "Examples", "epoch_order", "epoch_stream", "one_pass", "pass_seeds",
            "reshuffled"]
 
-_ENDLESS = 2**62  # epochs of an endless stream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +161,7 @@ def epoch_stream(examples: Examples, *, batch_size: int, seed: int) -> EpochStre
 
     def blocks(first_epoch: int, batches_per_block: int) -> tf.data.Dataset:
         seed_tensor = tf.constant(int(seed), tf.int64)
-        return tf.data.Dataset.range(first_epoch, _ENDLESS).flat_map(
+        return tf.data.Dataset.range(first_epoch, ENDLESS_EPOCHS).flat_map(
             lambda epoch: _shuffled_pass(examples, tf.stack([seed_tensor, epoch]),
                                          batch_size * batches_per_block)
         ).apply(

@@ -59,8 +59,7 @@ from pipelines.piece_stream import (
     Shard,
     batched,
     in_caller,
-    piece_order,
-    shuffle_windows,
+    shuffled_pieces,
     training_stream,
 )
 from pipelines.read_ahead import read_ahead
@@ -118,9 +117,8 @@ class _Reader:
                  buffer: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         """The training rows of ``records`` in an order shuffled by ``seed``: pieces in
         a permuted order, rows permuted within windows of at least ``buffer`` rows."""
-        order = piece_order(len(records), seed)
-        yield from shuffle_windows(self.chunks("train", [records[i] for i in order]), seed,
-                                   buffer)
+        return shuffled_pieces(records, lambda pieces: self.chunks("train", pieces), seed,
+                               buffer)
 
 
 def raw_split(state: Mapping[str, Any], split: str, rows: np.ndarray | None = None
