@@ -344,7 +344,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device-prefetch", choices=("on", "off"), default="on",
                         help="pipelines.device.prefetch_to_device on the kerasdnn path")
     parser.add_argument("--steps-per-execution", type=int, default=DEFAULT_STEPS_PER_EXECUTION,
-                        help="kerasdnn's steps per compiled call (TensorFlow, JAX; default: "
+                        help="kerasdnn's steps per call (default: "
                              "kerasdnn's own, %(default)s)")
     add_worker_arguments(parser, [*BACKENDS, PURE_TORCH])
     parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)

@@ -215,6 +215,7 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
     import kerasdnn
     from kerasdnn.network.steps import is_finite
     from kerasdnn.network.steps.torch import fused_global_norm
+    from kerasdnn.network.steps.torch_native import metrics_for
 
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -278,6 +279,19 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         with torch.no_grad():
             model.optimizer.apply(gradients, model.trainable_weights)
 
+    native_metrics = metrics_for(model, plan)
+    one = torch.tensor(1.0)
+
+    def native_metrics_update() -> None:
+        native_metrics.update(one, one, y32, y_pred)
+
+    def native_metrics_logs() -> None:
+        native_metrics.update(one, one, y32, y_pred)
+        native_metrics.results()
+
+    train_function = model.make_train_function()
+    call = [(x, y32)] * DEFAULT_STEPS_PER_EXECUTION
+
     def keras_metrics() -> None:
         with torch.no_grad():
             model._loss_tracker.update_state(torch.tensor(1.0), sample_weight=BATCH_SIZE)
@@ -292,6 +306,8 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         "PyTorch classic loop, whole step": repeated(classic_step),
         "kerasdnn train_step, whole step (native path)": repeated(
             lambda: model.train_step((x, y32))),
+        f"kerasdnn train_function, {DEFAULT_STEPS_PER_EXECUTION} steps per call (native)":
+            repeated(lambda: train_function(call)),
         "kerasdnn train_step, whole step (Keras path)": repeated(keras_path_step),
         "PyTorch: forward + loss": repeated(lambda: criterion(net(x), y)),
         "kerasdnn native: forward + loss": repeated(native_forward_loss),
@@ -302,9 +318,13 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         "kerasdnn: global norm + finite check (one host read)": repeated(norm_and_guard),
         "PyTorch: optimizer.step()": repeated(optimizer.step),
         "kerasdnn: optimizer.apply()": repeated(keras_update),
-        "kerasdnn: loss, grad_norm and accuracy metrics": repeated(keras_metrics),
+        "kerasdnn native: loss, grad_norm and accuracy metrics": repeated(
+            native_metrics_update),
+        "kerasdnn native: metrics and their logs read out": repeated(native_metrics_logs),
+        "kerasdnn Keras path: loss, grad_norm and accuracy metrics": repeated(keras_metrics),
     }
-    return {name: per_step_ms(run, n, repeats) for name, run in rows.items()}
+    steps = {name: DEFAULT_STEPS_PER_EXECUTION * n if "per call" in name else n for name in rows}
+    return {name: per_step_ms(run, steps[name], repeats) for name, run in rows.items()}
 
 
 # Rows of a framework's own parts, measured before or after the kerasdnn rows.

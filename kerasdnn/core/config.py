@@ -125,10 +125,11 @@ class ModelConfig(_JSONConfig):
         seed: seed of the initial weights and of dropout.
         metrics: training metrics, from ``METRICS``.
         jit_compile: compile the step with XLA where the backend supports it.
-        steps_per_execution: training steps per compiled call: TensorFlow loops
-            over them inside one graph call, JAX inside one ``lax.scan``; batch-level
-            callbacks and the progress bar see one call.  ``kerasdnn.train`` lowers
-            it to a divisor of the steps per epoch; always 1 on PyTorch.
+        steps_per_execution: training steps per call: TensorFlow loops over them
+            inside one graph call, JAX inside one ``lax.scan``, PyTorch runs them one
+            after another (:mod:`kerasdnn.network.steps.torch`); batch-level callbacks
+            and the progress bar see one call.  ``kerasdnn.train`` lowers it to a
+            divisor of the steps per epoch.
         lr_schedule: the learning rate over training, one of ``LR_SCHEDULES``
             (:mod:`kerasdnn.training.schedules`): ``constant``; ``cosine`` decay to ``min_lr``
             at the last epoch; ``step``: times ``lr_drop`` every ``lr_drop_every``

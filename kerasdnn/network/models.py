@@ -32,7 +32,6 @@ from kerasdnn.network.initializers import NumpyGlorotUniform
 from kerasdnn.network.step_metrics import LogitsAUC, SkippedSteps
 from kerasdnn.network.steps import GRAD_NORM, SKIPPED_STEPS, step_class
 from kerasdnn.training.schedules import Warmup  # noqa: F401  (registered: a saved optimizer may use it)
-from pipelines.backends import backend_spec
 
 __all__ = ["DNN", "build_model"]
 
@@ -102,13 +101,9 @@ class DNN(step_class(), keras.Model):
 
         Keras 3.15 records the PyTorch optimizers under their backend module
         (``keras.src.backend.torch.optimizers...``), which other backends then
-        import; such entries are mapped back to ``keras.optimizers``.  On PyTorch
-        ``steps_per_execution`` becomes 1 (Keras 3.15 refuses anything else there).
+        import; such entries are mapped back to ``keras.optimizers``.
         """
-        config = _portable(dict(config))
-        if not backend_spec(keras.backend.backend()).steps_per_execution:
-            config["steps_per_execution"] = 1
-        super().compile_from_config(config)
+        super().compile_from_config(_portable(dict(config)))
 
     def get_config(self) -> dict[str, Any]:
         config = {"name": self.name, "model_config": self.model_config.to_dict()}
@@ -154,11 +149,7 @@ def build_model(config: ModelConfig | Mapping[str, Any] | None = None,
         # Weighted: a data-parallel batch's zero-weight filler rows must not count.
         weighted_metrics=[_metric(config, name) for name in config.metrics],
         jit_compile=config.jit_compile,
-        # Keras 3.15 requires 1 on PyTorch; the config keeps what was asked.
-        steps_per_execution=(
-            config.steps_per_execution
-            if backend_spec(keras.backend.backend()).steps_per_execution else 1
-        ),
+        steps_per_execution=config.steps_per_execution,
     )
     return model
 

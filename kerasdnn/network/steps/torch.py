@@ -18,6 +18,13 @@ Two ways to the loss and gradients, same numbers within float rounding:
 Either way the optimizer (Keras's, already fused with ``torch._foreach_*``), the
 metrics and the guard are the same code.
 
+``steps_per_execution`` batches per call of ``train_function``, ``test_function``
+and ``predict_function``, one step after the other: Keras 3.15 refuses more than
+one on PyTorch, whose step is eager anyway; here a call runs every batch Keras's
+epoch iterator hands it, so the per-call work of the ``fit`` loop (the batch
+callbacks, their thread-pool dispatch) is paid once per K steps, as on JAX and
+TensorFlow.  The steps, and so the numbers, are the same for any K.
+
 In a data-parallel run (``--data-parallel`` over ``torch.distributed``) each
 process's gradients, loss and real rows are averaged across the processes before
 the guard reads them (:mod:`kerasdnn.network.steps.torch_parallel`).
@@ -87,15 +94,77 @@ class TorchStep:
             cached = _PLANS[self] = (key, plan, None if plan is None else metrics_for(self, plan))
         return cached[1], cached[2]
 
+    def make_train_function(self, force: bool = False) -> Callable[[list[Any]], Any]:
+        """``train_function(batches)``: a training step on each of ``batches`` (up to
+        ``steps_per_execution``), the last one's logs (Keras's takes one batch)."""
+        if self.train_function is None or force:
+            if type(self).train_step is TorchStep.train_step and not self._should_torch_compile():
+                self.train_function = self._train_batches
+            else:  # a subclass's own train_step, or the compiled one: a step per batch
+                self.train_function = _each_batch(self._compiled(self.train_step))
+        return self.train_function
+
+    def _train_batches(self, batches: list[Any]) -> dict[str, Any]:
+        """A training step on each of ``batches``; the logs of the last one only (the
+        ones before it update the metrics without reading them out)."""
+        for batch in batches[:-1]:
+            self._train(batch, logs=False)
+        return self._train(batches[-1], logs=True)
+
+    def make_test_function(self, force: bool = False) -> Callable[[list[Any]], Any]:
+        """``test_function(batches)``: a test step on each of ``batches``, without
+        gradients; the last one's logs."""
+        if self.test_function is None or force:
+            self.test_function = torch.no_grad()(_each_batch(self._compiled(self.test_step)))
+        return self.test_function
+
+    def make_predict_function(self, force: bool = False) -> Callable[[list[Any]], Any]:
+        """``predict_function(batches)``: the predictions of each of ``batches``, joined
+        along the batch axis, without gradients."""
+        if self.predict_function is None or force:
+            step = self._compiled(self.predict_step)
+
+            @torch.no_grad()
+            def predict_function(batches: list[Any]) -> Any:
+                outputs = [step(batch) for batch in batches]
+                if len(outputs) == 1:
+                    return outputs[0]
+                return keras.tree.map_structure(lambda *parts: torch.cat(parts), *outputs)
+
+            self.predict_function = predict_function
+        return self.predict_function
+
+    def _symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        """Keras's build from a first batch, drawing one batch, not a call's worth."""
+        # Overrides a private Keras method: Keras 3.15's PyTorch epoch iterator hands out
+        # steps_per_execution batches at a time, and of a Python generator's it puts back
+        # only the 2 it peeked at; drawing K > 2 for the build would lose batches.
+        if iterator is None:
+            super()._symbolic_build(data_batch=data_batch)
+            return
+        per_call, iterator.steps_per_execution = iterator.steps_per_execution, 1
+        try:
+            super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+        finally:
+            iterator.steps_per_execution = per_call
+
+    def _compiled(self, step: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``step`` under ``torch.compile`` where ``jit_compile`` asks for it (Keras's rule)."""
+        return torch.compile(step) if self._should_torch_compile() else step
+
     def train_step(self, data: Any) -> dict[str, Any]:
+        return self._train(data, logs=True)
+
+    def _train(self, data: Any, logs: bool) -> dict[str, Any] | None:
+        """The training step on ``data``; its logs when ``logs`` (else maybe ``None``)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         plan, metrics = self._native()
         if plan is not None and plan.accepts(x, y, sample_weight):
-            return self._native_train_step(plan, metrics, x, y)
+            return self._native_train_step(plan, metrics, x, y, logs)
         return self._keras_train_step(x, y, sample_weight)
 
     def _native_train_step(self, plan: NativePlan, metrics: NativeMetrics | None, x: Any,
-                           y: Any) -> dict[str, Any]:
+                           y: Any, logs: bool = True) -> dict[str, Any] | None:
         seeds = plan.save_seeds()
         y_pred, updates = plan.forward(x)
         loss = plan.loss(y, y_pred)
@@ -107,7 +176,7 @@ class TorchStep:
                 loss, y_pred, gradients, trainable_weights, x, y, None,
                 keep=lambda: plan.apply_updates(updates),
                 put_back=lambda: plan.restore_seeds(seeds),
-                metrics=metrics)
+                metrics=metrics, logs=logs)
 
     def _keras_train_step(self, x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:
         non_trainable = self.non_trainable_variables
@@ -137,12 +206,14 @@ class TorchStep:
     def _update_or_skip(self, loss: Any, y_pred: Any, gradients: list[Any],
                         trainable_weights: Sequence[Any], x: Any, y: Any, sample_weight: Any,
                         keep: Callable[[], None], put_back: Callable[[], None],
-                        metrics: NativeMetrics | None = None) -> dict[str, Any]:
+                        metrics: NativeMetrics | None = None,
+                        logs: bool = True) -> dict[str, Any] | None:
         """The step after the gradients: norm, guard, clipping, update, metrics.
 
         ``keep()`` runs before a kept step's update, ``put_back()`` on a skipped
         step (the non-trainable state each path has to finish or restore);
-        ``metrics``: native metric updates instead of Keras's ``update_state``.
+        ``metrics``: native metric updates instead of Keras's ``update_state``;
+        ``logs=False``: a native step returns ``None`` instead of reading them out.
         """
         rows = None
         if torch_parallel.processes() > 1:  # the global batch's, identical everywhere
@@ -159,13 +230,15 @@ class TorchStep:
             self.skipped_steps_tracker.update_state()
             if handles_overflow(self.optimizer) and bool(torch.isfinite(loss)):
                 lower_loss_scale(self.optimizer)
-            return self.get_metrics_result()
+            return self.get_metrics_result() if logs else None
         keep()
         self.optimizer.apply(gradients, trainable_weights)
         if rows is not None:
             torch_parallel.average_state(_moving_statistics(self))
         if metrics is not None:
             metrics.update(loss, norm, y, y_pred, rows)
+            if not logs:
+                return None
             if metrics.order and rows is None:
                 return metrics.results()
             return self.get_metrics_result()
@@ -190,6 +263,15 @@ class TorchStep:
             return super().get_metrics_result()
         with torch_parallel.summed(compiled.variables):
             return super().get_metrics_result()
+
+
+def _each_batch(step: Callable[[Any], Any]) -> Callable[[list[Any]], Any]:
+    """``function(batches)``: ``step`` on each batch in turn, the last one's result."""
+    def steps(batches: list[Any]) -> Any:
+        for batch in batches:
+            result = step(batch)
+        return result
+    return steps
 
 
 def _real_rows(y_pred: Any, sample_weight: Any) -> Any:

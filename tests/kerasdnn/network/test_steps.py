@@ -5,7 +5,7 @@
   from weights stored in tests/data, for the softmax and the sigmoid head;
 * global-norm clipping and the logged ``grad_norm``;
 * the non-finite guard (``skipped_steps``), through ``train_on_batch`` and ``fit``,
-  with ``steps_per_execution > 1`` where Keras allows it.
+  with ``steps_per_execution > 1`` (PyTorch included: its steps run one after another).
 """
 
 from __future__ import annotations
@@ -215,9 +215,7 @@ def _fit_dataset(batches):
 
 
 @pytest.mark.parametrize("steps_per_execution", [1, 3])
-def test_fit_skips_the_bad_batch_and_trains_on_the_others(start, backend, steps_per_execution):
-    if steps_per_execution > 1 and backend == "torch":
-        pytest.skip("Keras 3.15 requires steps_per_execution == 1 on PyTorch")
+def test_fit_skips_the_bad_batch_and_trains_on_the_others(start, steps_per_execution):
     b0, b1, b2 = _batches(start, 3)
     bad = (b1[0].copy(), b1[1])
     bad[0][7, 7] = np.nan
@@ -231,6 +229,21 @@ def test_fit_skips_the_bad_batch_and_trains_on_the_others(start, backend, steps_
     _, _, final = reference.train(_start_weights(start), [b0, b2], learning_rate=0.01,
                                   momentum=0.9)
     _assert_weights_close(model, final, atol=1e-6)
+
+
+def test_evaluate_and_predict_take_every_batch_at_several_steps_per_execution(start):
+    """10 rows in batches of 4 at 3 steps per call: one call of 3 batches, the last
+    one short; every row is scored, as at one step per call."""
+    x, y = start["x"][:10], start["y"][:10]
+    one, three = (_model_from(start, steps_per_execution=k) for k in (1, 3))
+    assert three.steps_per_execution == 3
+    np.testing.assert_allclose(three.predict(x, batch_size=4, verbose=0),
+                               one.predict(x, batch_size=4, verbose=0), atol=1e-6)
+    got, want = (model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+                 for model in (three, one))
+    assert got.keys() == want.keys()
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-6, err_msg=name)
 
 
 # -- the PyTorch-native path -----------------------------------------------------------------

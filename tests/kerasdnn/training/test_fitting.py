@@ -52,8 +52,7 @@ def test_a_fit_from_an_epoch_continues_the_unbroken_fit(splits) -> None:
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
-def test_steps_per_execution_divide_an_epoch_and_callbacks_keep_their_order(
-        splits, backend) -> None:
+def test_steps_per_execution_divide_an_epoch_and_callbacks_keep_their_order(splits) -> None:
     import keras
 
     seen: list[str] = []
@@ -69,7 +68,7 @@ def test_steps_per_execution_divide_an_epoch_and_callbacks_keep_their_order(
     model = _model(steps_per_execution=4)  # 6 steps per epoch: 3 per call
     fit_stream(model, splits.stream, epochs=1, callbacks=[Note("a"), None, Note("b")],
                verbose=0)
-    assert model.steps_per_execution == (1 if backend == "torch" else 3)
+    assert model.steps_per_execution == 3
     assert steps_per_execution_for(13, 10) == 1 and steps_per_execution_for(540, 10) == 10
     assert seen == ["a", "b"]
 
@@ -98,8 +97,8 @@ def test_merge_validation_trains_on_train_and_validation(tmp_path: Path) -> None
 
 
 def test_steps_per_execution_changes_speed_not_results(tmp_path: Path) -> None:
-    """Several steps per compiled call (TensorFlow's graph loop, the JAX scan, the
-    batches fetched together) train on the same batches as one step per call."""
+    """Several steps per call (TensorFlow's graph loop, the JAX scan, PyTorch's eager
+    steps one after the other) train on the same batches as one step per call."""
     import kerasdnn
 
     # 1293 examples in batches of 16: 81 steps per epoch, the last one of 13 examples.
@@ -107,17 +106,11 @@ def test_steps_per_execution_changes_speed_not_results(tmp_path: Path) -> None:
     assert steps_per_execution_for(81, 10) == 9
     one = kerasdnn.train(**settings, steps_per_execution=1, out=str(tmp_path / "one"))
     many = kerasdnn.train(**settings, steps_per_execution=10, out=str(tmp_path / "many"))
-    assert many.model.steps_per_execution == (1 if _torch() else 9)
+    assert many.model.steps_per_execution == 9
     for name in ("loss", "accuracy", "grad_norm", "val_loss"):
         np.testing.assert_allclose(many.history[name], one.history[name], rtol=1e-5, err_msg=name)
     for got, want in zip(_weights(tmp_path / "many"), _weights(tmp_path / "one"), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
-
-
-def _torch() -> bool:
-    import keras
-
-    return keras.backend.backend() == "torch"
 
 
 def _weights(run_dir: Path) -> list[np.ndarray]:
