@@ -246,6 +246,25 @@ def test_evaluate_and_predict_take_every_batch_at_several_steps_per_execution(st
         np.testing.assert_allclose(got[name], want[name], rtol=1e-6, err_msg=name)
 
 
+def test_a_subclass_s_own_train_step_runs_on_every_batch_of_a_call(start, backend):
+    """PyTorch's K-step call (kerasdnn's own) runs a subclass's train_step on each batch."""
+    if backend != "torch":
+        pytest.skip("TensorFlow and JAX run Keras's own loop over steps_per_execution")
+    model = _model_from(start, steps_per_execution=3)
+    seen = []
+
+    class Counting(type(model)):
+        def train_step(self, data):
+            seen.append(len(data[0]))
+            return super().train_step(data)
+
+    model.__class__ = Counting
+    model.fit(start["x"][:56], start["y"][:56], batch_size=BATCH, epochs=1, verbose=0,
+              shuffle=False)  # 4 batches: a call of 3, then one of 1
+    assert seen == [16, 16, 16, 8]
+    assert int(model.optimizer.iterations) == 4
+
+
 # -- the PyTorch-native path -----------------------------------------------------------------
 
 def _native_and_keras_twins(**overrides):
