@@ -46,8 +46,8 @@ class BackendSpec:
     Attributes:
         name: the ``KERAS_BACKEND`` value.
         step: ``"module:Class"`` of its custom-step mixin (:mod:`kerasdnn.network.steps`).
-        steps_per_execution: whether Keras runs several steps per compiled call
-            (Keras 3.15: not on PyTorch).
+        steps_per_execution: whether stock Keras runs several steps per call
+            (Keras 3.15: not on PyTorch, where kerasdnn's own step does).
         feed: how :func:`pipelines.feed.for_fit` hands an endless stream to
             ``fit``: ``"dataset"`` (the ``tf.data`` dataset itself, read
             in-graph) or ``"host"`` (a Python iterator of NumPy blocks).
