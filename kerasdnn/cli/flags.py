@@ -105,7 +105,7 @@ def training_parser(prog: str, description: str, epilog: str) -> ArgumentParser:
                      help="stop after PATIENCE epochs without a better validation loss "
                      "(default: off)")
     run.add_argument("--steps-per-execution", type=setting("steps_per_execution"),
-                     help=f"training steps per call "
+                     help="training steps per call "
                      f"(default: {m.steps_per_execution})")
     run.add_argument("--input-path", choices=INPUT_PATHS,
                      help="how the training examples reach the step: resident (kept on the "
