@@ -291,6 +291,7 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
 
     train_function = model.make_train_function()
     call = [(x, y32)] * DEFAULT_STEPS_PER_EXECUTION
+    per_call = f"kerasdnn train_function, {DEFAULT_STEPS_PER_EXECUTION} steps per call (native)"
 
     def keras_metrics() -> None:
         with torch.no_grad():
@@ -306,8 +307,7 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         "PyTorch classic loop, whole step": repeated(classic_step),
         "kerasdnn train_step, whole step (native path)": repeated(
             lambda: model.train_step((x, y32))),
-        f"kerasdnn train_function, {DEFAULT_STEPS_PER_EXECUTION} steps per call (native)":
-            repeated(lambda: train_function(call)),
+        per_call: repeated(lambda: train_function(call)),
         "kerasdnn train_step, whole step (Keras path)": repeated(keras_path_step),
         "PyTorch: forward + loss": repeated(lambda: criterion(net(x), y)),
         "kerasdnn native: forward + loss": repeated(native_forward_loss),
@@ -323,8 +323,8 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         "kerasdnn native: metrics and their logs read out": repeated(native_metrics_logs),
         "kerasdnn Keras path: loss, grad_norm and accuracy metrics": repeated(keras_metrics),
     }
-    steps = {name: DEFAULT_STEPS_PER_EXECUTION * n if "per call" in name else n for name in rows}
-    return {name: per_step_ms(run, steps[name], repeats) for name, run in rows.items()}
+    return {name: per_step_ms(run, n * (len(call) if name == per_call else 1), repeats)
+            for name, run in rows.items()}
 
 
 # Rows of a framework's own parts, measured before or after the kerasdnn rows.

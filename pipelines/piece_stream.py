@@ -32,7 +32,6 @@ from pipelines.stream import EpochStream
 __all__ = ["Shard", "batched", "deal", "in_caller", "piece_order", "sharded_stream",
            "shuffle_windows", "shuffled_pieces", "training_stream"]
 
-
 Chunk = tuple[dict[str, np.ndarray], np.ndarray]  # (columns or {"x": rows}, labels)
 
 

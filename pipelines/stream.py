@@ -33,7 +33,6 @@ __all__ = ["EpochStream", "Examples", "epoch_order", "epoch_stream", "one_pass",
            "reshuffled"]
 
 
-
 @dataclasses.dataclass(frozen=True)
 class EpochStream:
     """An endless training stream of epochs (:func:`epoch_stream`,
