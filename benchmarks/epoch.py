@@ -5,12 +5,15 @@ in memory (uint8 images, 10 classes), side by side:
 - **kerasdnn**: exactly what ``kerasdnn.train`` runs: ``pipelines.load`` (uint8
   images → scaling, cache, a seeded permutation per epoch, one gather per batch,
   prefetch) → the input path ``"auto"`` resolves to
-  (:func:`kerasdnn.training.input_path.resolve_input_path`: resident on JAX and
-  PyTorch where the examples fit, the row's label says which) →
+  (:func:`kerasdnn.training.input_path.resolve_input_path`: resident where the
+  examples fit, the row's label says which) →
   ``pipelines.feed.for_fit`` → ``fit`` of ``kerasdnn.build_model()`` with the
   custom step;
-- **kerasdnn, tf.data stream** (JAX, PyTorch): the same with the input path forced
-  to ``"stream"``: the ``tf.data`` stream's blocks handed over from the host;
+- **kerasdnn, tf.data stream**: the same with the input path forced to ``"stream"``:
+  the ``tf.data`` stream's blocks handed over from the host (JAX, PyTorch), the
+  dataset read in-graph (TensorFlow);
+- **kerasdnn, jit_compile=True** (TensorFlow): the ``kerasdnn`` row with XLA, which
+  Keras's ``"auto"`` leaves off on a CPU (its first, compiling epoch is not timed);
 - **stock Keras**: ``fit`` of a plain ``keras.Sequential`` on in-memory float32
   arrays with Keras's own step, at Keras's defaults, and (TensorFlow, JAX) with
   ``steps_per_execution=10`` as a Keras user who reads the docs sets it;
@@ -68,6 +71,7 @@ from benchmarks.epoch_paths import (
     KERASDNN,
     KERASDNN_PATHS,
     KERASDNN_STREAM,
+    KERASDNN_XLA,
     PARAMETERS,
     PURE_LOOP,
     PURE_TORCH,
@@ -122,10 +126,11 @@ def run_worker(name: str, args: argparse.Namespace) -> None:
         device = keras_device(name)
         workdir = Path(tempfile.mkdtemp(prefix="kerasdnn-bench-"))
 
-        def kerasdnn_row(input_path: str) -> Callable[[], dict[str, Any]]:
+        def kerasdnn_row(input_path: str, jit_compile: bool | str = "auto"
+                         ) -> Callable[[], dict[str, Any]]:
             return lambda: time_kerasdnn(
                 images, labels, args.repeats, args.device_prefetch == "on", workdir,
-                args.steps_per_execution, batch, input_path)
+                args.steps_per_execution, batch, input_path, jit_compile)
 
         rows = {
             FLOOR: lambda: {"gflops": keras_gemm_gflops(name, device, min_seconds)},
@@ -134,6 +139,7 @@ def run_worker(name: str, args: argparse.Namespace) -> None:
                                                       STOCK_STEPS_PER_EXECUTION, batch),
             KERASDNN: kerasdnn_row("auto"),  # what kerasdnn.train takes by default
             KERASDNN_STREAM: kerasdnn_row("stream"),
+            KERASDNN_XLA: kerasdnn_row("auto", jit_compile=True),
         }
     paths = [path for path in rows if path in EXPECTED_PATHS[name]]
     try:
@@ -204,6 +210,8 @@ def merge_rounds(written: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             into.setdefault("gflops_rounds", []).append(row["gflops"])
         if "seconds" in row:
             into.setdefault("seconds", []).extend(row["seconds"])
+        if "first_epoch_seconds" in row:  # tracing and compiling included: not in the median
+            into.setdefault("first_epoch_seconds", []).append(row["first_epoch_seconds"])
         if "load_average_after" in row:
             into.setdefault("load_average_after", []).append(row["load_average_after"])
     for row in merged.values():

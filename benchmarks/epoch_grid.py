@@ -5,8 +5,8 @@ as they do there (its :func:`~benchmarks.epoch.run_all`, one subprocess per back
 and round, rows interleaved), and the table keeps, per backend:
 
 - **kerasdnn (PATH)**: what ``kerasdnn.train`` runs, PATH the input path it took
-  (resident on JAX and PyTorch where the examples fit, else the stream);
-- **kerasdnn, tf.data stream** (JAX, PyTorch): the input path forced to the stream;
+  (resident where the examples fit and, on TensorFlow, no GPU is seen; else the stream);
+- **kerasdnn, tf.data stream**: the input path forced to the stream;
 - **stock Keras, best**: the faster of stock Keras at one and at 10 steps per
   execution (its ``÷ stock`` cell says which);
 - **pure PyTorch**: the Keras-free loop, once.

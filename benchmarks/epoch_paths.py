@@ -38,15 +38,19 @@ PURE_TORCH = "pytorch"  # the worker that runs the Keras-free PyTorch loop
 STOCK_STEPS_PER_EXECUTION = 10  # what a Keras user who reads the docs sets
 FLOOR, KERASDNN, STOCK_KERAS, PURE_LOOP = "FLOP floor", "kerasdnn", "stock Keras", "pure PyTorch"
 # kerasdnn with its input path forced to the tf.data stream (pipelines.feed's host
-# blocks), next to the "kerasdnn" row's resolved path, on the backends fed from the host
+# blocks on JAX and PyTorch, the dataset read in-graph on TensorFlow), next to the
+# "kerasdnn" row's resolved path
 KERASDNN_STREAM = "kerasdnn, tf.data stream"
-KERASDNN_PATHS = (KERASDNN, KERASDNN_STREAM)
+# TensorFlow: the "kerasdnn" row with jit_compile=True (Keras's "auto" leaves XLA off on
+# a CPU); JAX always compiles with XLA, and PyTorch's steps run eagerly
+KERASDNN_XLA = "kerasdnn, jit_compile=True"
+KERASDNN_PATHS = (KERASDNN, KERASDNN_STREAM, KERASDNN_XLA)
 STOCK_KERAS_SPE = f"stock Keras, {STOCK_STEPS_PER_EXECUTION} steps/execution"
 STOCK_PATHS = (STOCK_KERAS, STOCK_KERAS_SPE)
 EXPECTED_PATHS = {
     PURE_TORCH: (FLOOR, PURE_LOOP),
     **{name: (FLOOR, STOCK_KERAS, *((STOCK_KERAS_SPE,) if spec.steps_per_execution else ()),
-              KERASDNN, *((KERASDNN_STREAM,) if spec.feed == "host" else ()))
+              KERASDNN, KERASDNN_STREAM, *((KERASDNN_XLA,) if name == "tensorflow" else ()))
        for name, spec in TABLE.items()},  # steps/execution: not on PyTorch
 }
 
@@ -119,8 +123,10 @@ def keras_gemm_gflops(backend: str, device: str, min_seconds: float) -> float:
                        size=2048 if device == "cpu" else 8192, min_seconds=min_seconds)
 
 
-def fit_epoch_seconds(model: Any, data: Any, repeats: int, **fit_kwargs: Any) -> list[float]:
-    """Seconds of each epoch of ``model.fit`` after a first, warm-up epoch.
+def fit_epoch_seconds(model: Any, data: Any, repeats: int, *, warmup: list[float] | None = None,
+                      **fit_kwargs: Any) -> list[float]:
+    """Seconds of each epoch of ``model.fit`` after a first, warm-up epoch (whose seconds,
+    tracing and compiling included, are appended to ``warmup`` when given).
 
     Keras turns the logs into Python numbers before ``on_epoch_end``, so each
     epoch is timed until its last step has finished, also on asynchronous backends.
@@ -144,6 +150,8 @@ def fit_epoch_seconds(model: Any, data: Any, repeats: int, **fit_kwargs: Any) ->
 
     timer = EpochTimer()
     model.fit(data, epochs=repeats + 1, verbose=0, callbacks=[timer], **fit_kwargs)
+    if warmup is not None:
+        warmup.append(timer.seconds[0])
     return timer.seconds[1:]
 
 
@@ -171,8 +179,10 @@ def time_stock_keras(images: Any, labels: Any, repeats: int,
     )
     if model.count_params() != PARAMETERS:
         raise AssertionError(f"stock model has {model.count_params()} parameters, not {PARAMETERS}")
-    seconds = fit_epoch_seconds(model, x, repeats, y=y, batch_size=batch_size, shuffle=True)
-    return {"examples": len(x), "batch_size": batch_size,
+    first: list[float] = []
+    seconds = fit_epoch_seconds(model, x, repeats, warmup=first, y=y, batch_size=batch_size,
+                                shuffle=True)
+    return {"examples": len(x), "batch_size": batch_size, "first_epoch_seconds": first[0],
             "steps_per_execution": steps_per_execution, **summarize(seconds)}
 
 
@@ -208,12 +218,14 @@ def kerasdnn_stream(images: Any, labels: Any, workdir: Path,
     return splits, splits.stream.batches_per_epoch
 
 
-def kerasdnn_model(steps_per_epoch: int, steps_per_execution: int) -> Any:
+def kerasdnn_model(steps_per_epoch: int, steps_per_execution: int,
+                   jit_compile: bool | str = "auto") -> Any:
     """``kerasdnn.build_model()`` with the steps per execution ``kerasdnn.train`` would use."""
     import kerasdnn
     from kerasdnn.train import steps_per_execution_for
 
-    model = kerasdnn.build_model(steps_per_execution=steps_per_execution)
+    model = kerasdnn.build_model(steps_per_execution=steps_per_execution,
+                                 jit_compile=jit_compile)
     model.steps_per_execution = steps_per_execution_for(steps_per_epoch,
                                                         model.steps_per_execution)
     return model
@@ -221,7 +233,7 @@ def kerasdnn_model(steps_per_epoch: int, steps_per_execution: int) -> Any:
 
 def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
                   workdir: Path, steps_per_execution: int, batch_size: int = BATCH_SIZE,
-                  input_path: str = "auto") -> dict[str, Any]:
+                  input_path: str = "auto", jit_compile: bool | str = "auto") -> dict[str, Any]:
     """kerasdnn as ``kerasdnn.train`` runs it: the endless stream of
     :func:`kerasdnn_stream` → its input path resolved from ``input_path``
     (:func:`kerasdnn.training.input_path.resolve_input_path`: ``"auto"``, what
@@ -229,6 +241,7 @@ def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
     the examples fit; ``"stream"``, the ``tf.data`` stream) → ``pipelines.feed.for_fit``
     → ``fit`` with ``steps_per_epoch`` and ``steps_per_execution``; the row reports
     the path taken (``input_path``) and how many examples were actually trained on.
+    ``jit_compile``: the model's (``build_model``'s default, ``"auto"``, or XLA forced).
     """
     import keras
 
@@ -236,20 +249,22 @@ def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
     from kerasdnn.training.input_path import resolve_input_path
 
     splits, steps = kerasdnn_stream(images, labels, workdir, batch_size)
-    model = kerasdnn_model(steps, steps_per_execution)
+    model = kerasdnn_model(steps, steps_per_execution, jit_compile)
     jit = bool(model.jit_compile) and not model.run_eagerly  # as kerasdnn.training.fitting
     path = resolve_input_path(input_path, keras.backend.backend(), splits.stream, jit=jit)
     train = pipelines.feed.for_fit(splits.stream, device_prefetch=device_prefetch,
                                    resident=path == "resident")
-    seconds = fit_epoch_seconds(model, train, repeats, steps_per_epoch=steps)
+    first: list[float] = []
+    seconds = fit_epoch_seconds(model, train, repeats, warmup=first, steps_per_epoch=steps)
     return {"examples": int(splits.info.num_examples["train"]), "batch_size": batch_size,
             "input_path": path, "steps_per_execution": model.steps_per_execution,
+            "first_epoch_seconds": first[0],
             **summarize(seconds)}
 
 
 def feeds_from_host(backend: str) -> bool:
-    """Whether ``backend`` gets its batches from the host (JAX, PyTorch): where the
-    resident path and the ``tf.data`` stream are two input paths to compare.
+    """Whether ``backend`` gets its stream's batches from the host (JAX, PyTorch), not
+    as a ``tf.data`` dataset read in-graph (TensorFlow).
 
     Example:
         >>> feeds_from_host("jax"), feeds_from_host("tensorflow")

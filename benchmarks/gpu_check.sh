@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The epoch benchmark on an NVIDIA GPU, for every backend, with device prefetch
 # on and then off (its kerasdnn row takes the input path kerasdnn.train resolves:
-# resident on JAX and PyTorch; the "kerasdnn, tf.data stream" row the old feed), then
+# resident on JAX and PyTorch, the stream on TensorFlow with a GPU; the "kerasdnn,
+# tf.data stream" row the old feed), then
 # (time left) the PyTorch step profile (the native path part by part; premade batches,
 # tf.data feed and resident side by side); prints nvidia-smi and the tables. Finishes
 # in under 8 minutes: each backend's subprocess gets a share of what is left of the

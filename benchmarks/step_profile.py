@@ -14,9 +14,10 @@ measured side by side in one subprocess per backend:
   already in memory (no ``tf.data``), as many steps per execution as ``kerasdnn.train``;
 - **kerasdnn, pipelines.feed**: the ``tf.data`` stream (``pipelines.load(repeat=True)``
   → ``pipelines.feed.for_fit``), so the difference to the row above is the input pipeline;
-- **kerasdnn, resident** (JAX, PyTorch): the resident path, what ``kerasdnn.train``
-  takes there by default (``for_fit(stream, resident=True)``: the examples kept on
-  the device, each batch gathered there), the same batches;
+- **kerasdnn, resident**: the resident path, what ``kerasdnn.train`` takes by
+  default where the examples fit (``for_fit(stream, resident=True)``: the examples
+  kept on the device, each batch gathered there; on TensorFlow K gathered steps per
+  XLA call), the same batches;
 - on PyTorch, the parts of kerasdnn's eager step next to those of the classic loop:
   forward + loss (+ backward) on the native path (``torch`` functions on the Keras
   variables' tensors, what ``train_step`` runs for this network) and through the
@@ -130,7 +131,7 @@ def gemms_row(backend: str, repeats: int, steps_per_call: int = SCAN_STEPS) -> d
 
 def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str, Any]]:
     """The kerasdnn step on premade batches, then through the ``tf.data`` stream, then
-    (JAX, PyTorch) the resident path."""
+    on the resident path."""
     import keras
     import numpy as np
 
@@ -154,12 +155,9 @@ def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str
         premade_input = first.cache().repeat()
     else:
         premade_input = (batch for batch in itertools.cycle(premade))  # Keras takes generators
-    rows = {"kerasdnn, premade batches": fitted(premade_input),
-            "kerasdnn, pipelines.feed": fitted(pipelines.feed.for_fit(splits.stream))}
-    if feeds_from_host(keras.backend.backend()):
-        rows["kerasdnn, resident"] = fitted(pipelines.feed.for_fit(splits.stream,
-                                                                   resident=True))
-    return rows
+    return {"kerasdnn, premade batches": fitted(premade_input),
+            "kerasdnn, pipelines.feed": fitted(pipelines.feed.for_fit(splits.stream)),
+            "kerasdnn, resident": fitted(pipelines.feed.for_fit(splits.stream, resident=True))}
 
 
 def jax_rows(repeats: int) -> dict[str, dict[str, Any]]:

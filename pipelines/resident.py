@@ -13,6 +13,12 @@ the same order) is computed on the host.
   steps' rows per call: per step the host hands over ``batch_size`` int32 numbers.
 * PyTorch: every element is the batch ``(x, y)`` itself, gathered on the device
   (``index_select``) from tensors that stay there.
+* TensorFlow: a ``tf.data.Dataset`` of :class:`Rows`, the examples (the same tensors,
+  never copied: ``Dataset.from_tensors(...).repeat()``) and the batch's row numbers,
+  which the stream's own ``tf.data`` ops make.  The TensorFlow step
+  (``kerasdnn/network/steps/tensorflow.py``) gathers K steps' rows inside one compiled
+  call.  A dataset lives on the host, so on a GPU the examples would be copied per
+  call: there :func:`kerasdnn.training.input_path.why_not_resident` keeps the stream.
 
 The gathered values are the stream's bit for bit, so training gives the same numbers
 on either path.  :func:`fits_on_device` says whether a stream can be kept there: its
@@ -51,8 +57,9 @@ GATHER_BATCHES = 10  # PyTorch: batches gathered at once (pipelines.feed's BATCH
 
 
 class Rows(NamedTuple):
-    """One training step's batch on JAX: rows ``index`` of ``features`` and ``labels``,
-    which stay on the device (:mod:`kerasdnn.network.steps.jax` gathers them)."""
+    """One training step's batch on JAX and TensorFlow: rows ``index`` of ``features``
+    and ``labels``, which stay where they are (the step gathers them:
+    :mod:`kerasdnn.network.steps.jax`, :mod:`kerasdnn.network.steps.tensorflow`)."""
 
     features: Any
     labels: Any
@@ -129,7 +136,8 @@ def resident_batches(stream: EpochStream, backend: str, *, skip: int = 0,
                      device: str | None = None) -> Iterator[Any]:
     """``stream``'s batches from batch ``skip`` on, its examples kept on ``backend``'s
     device: :class:`Rows` per step on JAX, the gathered ``(x, y)`` tensors on PyTorch
-    (on ``device``, default ``"cuda"`` when there is one, else the CPU).
+    (on ``device``, default ``"cuda"`` when there is one, else the CPU), and on
+    TensorFlow an endless ``tf.data.Dataset`` of :class:`Rows` (the examples on the host).
 
     Example:
         >>> import pipelines
@@ -141,6 +149,8 @@ def resident_batches(stream: EpochStream, backend: str, *, skip: int = 0,
     if not keeps_examples(stream):
         raise ValueError("resident_batches needs a stream of stored examples "
                          "(pipelines.stream.epoch_stream, scaled ahead, unweighted)")
+    if backend == "tensorflow":
+        return _tensorflow_rows(stream, skip)
     features, labels = (np.asarray(tensor) for tensor in
                         (stream.examples.features, stream.examples.labels))
     if backend == "jax":
@@ -158,12 +168,27 @@ def resident_batches(stream: EpochStream, backend: str, *, skip: int = 0,
         labels = torch.tensor(labels, device=device)
         take = _gathered(features, labels, device)
     else:
-        raise ValueError(f"resident_batches is for JAX and PyTorch, not {backend!r}: "
-                         "TensorFlow reads its stream in-graph")
+        raise ValueError(f"resident_batches is for TensorFlow, JAX and PyTorch, not {backend!r}")
     first_epoch, first_batch = divmod(skip, stream.batches_per_epoch)
     batches = (batch for epoch in itertools.count(first_epoch)
                for batch in take(_epoch_index(stream, epoch), stream.batch_size))
     return _generator(itertools.islice(batches, first_batch, None))
+
+
+def _tensorflow_rows(stream: EpochStream, skip: int) -> Any:
+    """``stream`` from batch ``skip`` on as a ``tf.data.Dataset`` of :class:`Rows`: the
+    row numbers are the batches of the same :func:`~pipelines.stream.epoch_stream` over
+    ``0 .. count - 1`` (so the stream's own order, by construction)."""
+    from pipelines.stream import Examples, epoch_stream
+    from pipelines.tf_setup import tf
+
+    rows = tf.range(stream.examples.count)
+    numbers = epoch_stream(Examples(rows, rows), batch_size=stream.batch_size, seed=stream.seed)
+    first_epoch, first_batch = divmod(skip, stream.batches_per_epoch)
+    examples = tf.data.Dataset.from_tensors(
+        (stream.examples.features, stream.examples.labels)).repeat()
+    return tf.data.Dataset.zip(examples, numbers.blocks(first_epoch, 1).skip(first_batch)).map(
+        lambda stored, batch: Rows(stored[0], stored[1], batch[0]))
 
 
 def _generator(iterator: Iterator[Any]) -> Iterator[Any]:

@@ -109,8 +109,9 @@ def training_parser(prog: str, description: str, epilog: str) -> ArgumentParser:
                      f"(default: {m.steps_per_execution})")
     run.add_argument("--input-path", choices=INPUT_PATHS,
                      help="how the training examples reach the step: resident (kept on the "
-                     "device, each batch gathered there; JAX, PyTorch), stream (tf.data, a "
-                     "batch or block at a time), or auto: resident where it can run and fits "
+                     "device, each batch gathered there; on TensorFlow with jit_compile "
+                     "only), stream (tf.data, a batch or block at a time), or auto: "
+                     "resident where it can run and fits "
                      f"a quarter of the free device memory (default: {t.input_path})")
     run.add_argument("--class-weight", type=class_weight_flag, metavar="WEIGHTS",
                      help="none, balanced (n / (classes * count) on the training labels), or "

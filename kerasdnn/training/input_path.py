@@ -6,7 +6,11 @@ Both give the same batches in the same order, so the same numbers; ``"auto"``
 takes the resident path wherever it can and the examples fit
 (:func:`pipelines.resident.fits_on_device`).  It cannot:
 
-* on TensorFlow, which reads its stream in-graph already;
+* on TensorFlow without XLA (``jit_compile`` off, which Keras's ``"auto"`` resolves
+  to on a CPU): its resident steps pay only as one XLA call of K steps; uncompiled,
+  the stream read in-graph is faster (BENCHMARKS.md);
+* on TensorFlow with a GPU: its resident examples ride in a ``tf.data`` dataset,
+  which lives on the host, so every call would copy them to the GPU;
 * with ``--data-parallel``, whose batches are padded and shared out;
 * for a stream that is not the stored examples themselves: a streamed source
   (``--stream``), class weights, the estimator's sample weights;
@@ -23,26 +27,29 @@ from typing import TYPE_CHECKING
 
 from kerasdnn.core.config import INPUT_PATHS, ModelConfig, TrainConfig
 from kerasdnn.core.errors import ConfigError
-from pipelines.backends import backend_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.stream import EpochStream
 
-__all__ = ["INPUT_PATHS", "check_requested", "resolve_input_path", "why_not_resident"]
+__all__ = ["INPUT_PATHS", "check_requested", "resolve_input_path", "tensorflow_has_gpu",
+           "why_not_resident", "xla_compiled"]
 
 
 def why_not_resident(backend: str, *, data_parallel: bool = False, stream: bool = False,
                      added: bool = False, jit: bool = True) -> str | None:
     """Why the resident path cannot run with these settings (``None``: it can):
     ``stream``, a streamed source; ``added``, a stream that adds to its stored examples
-    (class or sample weights, per-batch scaling).
+    (class or sample weights, per-batch scaling); ``jit``, the step compiled by XLA.
 
     Example:
-        >>> why_not_resident("jax"), why_not_resident("tensorflow")
-        (None, 'TensorFlow reads its stream in-graph')
+        >>> why_not_resident("jax"), why_not_resident("jax", data_parallel=True)
+        (None, 'data-parallel batches are padded and shared out')
+        >>> why_not_resident("tensorflow", jit=False)
+        "TensorFlow's resident steps pay only under XLA (jit_compile is off)"
     """
-    if backend_spec(backend).feed != "host":
-        return f"{backend_spec(backend).label} reads its stream in-graph"
+    if backend == "tensorflow" and tensorflow_has_gpu():
+        return ("TensorFlow keeps resident examples on the host (in a tf.data dataset): "
+                "each call would copy them to the GPU")
     if data_parallel:
         return "data-parallel batches are padded and shared out"
     if stream:
@@ -51,7 +58,21 @@ def why_not_resident(backend: str, *, data_parallel: bool = False, stream: bool 
         return "the stream adds to its stored examples (class or sample weights)"
     if backend == "jax" and not jit:
         return "JAX gathers the batch inside its compiled step (jit_compile is off)"
+    if backend == "tensorflow" and not jit:
+        return "TensorFlow's resident steps pay only under XLA (jit_compile is off)"
     return None
+
+
+def tensorflow_has_gpu() -> bool:
+    """Whether TensorFlow sees a GPU (where its resident path would not pay).
+
+    Example:
+        >>> tensorflow_has_gpu()  # this project's test machines have none
+        False
+    """
+    from pipelines.tf_setup import tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
 
 
 def resolve_input_path(requested: str, backend: str, training: EpochStream, *,
@@ -65,7 +86,7 @@ def resolve_input_path(requested: str, backend: str, training: EpochStream, *,
     Example:
         >>> import pipelines
         >>> training = pipelines.load("digits", batch_size=100, repeat=True).stream
-        >>> resolve_input_path("auto", "tensorflow", training)
+        >>> resolve_input_path("auto", "tensorflow", training, jit=False)
         'stream'
         >>> resolve_input_path("stream", "jax", training)
         'stream'
@@ -92,6 +113,8 @@ def check_requested(train_config: TrainConfig, model_config: ModelConfig, backen
 
     Example:
         >>> check_requested(TrainConfig(input_path="resident"), ModelConfig(), "jax")
+        >>> check_requested(TrainConfig(input_path="resident"), ModelConfig(jit_compile=True),
+        ...                 "tensorflow")
         >>> check_requested(TrainConfig(input_path="resident", class_weight="balanced"),
         ...                 ModelConfig(), "jax")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
@@ -101,7 +124,21 @@ def check_requested(train_config: TrainConfig, model_config: ModelConfig, backen
         _refuse(why_not_resident(backend, data_parallel=train_config.data_parallel,
                                  stream=train_config.stream,
                                  added=train_config.class_weight is not None,
-                                 jit=model_config.jit_compile is not False))
+                                 jit=xla_compiled(model_config, backend)))
+
+
+def xla_compiled(model_config: ModelConfig, backend: str) -> bool:
+    """Whether ``backend`` compiles the step of a model built from ``model_config`` with
+    XLA: ``jit_compile=True``, or ``"auto"`` on JAX (Keras's ``"auto"`` leaves XLA off
+    on TensorFlow without a GPU, where its resident path is refused anyway).
+
+    Example:
+        >>> xla_compiled(ModelConfig(), "jax"), xla_compiled(ModelConfig(), "tensorflow")
+        (True, False)
+    """
+    if model_config.jit_compile == "auto":
+        return backend == "jax"
+    return bool(model_config.jit_compile)
 
 
 def _refuse(problem: str | None) -> None:

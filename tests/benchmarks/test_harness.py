@@ -121,9 +121,8 @@ def test_table_shows_every_row_and_errors() -> None:
 
 
 def test_kerasdnn_rows_show_their_input_path_and_compare_with_stock() -> None:
-    assert epoch.KERASDNN_STREAM in epoch.EXPECTED_PATHS["jax"]
-    assert epoch.KERASDNN_STREAM in epoch.EXPECTED_PATHS["torch"]
-    assert epoch.KERASDNN_STREAM not in epoch.EXPECTED_PATHS["tensorflow"]  # in-graph only
+    for backend in ("tensorflow", "jax", "torch"):
+        assert epoch.KERASDNN_STREAM in epoch.EXPECTED_PATHS[backend]
     rows = [
         {"backend": "jax", "path": epoch.STOCK_KERAS, "examples": 1000, **summarize([0.4])},
         {"backend": "jax", "path": epoch.KERASDNN, "input_path": "resident", "examples": 1000,
@@ -153,7 +152,7 @@ def _stub_measurements(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
                 **summarize([len(images) / (2000.0 if faster else 1000.0)])}
 
     def kerasdnn(images, labels, repeats, device_prefetch, workdir, steps_per_execution,
-                 batch_size=epoch.BATCH_SIZE, input_path="auto"):
+                 batch_size=epoch.BATCH_SIZE, input_path="auto", jit_compile="auto"):
         asked.append((epoch.KERASDNN, len(images), batch_size, input_path))
         path = "resident" if input_path == "auto" else input_path
         return {"examples": len(images), "batch_size": batch_size, "input_path": path,
@@ -301,13 +300,14 @@ def test_epoch_benchmark_end_to_end(backend: str, tmp_path: Path) -> None:
         assert "error" not in rows[key], rows[key]
         assert rows[key]["median"] > 0 and rows[key]["examples"] == 1000
         assert rows[key].get("batch_size", 200) == 200  # every timed row: --batch-size
-    # kerasdnn as kerasdnn.train runs it: resident where the batches come from the host
-    host_fed = backend in ("jax", "torch")
-    assert rows[(backend, epoch.KERASDNN)]["input_path"] == ("resident" if host_fed
-                                                             else "stream")
-    assert ((backend, epoch.KERASDNN_STREAM) in rows) == host_fed
-    if host_fed:
-        assert rows[(backend, epoch.KERASDNN_STREAM)]["input_path"] == "stream"
+    # kerasdnn as kerasdnn.train runs it (resident: the examples fit; on TensorFlow under
+    # XLA only, its own row), and its stream
+    default = "stream" if backend == "tensorflow" else "resident"
+    assert rows[(backend, epoch.KERASDNN)]["input_path"] == default
+    assert rows[(backend, epoch.KERASDNN_STREAM)]["input_path"] == "stream"
+    assert ((backend, epoch.KERASDNN_XLA) in rows) == (backend == "tensorflow")
+    if backend == "tensorflow":
+        assert rows[(backend, epoch.KERASDNN_XLA)]["input_path"] == "resident"
     stock = rows[(backend, epoch.STOCK_KERAS)]
     machine_floor = min(row["median"] for row in rows.values() if row["path"] == epoch.FLOOR
                         and "median" in row)
@@ -318,7 +318,7 @@ def test_epoch_benchmark_end_to_end(backend: str, tmp_path: Path) -> None:
     assert sum(line.startswith("| ") for line in lines) == 1 + len(rows)
     for path in (epoch.FLOOR, epoch.STOCK_KERAS, epoch.KERASDNN, epoch.PURE_LOOP):
         assert any(f"| {path}" in line for line in lines)
-    assert any(f"| kerasdnn ({'resident' if host_fed else 'stream'})" in line for line in lines)
+    assert any(f"| kerasdnn ({default})" in line for line in lines)
 
 
 def test_step_profile_gemms_are_the_steps_matmuls() -> None:

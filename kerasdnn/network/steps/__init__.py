@@ -57,6 +57,7 @@ __all__ = [
     "batch_rows",
     "clip_factor",
     "distributed",
+    "first_batch",
     "global_norm",
     "guard_gradients",
     "handles_overflow",
@@ -194,6 +195,33 @@ def distributed() -> bool:
 
         return torch_parallel.processes() > 1
     return False
+
+
+def first_batch(iterator: Any = None, data_batch: Any = None) -> Any:
+    """The batch Keras's symbolic build reads (``_symbolic_build``): ``data_batch``, or
+    the first one ``iterator`` (Keras's epoch iterator) hands out, drawn as Keras 3.15
+    draws it; a :class:`pipelines.resident.Rows` becomes the ``(x, y)`` batch it stands
+    for, as ``KerasTensor``s (Keras would read it as ``(x, y, sample_weight)``).
+
+    Example:
+        >>> import numpy as np
+        >>> from pipelines.resident import Rows
+        >>> x, y = first_batch(data_batch=Rows(np.zeros((9, 4)), np.zeros(9), np.arange(3)))
+        >>> x.shape, y.shape
+        ((3, 4), (3,))
+    """
+    from pipelines.resident import Rows
+
+    if data_batch is None and iterator is not None:
+        for _, _, data in iterator:
+            data_batch = data[0] if isinstance(data, (list, tuple)) else next(data)
+            break
+    if not isinstance(data_batch, Rows):
+        return data_batch
+    rows = int(data_batch.index.shape[0])
+    return tuple(keras.KerasTensor((rows, *array.shape[1:]),
+                                   keras.backend.standardize_dtype(array.dtype))
+                 for array in (data_batch.features, data_batch.labels))
 
 
 def update_metrics(model: Any, loss: Any, norm: Any, x: Any, y: Any, y_pred: Any,

@@ -29,6 +29,7 @@ import numpy as np
 
 from kerasdnn.network.steps import (
     distributed,
+    first_batch,
     global_norm,
     guard_gradients,
     handles_overflow,
@@ -109,18 +110,10 @@ class JAXStep:
 
     def _symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
         """Keras's build from a first batch, which reads a :class:`~pipelines.resident.Rows`
-        as the batch it stands for (Keras would read it as ``(x, y, sample_weight)``)."""
+        as the batch it stands for (:func:`~kerasdnn.network.steps.first_batch`)."""
         # Overrides a private Keras method: the one place where Keras looks inside a batch
-        # before the train function does.  It draws as Keras 3.15's does.
-        if data_batch is None and iterator is not None:
-            for _, _, data in iterator:
-                data_batch = data[0] if isinstance(data, (list, tuple)) else next(data)
-                break
-        if isinstance(data_batch, Rows):
-            rows = len(data_batch.index)
-            data_batch = tuple(keras.KerasTensor((rows, *array.shape[1:]), array.dtype)
-                               for array in (data_batch.features, data_batch.labels))
-        super()._symbolic_build(data_batch=data_batch)
+        # before the train function does.
+        super()._symbolic_build(data_batch=first_batch(iterator, data_batch))
 
     def make_train_function(self, force: bool = False) -> None:
         """Keras's train function, but K steps per execution run as one ``lax.scan``,

@@ -5,6 +5,15 @@ Laid out like ``keras/src/backend/tensorflow/trainer.py``: Keras traces
 ``steps_per_execution``); the update and the skip are the two branches of one
 ``tf.cond``, so nothing waits on the host.
 
+Batches that are :class:`pipelines.resident.Rows` (examples kept in memory, the
+batch's row numbers: kerasdnn's resident input path) are gathered inside the step's
+call, and runs of K = ``steps_per_execution`` of them train as one compiled loop that
+the fit loop calls from Python, no ``tf.data`` read per step.  With ``jit_compile``
+the loop is one XLA computation: after a compile of a second or two, each step is
+about a fifth faster on a CPU (BENCHMARKS.md), where XLA gains nothing on Keras's own
+loop (one compiled step per ``tf.while_loop`` iteration); Keras's ``"auto"`` leaves
+XLA off on a CPU, and so does this loop.
+
 Under a ``tf.distribute`` strategy of several replicas, K > 1 steps per execution
 are K calls of the one-step ``tf.function`` from Python (as Keras 3.15 runs them
 on JAX): Keras 3.15's ``tf.while_loop`` over a distributed iterator fails there,
@@ -22,6 +31,7 @@ import tensorflow as tf
 
 from kerasdnn.network.steps import (
     distributed,
+    first_batch,
     global_norm,
     guard_gradients,
     handles_overflow,
@@ -31,6 +41,7 @@ from kerasdnn.network.steps import (
     update_metrics,
     validation_logs,
 )
+from pipelines.resident import Rows
 
 __all__ = ["TensorFlowStep"]
 
@@ -112,14 +123,34 @@ class TensorFlowStep:
             logs = super().test_step(data)
         return validation_logs(logs)
 
+    def _symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        """Keras's build from a first batch, which reads a :class:`~pipelines.resident.Rows`
+        as the batch it stands for (:func:`~kerasdnn.network.steps.first_batch`)."""
+        # Overrides a private Keras method: the one place where Keras looks inside a batch
+        # before the train function does.
+        super()._symbolic_build(data_batch=first_batch(iterator, data_batch))
+
     def make_train_function(self, force: bool = False) -> Callable | None:
-        """Keras's train function; with several replicas, one step per call (module doc)."""
+        """Keras's train function; with several replicas, one step per call, and for
+        :class:`~pipelines.resident.Rows` batches, K gathered steps per call (module doc)."""
         if self.train_function is not None and not force:
             return self.train_function
-        if not _stepwise(self):
-            return super().make_train_function(force)
-        self.train_function = _calls_per_step(self, self.train_step)
-        return self.train_function
+        if _stepwise(self):
+            self.train_function = _calls_per_step(self, self.train_step)
+            return self.train_function
+        super().make_train_function(force)
+        keras_function = self.train_function
+        if self.run_eagerly:
+            return keras_function
+        gathered = _gathered_steps(self, xla=bool(self.jit_compile))
+
+        def train_function(iterator: Any) -> Any:
+            if isinstance(getattr(iterator, "element_spec", None), Rows):
+                return gathered(iterator)
+            return keras_function(iterator)
+
+        self.train_function = train_function
+        return train_function
 
     def make_test_function(self, force: bool = False) -> Callable | None:
         """Keras's test function; with several replicas, one step per call (module doc)."""
@@ -157,6 +188,43 @@ def _calls_per_step(model: Any, step: Callable) -> Callable:
             logs = one_step(data)
         if logs is None:
             raise StopIteration
+        return logs
+
+    return function
+
+
+def _gathered_steps(model: Any, *, xla: bool) -> Callable:
+    """``function(iterator) -> logs`` running the next ``steps_per_execution`` batches of
+    :class:`~pipelines.resident.Rows`, each gathered from the examples inside the call:
+    a run of batches of one length as one compiled loop, a batch of another length
+    (an epoch's shorter last batch) as one compiled step."""
+
+    @tf.autograph.experimental.do_not_convert
+    def gathered(features: Any, labels: Any, index: Any) -> dict[str, Any]:
+        return model.train_step((tf.gather(features, index), tf.gather(labels, index)))
+
+    @tf.autograph.experimental.do_not_convert
+    def many(features: Any, labels: Any, indices: Any) -> dict[str, Any]:
+        def body(step: Any, logs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+            return step + 1, gathered(features, labels, indices[step])
+
+        first = gathered(features, labels, indices[0])
+        return tf.while_loop(lambda step, _: step < tf.shape(indices)[0], body,
+                             (tf.constant(1), first))[1]
+
+    one_step = tf.function(gathered, jit_compile=xla, reduce_retracing=True)
+    many_steps = tf.function(many, jit_compile=xla, reduce_retracing=True)
+
+    def function(iterator: Iterator) -> Any:
+        batches = list(itertools.islice(iterator, model.steps_per_execution))
+        if not batches:
+            raise StopIteration
+        features, labels = batches[0].features, batches[0].labels
+        logs = None
+        for _, same_length in itertools.groupby(batches, key=lambda rows: rows.index.shape[0]):
+            run = [rows.index for rows in same_length]
+            logs = (one_step(features, labels, run[0]) if len(run) == 1
+                    else many_steps(features, labels, tf.stack(run)))
         return logs
 
     return function

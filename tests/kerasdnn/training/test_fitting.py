@@ -127,13 +127,13 @@ def _weights(run_dir: Path) -> list[np.ndarray]:
 def test_the_resident_path_trains_on_exactly_the_stream_s_batches(splits, backend) -> None:
     """Issue 26: the examples kept on the device, each batch gathered there, give the
     stream's numbers bit for bit, across runs of 3, 2 and 1 steps per call (6 steps of
-    256, 256, ..., 13 per epoch) and a fit that continues from epoch 1."""
-    if backend == "tensorflow":
-        pytest.skip("TensorFlow reads its stream in-graph: no resident path")
-    streamed = _model(steps_per_execution=3)
+    256, 256, ..., 13 per epoch) and a fit that continues from epoch 1.  (TensorFlow's
+    resident path runs under XLA only, so its stream's steps do too.)"""
+    jit = {"jit_compile": True} if backend == "tensorflow" else {}
+    streamed = _model(steps_per_execution=3, **jit)
     history = fit_stream(streamed, splits.stream, epochs=2, validation_data=splits.validation,
                          verbose=0, input_path="stream").history
-    resident = _model(steps_per_execution=3)
+    resident = _model(steps_per_execution=3, **jit)
     first = fit_stream(resident, splits.stream, epochs=1, validation_data=splits.validation,
                        verbose=0, input_path="resident").history
     last = fit_stream(resident, splits.stream, epochs=2, initial_epoch=1, verbose=0,
@@ -153,16 +153,29 @@ def test_the_resident_path_is_taken_where_it_can_run_and_refused_elsewhere(
 
     stream = splits.stream
     weighted = weighted_stream(stream, splits, TrainConfig(class_weight="balanced"))
-    assert resolve_input_path("auto", backend, stream) == (
-        "stream" if backend == "tensorflow" else "resident")
+    assert resolve_input_path("auto", backend, stream) == "resident"
+    if backend == "tensorflow":  # and without XLA (Keras's "auto" on a CPU), the stream
+        assert resolve_input_path("auto", backend, stream, jit=False) == "stream"
+        with pytest.raises(ConfigError, match="pay only under XLA"):
+            resolve_input_path("resident", backend, stream, jit=False)
     assert resolve_input_path("auto", backend, weighted) == "stream"
     assert resolve_input_path("auto", backend, stream, data_parallel=True) == "stream"
     for problem in ({"training": weighted}, {"data_parallel": True}):
         with pytest.raises(ConfigError, match="--input-path resident cannot run here"):
             resolve_input_path("resident", backend, **{"training": stream, **problem})
-    if backend == "tensorflow":
-        with pytest.raises(ConfigError, match="in-graph"):
-            resolve_input_path("resident", backend, stream)
+
+
+def test_tensorflow_with_a_gpu_keeps_the_stream(splits, backend, monkeypatch) -> None:
+    """A ``tf.data`` dataset lives on the host: TensorFlow's resident examples would be
+    copied to a GPU per call, so with one ``auto`` streams and ``resident`` is refused."""
+    from kerasdnn.core.errors import ConfigError
+    from kerasdnn.training import input_path
+
+    monkeypatch.setattr(input_path, "tensorflow_has_gpu", lambda: True)
+    assert input_path.resolve_input_path("auto", "tensorflow", splits.stream) == "stream"
+    with pytest.raises(ConfigError, match="copy them to the GPU"):
+        input_path.resolve_input_path("resident", "tensorflow", splits.stream)
+    assert input_path.why_not_resident("torch") is None  # the other backends' own devices
 
 
 def test_jax_resident_rows_already_on_the_device_train_the_same(splits, backend) -> None:
