@@ -16,8 +16,8 @@ measured side by side in one subprocess per backend:
   → ``pipelines.feed.for_fit``), so the difference to the row above is the input pipeline;
 - **kerasdnn, resident**: the resident path, what ``kerasdnn.train`` takes by
   default where the examples fit (``for_fit(stream, resident=True)``: the examples
-  kept on the device, each batch gathered there; on TensorFlow K gathered steps per
-  XLA call), the same batches;
+  kept on the device, each batch gathered there), the same batches; on TensorFlow,
+  where ``kerasdnn.train`` takes it under XLA only, also with ``jit_compile=True``;
 - on PyTorch, the parts of kerasdnn's eager step next to those of the classic loop:
   forward + loss (+ backward) on the native path (``torch`` functions on the Keras
   variables' tensors, what ``train_step`` runs for this network) and through the
@@ -141,8 +141,8 @@ def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str
     premade = [tuple(np.ascontiguousarray(part) for part in batch) for batch in
                itertools.islice(pipelines.feed.host_batches(splits.stream), per_epoch)]
 
-    def fitted(data: Any) -> dict[str, Any]:
-        model = kerasdnn_model(per_epoch, DEFAULT_STEPS_PER_EXECUTION)
+    def fitted(data: Any, jit_compile: bool | str = "auto") -> dict[str, Any]:
+        model = kerasdnn_model(per_epoch, DEFAULT_STEPS_PER_EXECUTION, jit_compile)
         seconds = fit_epoch_seconds(model, data, repeats, steps_per_epoch=per_epoch)
         return {**summarize([s / per_epoch * 1000 for s in seconds]),
                 "steps_per_execution": model.steps_per_execution}
@@ -155,9 +155,13 @@ def kerasdnn_rows(repeats: int, steps: int, workdir: Path) -> dict[str, dict[str
         premade_input = first.cache().repeat()
     else:
         premade_input = (batch for batch in itertools.cycle(premade))  # Keras takes generators
-    return {"kerasdnn, premade batches": fitted(premade_input),
+    rows = {"kerasdnn, premade batches": fitted(premade_input),
             "kerasdnn, pipelines.feed": fitted(pipelines.feed.for_fit(splits.stream)),
             "kerasdnn, resident": fitted(pipelines.feed.for_fit(splits.stream, resident=True))}
+    if keras.backend.backend() == "tensorflow":  # its resident path's default: under XLA only
+        rows["kerasdnn, resident, jit_compile=True"] = fitted(
+            pipelines.feed.for_fit(splits.stream, resident=True), jit_compile=True)
+    return rows
 
 
 def jax_rows(repeats: int) -> dict[str, dict[str, Any]]:

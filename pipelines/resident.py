@@ -13,8 +13,8 @@ the same order) is computed on the host.
   steps' rows per call: per step the host hands over ``batch_size`` int32 numbers.
 * PyTorch: every element is the batch ``(x, y)`` itself, gathered on the device
   (``index_select``) from tensors that stay there.
-* TensorFlow: a ``tf.data.Dataset`` of :class:`Rows`, the examples (the same tensors,
-  never copied: ``Dataset.from_tensors(...).repeat()``) and the batch's row numbers,
+* TensorFlow: a ``tf.data.Dataset`` of :class:`Rows`, the examples (held once by
+  ``Dataset.from_tensors(...).repeat()``, not copied per element) and the batch's row numbers,
   which the stream's own ``tf.data`` ops make.  The TensorFlow step
   (``kerasdnn/network/steps/tensorflow.py``) gathers K steps' rows inside one compiled
   call.  A dataset lives on the host, so on a GPU the examples would be copied per

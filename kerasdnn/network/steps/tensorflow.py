@@ -10,7 +10,7 @@ batch's row numbers: kerasdnn's resident input path) are gathered inside the ste
 call, and runs of K = ``steps_per_execution`` of them train as one compiled loop that
 the fit loop calls from Python, no ``tf.data`` read per step.  With ``jit_compile``
 the loop is one XLA computation: after a compile of a second or two, each step is
-about a fifth faster on a CPU (BENCHMARKS.md), where XLA gains nothing on Keras's own
+15–18 % faster on a CPU (BENCHMARKS.md), where XLA gains nothing on Keras's own
 loop (one compiled step per ``tf.while_loop`` iteration); Keras's ``"auto"`` leaves
 XLA off on a CPU, and so does this loop.
 
