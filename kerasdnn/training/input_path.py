@@ -45,7 +45,7 @@ def why_not_resident(backend: str, *, data_parallel: bool = False, stream: bool 
         >>> why_not_resident("jax"), why_not_resident("jax", data_parallel=True)
         (None, 'data-parallel batches are padded and shared out')
         >>> why_not_resident("tensorflow", jit=False)
-        "TensorFlow's resident steps pay only under XLA (jit_compile is off)"
+        "TensorFlow's resident steps pay only under XLA (jit_compile is off; set it true)"
     """
     if backend == "tensorflow" and tensorflow_has_gpu():
         return ("TensorFlow keeps resident examples on the host (in a tf.data dataset): "
@@ -59,7 +59,7 @@ def why_not_resident(backend: str, *, data_parallel: bool = False, stream: bool 
     if backend == "jax" and not jit:
         return "JAX gathers the batch inside its compiled step (jit_compile is off)"
     if backend == "tensorflow" and not jit:
-        return "TensorFlow's resident steps pay only under XLA (jit_compile is off)"
+        return "TensorFlow's resident steps pay only under XLA (jit_compile is off; set it true)"
     return None
 
 
