@@ -237,8 +237,8 @@ def time_kerasdnn(images: Any, labels: Any, repeats: int, device_prefetch: bool,
     """kerasdnn as ``kerasdnn.train`` runs it: the endless stream of
     :func:`kerasdnn_stream` → its input path resolved from ``input_path``
     (:func:`kerasdnn.training.input_path.resolve_input_path`: ``"auto"``, what
-    ``kerasdnn.train`` takes by default, is the resident path on JAX and PyTorch where
-    the examples fit; ``"stream"``, the ``tf.data`` stream) → ``pipelines.feed.for_fit``
+    ``kerasdnn.train`` takes by default, is the resident path where the examples fit,
+    on TensorFlow under XLA only; ``"stream"``, the ``tf.data`` stream) → ``pipelines.feed.for_fit``
     → ``fit`` with ``steps_per_epoch`` and ``steps_per_execution``; the row reports
     the path taken (``input_path``) and how many examples were actually trained on.
     ``jit_compile``: the model's (``build_model``'s default, ``"auto"``, or XLA forced).

@@ -124,9 +124,10 @@ def for_fit(dataset: tf.data.Dataset | EpochStream, *, skip: int = 0,
     PyTorch's prefetch loader (default: ``"cuda"`` when there is one, else no loader);
     each pass of the loader starts the stream afresh at ``skip``, because Keras's
     torch ``fit`` draws a batch from a first pass before training on a second.
-    ``resident=True`` (JAX and PyTorch, an :class:`~pipelines.stream.EpochStream` of
-    stored examples): the examples are kept on the device and each batch gathered
-    there (:func:`pipelines.resident.resident_batches`), the same batches.
+    ``resident=True`` (an :class:`~pipelines.stream.EpochStream` of stored examples):
+    the examples are kept on the device and each batch gathered there
+    (:func:`pipelines.resident.resident_batches`; on TensorFlow a dataset of row
+    numbers for a step compiled with XLA to gather), the same batches.
 
     Example:
         >>> import pipelines

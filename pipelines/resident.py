@@ -3,9 +3,9 @@
 The stream of :func:`pipelines.stream.epoch_stream` is its ``examples`` (scaled and
 stored once by ``tf.data``'s side of the pipeline) in :func:`pipelines.stream.epoch_order`
 ``(seed, epoch)``, ``batch_size`` at a time.  :func:`resident_batches` hands the same
-batches to ``fit`` without a ``tf.data`` call, a host copy or a transfer per step:
-the examples go to the device once, and per epoch one permutation (the same op, so
-the same order) is computed on the host.
+batches to ``fit`` without a host copy or a transfer per step: the examples go to
+the device once, and per epoch one permutation (the same op, so the same order) is
+computed on the host (on TensorFlow, by ``tf.data`` beside the step).
 
 * JAX: every element is :class:`Rows`, the examples on the device (the same arrays
   every step) and the batch's row numbers.  The JAX step
