@@ -9,6 +9,8 @@ backends that are not active (importing one needs its framework).
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -41,6 +43,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if elsewhere:
             config.hook.pytest_deselected(items=elsewhere)
             items[:] = [item for item in items if not item.get_closest_marker("backend_free")]
+
+
+@pytest.fixture(autouse=True)
+def _environment_put_back() -> Iterator[None]:
+    """Each test and docstring example leaves ``os.environ`` as it found it.
+
+    Some set variables on purpose (a docstring example sets ``KERAS_BACKEND``; the
+    tuning chief sets KerasTuner's ``KERASTUNER_*``), and under pytest-xdist a file
+    runs after whatever files its worker ran before: a leaked ``KERAS_BACKEND=jax``
+    would reach the subprocesses of a later test on another backend.
+    """
+    saved = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update({name: value for name, value in saved.items()
+                       if os.environ.get(name) != value})
 
 
 @pytest.fixture(autouse=True)
