@@ -212,14 +212,35 @@ def test_a_killed_worker_reruns_to_a_serial_search_with_each_trial_once(tmp_path
     assert reports[0]["confusion_matrix"] == reports[1]["confusion_matrix"]
 
 
+# ``python -m tuning.search ARGS`` as a shell in a terminal starts it: Ctrl-C neither
+# ignored nor blocked.  A child inherits both from its parent, and this test's parent
+# (a pytest-xdist worker, after the files it ran before) ignored it or blocked it in one
+# CI run: the search never saw the Ctrl-C.
+AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys; "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'tuning.search'; "
+    "runpy.run_module('tuning.search', run_name='__main__', alter_sys=True)"
+)
+
+
+def _signal_state() -> str:
+    """This process's blocked and ignored signal masks (for a failure's message)."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return ""
+    return " ".join(line for line in status.read_text().splitlines()
+                    if line.startswith(("SigBlk", "SigIgn")))
+
+
 @pytest.mark.slow
 @jax_only
 def test_ctrl_c_stops_the_chief_and_every_worker(tmp_path: Path) -> None:
     args = _args(tmp_path, "--workers", "2")
-    # Trials that cannot end before the Ctrl-C on any machine (with 200 epochs, one CI
-    # run under pytest-xdist saw the search exit 0; its output now shows in the failure).
+    # Trials that cannot end before the Ctrl-C on any machine.
     args[args.index("--epochs") + 1] = "100000"
-    parent = subprocess.Popen([sys.executable, "-m", "tuning.search", *args], cwd=REPO_ROOT,
+    parent = subprocess.Popen([sys.executable, "-c", AS_FROM_A_TERMINAL, *args], cwd=REPO_ROOT,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -236,7 +257,7 @@ def test_ctrl_c_stops_the_chief_and_every_worker(tmp_path: Path) -> None:
     finally:
         if parent.poll() is None:
             parent.kill()
-    assert parent.returncode == 2, stdout + rest + stderr
+    assert parent.returncode == 2, f"{_signal_state()}\n{stdout}{rest}{stderr}"
     assert stderr.strip().splitlines()[-1].startswith(
         "python -m tuning.search: error: interrupted: stopped the chief and the workers")
     assert all(_gone(pid) for pid in pids) and _port_free(port)
