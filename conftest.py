@@ -25,6 +25,8 @@ collect_ignore_glob += [step_files(name) for name in BACKENDS if name != _ACTIVE
 # install only their own): skipped there, run where it is installed.
 _EXAMPLES_NEED = {"pipelines.device.TorchPrefetchLoader": "torch",
                   "pipelines.resident.resident_batches": "jax"}
+# Docstring examples of one backend's code, outside a step file: run on that backend only.
+_EXAMPLES_ON_BACKEND = {"benchmarks.step_profile.step_gradients": "torch"}
 
 
 # Tests marked backend_free test code that no Keras backend runs (the tf.data pipeline,
@@ -38,6 +40,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         needed = _EXAMPLES_NEED.get(item.name)
         if needed is not None and importlib.util.find_spec(needed) is None:
             item.add_marker(pytest.mark.skip(reason=f"the example needs {needed}"))
+        only_on = _EXAMPLES_ON_BACKEND.get(item.name)
+        if only_on is not None and only_on != _ACTIVE:
+            item.add_marker(pytest.mark.skip(reason=f"the example runs on {only_on}"))
     if _ACTIVE != _BACKEND_FREE_ENV:
         elsewhere = [item for item in items if item.get_closest_marker("backend_free")]
         if elsewhere:

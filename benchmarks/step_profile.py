@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import sys
@@ -87,12 +88,16 @@ def gemm_shapes(batch: int = BATCH_SIZE) -> list[tuple[tuple[int, int], tuple[in
     return forward + weight_grads + input_grads
 
 
-def per_step_ms(run: Callable[[], Any], steps: int, repeats: int) -> dict[str, Any]:
+def per_step_ms(run: Callable[[], Any], steps: int, repeats: int,
+                setup: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Median [min–max] milliseconds per step of ``run()`` (which runs ``steps`` steps
-    and waits for them), after one warm-up call."""
+    and waits for them), after one warm-up call; ``setup()``, untimed, before each call."""
+    setup = setup or (lambda: None)
+    setup()
     run()
     seconds = []
     for _ in range(repeats):
+        setup()
         start = time.perf_counter()
         run()
         seconds.append((time.perf_counter() - start) / steps * 1000)
@@ -208,6 +213,30 @@ def jax_rows(repeats: int) -> dict[str, dict[str, Any]]:
                 run_scanned, SCAN_STEPS * 5, repeats)}
 
 
+def step_gradients(model: Any, x: Any, y: Any) -> list[Any]:
+    """The gradients of ``model``'s loss on one batch (PyTorch), for the rows that time
+    the update or the norm alone, applied again and again.
+
+    Real gradients, not zeros: zeros would leave SGD's momentum to shrink by 0.9 per
+    update into float32's subnormal range (after about 800 updates), where Intel CPUs
+    compute 5 to 10 times slower, so the row would time subnormal arithmetic, not the
+    update. With a fixed gradient ``g`` the momentum settles at ``-lr * g / (1 - momentum)``
+    (and stays 0 where ``g`` is 0, if the first update had these gradients too).
+
+    Example:
+        >>> import kerasdnn, torch
+        >>> model = kerasdnn.build_model(input_shape=(4,), hidden_units=(3,))
+        >>> grads = step_gradients(model, torch.ones(2, 4), torch.tensor([0, 1]))
+        >>> [tuple(g.shape) for g in grads]
+        [(4, 3), (3,), (3, 10), (10,)]
+    """
+    import torch
+
+    weights = [variable.value for variable in model.trainable_weights]
+    loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=True), training=True)
+    return [gradient.detach() for gradient in torch.autograd.grad(loss, weights)]
+
+
 def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
     """The classic loop, and kerasdnn's eager step and the classic loop part by part."""
     import numpy as np
@@ -229,6 +258,9 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     model = kerasdnn.build_model()
     y32 = y.to(torch.int32)
+    # Before the first update, so that it leaves a zero momentum where they are zero
+    # (those entries then stay zero, never subnormal: see step_gradients).
+    gradients = step_gradients(model, x, y32)
     model.train_on_batch(x, y32)  # builds the optimizer and the metrics
     if model.native_plan() is None:
         raise RuntimeError("kerasdnn.build_model() did not get the native PyTorch step")
@@ -270,7 +302,6 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         finally:
             model.native_step = True
 
-    gradients = [torch.zeros_like(v.value) for v in model.trainable_weights]
     y_pred = model(x, training=True).detach()
 
     def norm_and_guard() -> None:
@@ -293,6 +324,7 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
 
     train_function = model.make_train_function()
     call = [(x, y32)] * DEFAULT_STEPS_PER_EXECUTION
+    calls = max(1, n // len(call))  # as many steps as the one-step rows
     per_call = f"kerasdnn train_function, {DEFAULT_STEPS_PER_EXECUTION} steps per call (native)"
 
     def keras_metrics() -> None:
@@ -309,7 +341,7 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         "PyTorch classic loop, whole step": repeated(classic_step),
         "kerasdnn train_step, whole step (native path)": repeated(
             lambda: model.train_step((x, y32))),
-        per_call: repeated(lambda: train_function(call)),
+        per_call: lambda: [train_function(call) for _ in range(calls)],
         "kerasdnn train_step, whole step (Keras path)": repeated(keras_path_step),
         "PyTorch: forward + loss": repeated(lambda: criterion(net(x), y)),
         "kerasdnn native: forward + loss": repeated(native_forward_loss),
@@ -325,7 +357,24 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         "kerasdnn native: metrics and their logs read out": repeated(native_metrics_logs),
         "kerasdnn Keras path: loss, grad_norm and accuracy metrics": repeated(keras_metrics),
     }
-    return {name: per_step_ms(run, n * (len(call) if name == per_call else 1), repeats)
+    # The rows that train start from the same weights and optimizer state each time: one
+    # batch trained on for long (thousands of steps) leaves much of the momentum subnormal
+    # (float32 below 1.2e-38), which Intel CPUs compute several times slower, and the
+    # row would time that, not the step (BENCHMARKS.md, the step profile of 2026-12-08).
+    kerasdnn_state = [v.value.detach().clone() for v in (*model.variables,
+                                                          *model.optimizer.variables)]
+    classic_state = (copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict()))
+
+    def restore() -> None:
+        with torch.no_grad():
+            for variable, value in zip((*model.variables, *model.optimizer.variables),
+                                       kerasdnn_state, strict=True):
+                variable.assign(value)
+        net.load_state_dict(classic_state[0])
+        optimizer.load_state_dict(classic_state[1])
+
+    return {name: per_step_ms(run, calls * len(call) if name == per_call else n, repeats,
+                              setup=restore)
             for name, run in rows.items()}
 
 
