@@ -22,7 +22,10 @@ measured side by side in one subprocess per backend:
   forward + loss (+ backward) on the native path (``torch`` functions on the Keras
   variables' tensors, what ``train_step`` runs for this network) and through the
   Keras layers (the Keras path, ``native_step = False``), the gradient norm and
-  finite check, the optimizer update and the metrics.
+  finite check, the optimizer update and the metrics.  Each of these rows starts its
+  timings from the same weights and optimizer state, and the update rows apply a real
+  step's gradients (:func:`step_gradients`): SGD's momentum left to shrink turns
+  subnormal, which some CPUs compute several times slower.
 
 Every ``÷ floor`` divides by one machine-level floor: the best of the backends'
 floors in the run (each backend's own is on its floor row).

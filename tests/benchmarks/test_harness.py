@@ -453,7 +453,7 @@ def test_step_profile_update_rows_keep_the_momentum_out_of_subnormals(backend: s
     """The profile's update rows apply one set of gradients again and again.  Zeros (what
     they applied before) shrink SGD's momentum by 0.9 per update into float32's
     subnormal range, where Intel CPUs compute several times slower: the row timed
-    1.24 ms per update there against 0.27 ms for the same update on normal numbers."""
+    1.24 ms per update there against about 0.3 ms for the same update on normal numbers."""
     if backend != "torch":
         pytest.skip("the profile's update rows are PyTorch's")
     import keras
