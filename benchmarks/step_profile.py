@@ -269,9 +269,9 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         raise RuntimeError("kerasdnn.build_model() did not get the native PyTorch step")
     n = 50
 
-    def repeated(body: Callable[[], Any]) -> Callable[[], None]:
+    def repeated(body: Callable[[], Any], times: int = n) -> Callable[[], None]:
         def run() -> None:
-            for _ in range(n):
+            for _ in range(times):
                 body()
         return run
 
@@ -344,7 +344,7 @@ def torch_rows(repeats: int) -> dict[str, dict[str, Any]]:
         "PyTorch classic loop, whole step": repeated(classic_step),
         "kerasdnn train_step, whole step (native path)": repeated(
             lambda: model.train_step((x, y32))),
-        per_call: lambda: [train_function(call) for _ in range(calls)],
+        per_call: repeated(lambda: train_function(call), calls),
         "kerasdnn train_step, whole step (Keras path)": repeated(keras_path_step),
         "PyTorch: forward + loss": repeated(lambda: criterion(net(x), y)),
         "kerasdnn native: forward + loss": repeated(native_forward_loss),

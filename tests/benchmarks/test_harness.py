@@ -483,3 +483,26 @@ def test_step_profile_update_rows_keep_the_momentum_out_of_subnormals(backend: s
     assert not momentum_turns_subnormal(step_gradients)
     assert momentum_turns_subnormal(
         lambda model, x, y: [torch.zeros_like(v.value) for v in model.trainable_weights])
+
+
+def test_step_profile_times_each_call_after_its_setup_untimed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``per_step_ms(setup=...)``: the rows that train start every timed call from one
+    state, and putting that state back is not timed."""
+    from benchmarks import step_profile
+
+    clock = [0.0]
+    events: list[str] = []
+
+    def setup() -> None:
+        events.append("setup")
+        clock[0] += 100.0  # were it timed, every row would read 100 s more
+
+    def run() -> None:
+        events.append("run")
+        clock[0] += 2.0
+
+    monkeypatch.setattr(step_profile.time, "perf_counter", lambda: clock[0])
+    stats = step_profile.per_step_ms(run, steps=4, repeats=3, setup=setup)
+    assert events == ["setup", "run"] * 4  # the warm-up call, then 3 timed ones
+    assert stats["median"] == stats["min"] == stats["max"] == 2.0 / 4 * 1000
